@@ -1,0 +1,1 @@
+"""Small shared helpers: crash-safe writes, hub file resolution, logging."""

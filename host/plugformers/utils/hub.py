@@ -1,0 +1,223 @@
+"""Finding checkpoint files: a local folder, or a Hub repository through huggingface_hub.
+
+All hub I/O (download, cache, offline mode, tokens, uploads) is delegated to huggingface_hub, imported
+lazily so that ``import plugformers`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "HubOptions",
+    "PlugformersFileNotFoundError",
+    "is_offline",
+    "looks_like_repo_id",
+    "push_folder_to_hub",
+    "resolve_file",
+]
+
+_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.\-]{0,95}/)?[A-Za-z0-9][\w.\-]{0,95}$")
+
+HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "force_download", "proxies", "subfolder")
+
+
+class PlugformersFileNotFoundError(OSError):
+    """A checkpoint file could not be found locally or on the Hub; the message says where we looked."""
+
+
+@dataclass
+class HubOptions:
+    """Where and how to look for checkpoint files; every ``from_pretrained`` takes these keywords."""
+
+    revision: str | None = None
+    cache_dir: str | os.PathLike[str] | None = None
+    local_files_only: bool = False
+    token: str | bool | None = None
+    force_download: bool = False
+    proxies: dict[str, str] | None = None
+    subfolder: str = ""
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> HubOptions:
+        """Take the hub keywords out of ``kwargs`` (leaving the rest for the caller)."""
+        found = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
+        kwargs.pop("use_auth_token", None)  # long-deprecated spelling of `token`
+        kwargs.pop("resume_download", None)
+        if found.get("subfolder") is None:
+            found.pop("subfolder", None)
+        return cls(**found)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in HUB_KWARGS}
+
+
+def is_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or the older ``TRANSFORMERS_OFFLINE``) is set, read at call time."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+    return False
+
+
+def looks_like_repo_id(name: str) -> bool:
+    """Whether ``name`` can be a Hub repository id (``name`` or ``namespace/name``)."""
+    return bool(_REPO_ID.match(name)) and ".." not in name and not name.endswith((".", "-"))
+
+
+def resolve_file(
+    path_or_repo_id: str | os.PathLike[str],
+    filename: str,
+    *,
+    required: bool = True,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    force_download: bool = False,
+    proxies: dict[str, str] | None = None,
+    subfolder: str = "",
+) -> str | None:
+    """Return a local path to ``filename`` in a folder or Hub repository.
+
+    A missing file gives ``None`` when ``required`` is False, else a :class:`PlugformersFileNotFoundError`
+    that names the file and where it was looked for. No network request is made when the name is neither
+    a folder nor a valid repo id, or when offline mode (``HF_HUB_OFFLINE=1``) is on.
+    """
+    source = os.fspath(path_or_repo_id)
+    rel = f"{subfolder}/{filename}" if subfolder else filename
+    if os.path.isdir(source):
+        candidate = os.path.join(source, rel)
+        if os.path.isfile(candidate):
+            return candidate
+        if required:
+            raise PlugformersFileNotFoundError(f"{source!r} has no file named {rel!r}.")
+        return None
+    if os.path.isfile(source):
+        raise PlugformersFileNotFoundError(
+            f"{source!r} is a file; pass the folder that contains {filename!r} instead."
+        )
+    if not looks_like_repo_id(source) or source.startswith((".", "/", "~")) or os.sep in source.rstrip("/").split("/", 1)[-1]:
+        raise PlugformersFileNotFoundError(
+            f"{source!r} is neither a local folder nor a valid Hub repository id (expected 'name' or 'owner/name')."
+        )
+    offline = local_files_only or is_offline()
+    return _hub_download(
+        source,
+        filename,
+        subfolder=subfolder,
+        required=required,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=offline,
+        token=token,
+        force_download=force_download,
+        proxies=proxies,
+    )
+
+
+def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str, **kw: Any) -> str | None:
+    import huggingface_hub
+    from huggingface_hub import errors as hf_errors
+
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if "proxies" in kw:
+        kw.pop("proxies")  # huggingface_hub >= 1.0 configures proxies through the environment
+    where = f"{repo_id!r}" + (f" at revision {kw['revision']!r}" if kw.get("revision") else "")
+    try:
+        return str(
+            huggingface_hub.hf_hub_download(repo_id, filename, subfolder=subfolder or None, **kw)
+        )
+    except hf_errors.RepositoryNotFoundError as exc:
+        raise PlugformersFileNotFoundError(
+            f"{repo_id!r} is not a local folder, and no Hub repository of that name could be accessed "
+            "(it does not exist, is private, or the token lacks access)."
+        ) from exc
+    except hf_errors.RevisionNotFoundError as exc:
+        raise PlugformersFileNotFoundError(
+            f"Revision {kw.get('revision')!r} does not exist in Hub repository {repo_id!r}."
+        ) from exc
+    except hf_errors.EntryNotFoundError as exc:
+        if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not isinstance(exc, hf_errors.RemoteEntryNotFoundError):
+            raise _offline_error(repo_id, filename, where, exc) from exc
+        if not required:
+            return None
+        raise PlugformersFileNotFoundError(f"Hub repository {where} has no file named {filename!r}.") from exc
+    except hf_errors.LocalEntryNotFoundError as exc:
+        raise _offline_error(repo_id, filename, where, exc) from exc
+    except hf_errors.HFValidationError as exc:
+        raise PlugformersFileNotFoundError(f"{repo_id!r} is not a valid Hub repository id: {exc}") from exc
+    except hf_errors.OfflineModeIsEnabled as exc:
+        raise _offline_error(repo_id, filename, where, exc) from exc
+
+
+def _offline_error(repo_id: str, filename: str, where: str, exc: Exception) -> PlugformersFileNotFoundError:
+    offline = is_offline()
+    reason = "offline mode is on (HF_HUB_OFFLINE=1)" if offline else "the Hub could not be reached"
+    return PlugformersFileNotFoundError(
+        f"Cannot find {filename!r} for {where}: it is not in the local cache and {reason}. "
+        "Download it once while online, or pass a local folder."
+    )
+
+
+def push_folder_to_hub(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | bool | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+) -> Any:
+    """Create ``repo_id`` if needed and upload the contents of ``folder`` in one commit."""
+    import huggingface_hub
+
+    api = huggingface_hub.HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    if revision is not None:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(Path(folder)),
+        commit_message=commit_message or "Upload with plugformers",
+        revision=revision,
+        create_pr=create_pr,
+    )
+
+
+class PushToHubMixin:
+    """Adds ``push_to_hub`` to anything with a ``save_pretrained(folder)``: save to a temporary folder, upload it."""
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        **save_kwargs: Any,
+    ) -> Any:
+        """Save this object and upload the folder to the Hub repository ``repo_id`` (created if missing)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="plugformers-push-") as tmp:
+            self.save_pretrained(tmp, **save_kwargs)
+            return push_folder_to_hub(
+                tmp,
+                repo_id,
+                commit_message=commit_message or f"Upload {type(self).__name__}",
+                private=private,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )
