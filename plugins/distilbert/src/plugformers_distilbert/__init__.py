@@ -1,0 +1,1 @@
+"""DistilBERT for plugformers: classes are reached through ``plugformers`` (this module imports nothing heavy)."""

@@ -1,0 +1,30 @@
+"""Registers the DistilBERT family with the plugformers host (names only: nothing is imported here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plugformers import hookimpl
+
+_PKG = "plugformers_distilbert"
+_M = f"{_PKG}.modeling_distilbert"
+
+
+@hookimpl
+def plugformers_register_families(register: Any) -> None:
+    """Declare the ``distilbert`` model type, its config, models per Auto class and tokenizers."""
+    register(
+        "distilbert",
+        config=f"{_PKG}.configuration_distilbert:DistilBertConfig",
+        models={
+            "AutoModel": f"{_M}:DistilBertModel",
+            "AutoModelForMaskedLM": f"{_M}:DistilBertForMaskedLM",
+            "AutoModelForSequenceClassification": f"{_M}:DistilBertForSequenceClassification",
+            "AutoModelForQuestionAnswering": f"{_M}:DistilBertForQuestionAnswering",
+            "AutoModelForTokenClassification": f"{_M}:DistilBertForTokenClassification",
+            "AutoModelForMultipleChoice": f"{_M}:DistilBertForMultipleChoice",
+        },
+        tokenizer=f"{_PKG}.tokenization_distilbert:DistilBertTokenizer",
+        tokenizer_fast=f"{_PKG}.tokenization_distilbert_fast:DistilBertTokenizerFast",
+        exports={"DistilBertPreTrainedModel": f"{_M}:DistilBertPreTrainedModel"},
+    )
