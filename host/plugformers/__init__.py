@@ -1,9 +1,90 @@
-"""plugformers: Transformers-compatible model definitions in a tiny host with one plugin per family."""
+"""plugformers: Transformers-compatible model definitions in a tiny host with one plugin per family.
+
+Importing this package is cheap: it imports neither torch nor any plugin. Public names resolve on first
+access, the host's own from their modules and each family's through the plugin registry, so
+``from plugformers import DistilBertModel`` works once ``plugformers-distilbert`` is installed and gives
+an ImportError that names the distribution to install when it is not.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
 from plugformers.hookspecs import hookimpl
 
-__all__ = ["__version__", "hookimpl"]
+__version__ = "0.1.0"
+
+_HOST_MODULES: dict[str, tuple[str, ...]] = {
+    "plugformers.configuration_utils": ("PretrainedConfig", "ConfigError"),
+    "plugformers.modeling_utils": ("PreTrainedModel",),
+    "plugformers.modeling_outputs": ("ModelOutput",),
+    "plugformers.auto": (
+        "AutoConfig",
+        "AutoModel",
+        "AutoModelForSequenceClassification",
+        "AutoModelForQuestionAnswering",
+        "AutoModelForTokenClassification",
+        "AutoModelForMaskedLM",
+        "AutoModelForMultipleChoice",
+        "AutoModelForImageClassification",
+        "AutoModelForMaskedImageModeling",
+        "AutoModelForAudioClassification",
+        "AutoModelForAudioFrameClassification",
+        "AutoModelForCTC",
+        "AutoModelForInstanceSegmentation",
+        "AutoModelForUniversalSegmentation",
+        "AutoModelForSemanticSegmentation",
+        "AutoBackbone",
+        "AutoTokenizer",
+        "AutoImageProcessor",
+        "AutoFeatureExtractor",
+        "AutoProcessor",
+    ),
+    "plugformers.tokenization_utils_base": ("BatchEncoding", "AddedToken", "PreTrainedTokenizerBase"),
+    "plugformers.tokenization_utils": ("PreTrainedTokenizer",),
+    "plugformers.tokenization_utils_fast": ("PreTrainedTokenizerFast",),
+    "plugformers.image_processing_utils": ("BaseImageProcessor", "ImageProcessingMixin", "BatchFeature"),
+    "plugformers.feature_extraction_utils": ("FeatureExtractionMixin",),
+    "plugformers.feature_extraction_sequence_utils": ("SequenceFeatureExtractor",),
+    "plugformers.processing_utils": ("ProcessorMixin",),
+    "plugformers.backbone_utils": (
+        "BackboneMixin",
+        "BackboneConfigMixin",
+        "TimmBackbone",
+        "TimmBackboneConfig",
+        "load_backbone",
+    ),
+    "plugformers.plugins": ("get_registry",),
+}
+_HOST_NAMES: dict[str, str] = {name: mod for mod, names in _HOST_MODULES.items() for name in names}
+
+__all__ = ["__version__", "hookimpl", *_HOST_NAMES]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _HOST_NAMES.get(name)
+    if module_name is not None:
+        value = getattr(importlib.import_module(module_name), name)
+    elif not name[:1].isupper():
+        # Submodules and private names: let the import system handle them (and never touch plugins).
+        raise AttributeError(f"module 'plugformers' has no attribute {name!r}")
+    else:
+        from plugformers.plugins import get_registry
+
+        registry = get_registry()
+        if name not in registry.names:
+            message = registry.missing_name_message(name)
+            if "pip install" in message:
+                # A known family's class: say which distribution provides it (kept by `from ... import`).
+                raise ImportError(message, name=name)
+            raise AttributeError(f"module 'plugformers' has no attribute {name!r}")
+        value = registry.resolve_name(name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    from plugformers.plugins import get_registry
+
+    return sorted(set(globals()) | set(_HOST_NAMES) | set(get_registry().names))

@@ -1,0 +1,496 @@
+"""`PretrainedConfig`: the object that holds everything needed to build a model, saved as ``config.json``.
+
+The JSON layout is the reference library's, so a ``config.json`` written by either library loads in the
+other. This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from plugformers.utils.hub import HubOptions, PushToHubMixin, resolve_file
+from plugformers.utils.io import atomic_directory, write_json
+from plugformers.utils.logging import get_logger
+
+__all__ = ["CONFIG_NAME", "ConfigError", "PretrainedConfig"]
+
+logger = get_logger(__name__)
+
+CONFIG_NAME = "config.json"
+VERSION_KEY = "plugformers_version"
+# Keys the reference library writes that carry no model information for us.
+_DROPPED_ON_LOAD = ("transformers_version", VERSION_KEY, "_commit_hash", "_attn_implementation_autoset")
+_BOOL_FIELDS = ("output_hidden_states", "output_attentions", "return_dict", "is_encoder_decoder")
+
+C = TypeVar("C", bound="PretrainedConfig")
+
+
+class ConfigError(ValueError):
+    """A configuration is invalid; the message names the file (when there is one) and the field."""
+
+
+def _dtype_to_str(value: Any) -> Any:
+    """``torch.float16`` -> ``"float16"`` without importing torch."""
+    if value is None or isinstance(value, str):
+        return value
+    if type(value).__name__ == "dtype" and type(value).__module__ == "torch":
+        return str(value).rsplit(".", 1)[-1]
+    return value
+
+
+class PretrainedConfig(PushToHubMixin):
+    """Base class of every model configuration.
+
+    A family subclass sets ``model_type``, takes its own arguments (with defaults) plus ``**kwargs``, stores
+    them as attributes and passes ``**kwargs`` on to this ``__init__``, which owns the fields every model
+    shares (labels, output switches, dtype, special token ids) and keeps unknown keys as attributes, so
+    that a ``config.json`` with extra keys still loads and saves back unchanged.
+    """
+
+    model_type: ClassVar[str] = ""
+    #: Alternative attribute names: ``{"hidden_size": "dim"}`` makes ``config.hidden_size`` read ``dim``.
+    attribute_map: ClassVar[dict[str, str]] = {}
+    #: True for configs that cannot be built without arguments (their defaults are not meaningful).
+    is_composition: ClassVar[bool] = False
+    _auto_class: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        return_dict: bool = True,
+        dtype: Any = None,
+        id2label: dict[int, str] | None = None,
+        label2id: dict[str, int] | None = None,
+        num_labels: int | None = None,
+        problem_type: str | None = None,
+        architectures: list[str] | None = None,
+        chunk_size_feed_forward: int = 0,
+        is_encoder_decoder: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if "torch_dtype" in kwargs:  # the name older checkpoints use
+            torch_dtype = kwargs.pop("torch_dtype")
+            dtype = dtype if dtype is not None else torch_dtype
+        self.output_hidden_states = output_hidden_states
+        self.output_attentions = output_attentions
+        self.return_dict = return_dict
+        self.dtype = _dtype_to_str(dtype)
+        self.problem_type = problem_type
+        self.architectures = architectures
+        self.chunk_size_feed_forward = chunk_size_feed_forward
+        self.is_encoder_decoder = is_encoder_decoder
+        self._name_or_path = str(kwargs.pop("name_or_path", kwargs.pop("_name_or_path", "")))
+        self._attn_implementation: str | None = kwargs.pop("attn_implementation", None)
+
+        if problem_type is not None and problem_type not in (
+            "regression",
+            "single_label_classification",
+            "multi_label_classification",
+        ):
+            raise ConfigError(
+                f"problem_type must be 'regression', 'single_label_classification' or "
+                f"'multi_label_classification', got {problem_type!r}."
+            )
+        if id2label is not None:
+            if not isinstance(id2label, dict):
+                raise ConfigError(f"id2label must be a dict of {{id: label}}, got {type(id2label).__name__}.")
+            self.id2label = {int(k): v for k, v in id2label.items()}
+            if num_labels is not None and num_labels != len(self.id2label):
+                logger.warning(
+                    "num_labels=%d disagrees with id2label (%d labels); using id2label.", num_labels, len(self.id2label)
+                )
+        else:
+            self.id2label = {i: f"LABEL_{i}" for i in range(2 if num_labels is None else int(num_labels))}
+        if label2id is not None and not isinstance(label2id, dict):
+            raise ConfigError(f"label2id must be a dict of {{label: id}}, got {type(label2id).__name__}.")
+        self.label2id = (
+            {k: int(v) for k, v in label2id.items()}
+            if label2id is not None
+            else {v: k for k, v in self.id2label.items()}
+        )
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "decoder_start_token_id"):
+            if name in kwargs:
+                setattr(self, name, kwargs.pop(name))
+        for key in _DROPPED_ON_LOAD:
+            kwargs.pop(key, None)
+        for key, value in kwargs.items():
+            try:
+                setattr(self, key, value)
+            except AttributeError as exc:
+                raise ConfigError(f"Cannot set {key}={value!r} on {type(self).__name__}: {exc}") from exc
+
+    # ----- attribute aliases and derived fields -------------------------------------------------------
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        key = type(self).attribute_map.get(key, key)
+        super().__setattr__(key, value)
+
+    def __getattr__(self, key: str) -> Any:
+        # Only called when normal lookup fails: resolve aliases, then fail with a clear message.
+        mapped = type(self).attribute_map.get(key)
+        if mapped is not None:
+            return getattr(self, mapped)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+
+    @property
+    def num_labels(self) -> int:
+        """Number of labels of classification heads (the size of ``id2label``)."""
+        return len(self.id2label)
+
+    @num_labels.setter
+    def num_labels(self, n: int) -> None:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ConfigError(f"num_labels must be a non-negative int, got {n!r}.")
+        if getattr(self, "id2label", None) is None or len(self.id2label) != n:
+            self.id2label = {i: f"LABEL_{i}" for i in range(n)}
+            self.label2id = {v: k for k, v in self.id2label.items()}
+
+    @property
+    def name_or_path(self) -> str:
+        return self._name_or_path
+
+    @name_or_path.setter
+    def name_or_path(self, value: str | os.PathLike[str]) -> None:
+        self._name_or_path = str(value)
+
+    @property
+    def use_return_dict(self) -> bool:
+        return bool(self.return_dict)
+
+    @property
+    def torch_dtype(self) -> Any:
+        """Older name of :attr:`dtype`."""
+        return self.dtype
+
+    @torch_dtype.setter
+    def torch_dtype(self, value: Any) -> None:
+        self.dtype = _dtype_to_str(value)
+
+    # ----- serialisation --------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON values (nested configs become dicts), plus ``model_type``."""
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            if key.startswith("_") and key != "_name_or_path":
+                continue
+            out[key] = _to_json_value(value)
+        out["model_type"] = type(self).model_type
+        out["dtype"] = _dtype_to_str(out.get("dtype"))
+        out[VERSION_KEY] = _version()
+        if "id2label" in out and out["id2label"] is not None:
+            out["id2label"] = {str(k): v for k, v in out["id2label"].items()}
+        return out
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """Only the fields that differ from the class defaults (what ``config.json`` and ``print`` show)."""
+        current = self.to_dict()
+        base = _base_dict()
+        defaults = _class_defaults(type(self)) or {}
+        diff: dict[str, Any] = {}
+        for key, value in current.items():
+            nested = getattr(self, key, None)
+            if isinstance(nested, PretrainedConfig):
+                reference = defaults.get(key)
+                diff[key] = _nested_diff(nested, reference if isinstance(reference, dict) else None)
+            elif (
+                key == VERSION_KEY
+                or key not in base
+                or value != base[key]
+                or (key in defaults and value != defaults[key])
+            ):
+                diff[key] = value
+        return diff
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        data = self.to_diff_dict() if use_diff else self.to_dict()
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def to_json_file(self, json_file_path: str | os.PathLike[str], use_diff: bool = True) -> None:
+        from plugformers.utils.io import atomic_write_text
+
+        atomic_write_text(json_file_path, self.to_json_string(use_diff=use_diff))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} {self.to_json_string()}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PretrainedConfig) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:  # configs are mutable; hash by identity like a plain object
+        return id(self)
+
+    def __iter__(self) -> Any:
+        return iter(self.to_dict())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PretrainedConfig:
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            object.__setattr__(new, key, copy.deepcopy(value, memo))
+        return new
+
+    def update(self, config_dict: dict[str, Any]) -> None:
+        """Set every ``key: value`` of ``config_dict`` as an attribute."""
+        for key, value in config_dict.items():
+            setattr(self, key, value)
+
+    def update_from_string(self, update_str: str) -> None:
+        """Apply ``"n_layers=2,activation=relu,sinusoidal_pos_embds=true"`` to existing fields (types kept)."""
+        for part in update_str.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise ConfigError(f"Expected key=value in update string, got {part!r}.")
+            key, raw = (s.strip() for s in part.split("=", 1))
+            if not hasattr(self, key):
+                raise ConfigError(f"{type(self).__name__} has no field {key!r} to update.")
+            old = getattr(self, key)
+            value: Any
+            if isinstance(old, bool):
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ConfigError(f"Field {key!r} expects true/false, got {raw!r}.")
+                value = raw.lower() in ("true", "1")
+            elif isinstance(old, int):
+                value = int(raw)
+            elif isinstance(old, float):
+                value = float(raw)
+            elif isinstance(old, str) or old is None:
+                value = raw
+            else:
+                raise ConfigError(f"Field {key!r} of type {type(old).__name__} cannot be set from a string.")
+            setattr(self, key, value)
+
+    # ----- saving and loading ---------------------------------------------------------------------------
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], push_to_hub: bool = False, **kwargs: Any) -> None:
+        """Write ``config.json`` (only non-default fields) into ``save_directory``, atomically.
+
+        When the class was registered with :meth:`register_for_auto_class`, the Python files that define it
+        are copied next to it and ``auto_map`` is written, so ``trust_remote_code=True`` can rebuild it.
+        """
+        with atomic_directory(save_directory) as staging:
+            if self._auto_class is not None:
+                from plugformers.dynamic_module_utils import custom_object_save
+
+                custom_object_save(self, staging, config=self)
+            write_json(Path(staging) / CONFIG_NAME, self.to_diff_dict())
+        if push_to_hub:
+            repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
+            self.push_to_hub(repo_id, **kwargs)
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class: str | type = "AutoConfig") -> None:
+        """Make ``save_pretrained`` ship this class's code, loadable with ``AutoConfig`` and ``trust_remote_code``."""
+        name = auto_class if isinstance(auto_class, str) else auto_class.__name__
+        if name != "AutoConfig":
+            raise ValueError(f"A configuration can only be registered for AutoConfig, not {name!r}.")
+        cls._auto_class = name
+
+    @classmethod
+    def get_config_dict(
+        cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Read the raw ``config.json`` of a folder, JSON file or Hub repo; returns ``(dict, unused kwargs)``."""
+        hub = HubOptions.pop_from(kwargs)
+        return load_json_file(_config_path(pretrained_model_name_or_path, hub)), kwargs
+
+    @classmethod
+    def from_pretrained(
+        cls: type[C], pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any
+    ) -> C | tuple[C, dict[str, Any]]:
+        """Load from a folder, a path to a ``.json`` file, or a Hub repo id; keyword arguments override fields.
+
+        Hub keywords: ``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``subfolder``.
+        With ``return_unused_kwargs=True`` returns ``(config, kwargs that were not config fields)``.
+        """
+        kwargs.pop("trust_remote_code", None)
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        hub = HubOptions.pop_from(kwargs)
+        path = _config_path(pretrained_model_name_or_path, hub)
+        config_dict = load_json_file(path)
+        loaded_type = config_dict.get("model_type")
+        if cls.model_type and loaded_type and loaded_type != cls.model_type:
+            logger.warning(
+                "Loading a %r checkpoint into %s (model_type %r); this may give errors or wrong results.",
+                loaded_type,
+                cls.__name__,
+                cls.model_type,
+            )
+        config, unused = cls.from_dict(config_dict, return_unused_kwargs=True, _source=path, **kwargs)
+        if not config.name_or_path:
+            config.name_or_path = str(pretrained_model_name_or_path)
+        if return_unused:
+            return config, unused
+        return config
+
+    @classmethod
+    def from_dict(cls: type[C], config_dict: dict[str, Any], **kwargs: Any) -> C | tuple[C, dict[str, Any]]:
+        """Build from a dict (as read from ``config.json``); ``kwargs`` that name fields override them."""
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        source = kwargs.pop("_source", None)
+        if not isinstance(config_dict, dict):
+            raise ConfigError(f"{_where(source)}: expected a JSON object, got {type(config_dict).__name__}.")
+        data = dict(config_dict)
+        data.pop("model_type", None)
+        _check_field_types(cls, data, source)
+        try:
+            config = cls(**data)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{_where(source)}: invalid configuration for {cls.__name__}: {exc}") from exc
+        unused: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key == "return_unused_kwargs":
+                continue
+            if key == "num_labels" or hasattr(config, key) or key in type(config).attribute_map:
+                setattr(config, key, value)
+            elif key in ("dtype", "torch_dtype"):
+                config.dtype = _dtype_to_str(value)
+            else:
+                unused[key] = value
+        if return_unused:
+            return config, unused
+        return config
+
+    @classmethod
+    def from_json_file(cls: type[C], json_file: str | os.PathLike[str]) -> C:
+        result = cls.from_dict(load_json_file(json_file), _source=str(json_file))
+        assert isinstance(result, cls)
+        return result
+
+
+_MISSING = object()
+
+
+def _config_path(pretrained_model_name_or_path: str | os.PathLike[str], hub: HubOptions) -> str:
+    """A local path to the config: the given ``.json`` file, or ``config.json`` in a folder or Hub repo."""
+    source = os.fspath(pretrained_model_name_or_path)
+    if os.path.isfile(source):
+        return source
+    path = resolve_file(source, CONFIG_NAME, **hub.as_kwargs())
+    assert path is not None
+    return path
+
+
+def _where(source: str | None) -> str:
+    return f"config {source!r}" if source else "config"
+
+
+def load_json_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a JSON object from ``path`` with errors that name the file and the position of the problem."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{os.fspath(path)!r} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {os.fspath(path)!r}: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{os.fspath(path)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{os.fspath(path)!r} must hold a JSON object, not a {type(data).__name__}.")
+    return data
+
+
+def _to_json_value(value: Any) -> Any:
+    if isinstance(value, PretrainedConfig):
+        d = value.to_dict()
+        d.pop(VERSION_KEY, None)
+        return d
+    if isinstance(value, tuple):
+        return [_to_json_value(v) for v in value]
+    if isinstance(value, list):
+        return [_to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json_value(v) for k, v in value.items()}
+    if isinstance(value, float) and value != value:
+        return None
+    return _dtype_to_str(value)
+
+
+def _nested_diff(nested: PretrainedConfig, reference: dict[str, Any] | None) -> dict[str, Any]:
+    full = _to_json_value(nested)
+    if reference is None or reference.get("model_type") != full.get("model_type"):
+        return full
+    return {k: v for k, v in full.items() if k == "model_type" or reference.get(k, _MISSING) != v}
+
+
+_DEFAULTS_CACHE: dict[type, dict[str, Any] | None] = {}
+_BASE_DICT: dict[str, Any] | None = None
+
+
+def _base_dict() -> dict[str, Any]:
+    global _BASE_DICT
+    if _BASE_DICT is None:
+        _BASE_DICT = PretrainedConfig().to_dict()
+    return _BASE_DICT
+
+
+def _class_defaults(cls: type[PretrainedConfig]) -> dict[str, Any] | None:
+    """``cls().to_dict()``, cached; None for composition configs that cannot be built without arguments."""
+    if cls is PretrainedConfig:
+        return _base_dict()
+    if cls not in _DEFAULTS_CACHE:
+        try:
+            _DEFAULTS_CACHE[cls] = None if cls.is_composition else cls().to_dict()
+        except Exception:
+            _DEFAULTS_CACHE[cls] = None
+    return _DEFAULTS_CACHE[cls]
+
+
+def _version() -> str:
+    from plugformers import __version__
+
+    return __version__
+
+
+def _accepts(default: Any, value: Any) -> bool:
+    """Whether a JSON ``value`` fits a field whose ``__init__`` default is ``default``."""
+    if value is None or default is None or default is inspect.Parameter.empty:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def _check_field_types(cls: type[PretrainedConfig], data: dict[str, Any], source: str | None) -> None:
+    """Refuse values whose JSON type cannot be what the field's default says (names file and field)."""
+    for field in _BOOL_FIELDS:
+        if field in data and data[field] is not None and not isinstance(data[field], bool):
+            raise ConfigError(f"{_where(source)}: field {field!r} must be true or false, got {data[field]!r}.")
+    for klass in cls.__mro__:
+        if klass is PretrainedConfig or not issubclass(klass, PretrainedConfig):
+            break
+        try:
+            params = inspect.signature(klass.__init__).parameters
+        except (TypeError, ValueError):
+            continue
+        for name, param in params.items():
+            if name in data and not _accepts(param.default, data[name]):
+                raise ConfigError(
+                    f"{_where(source)}: field {name!r} of {cls.__name__} should be like "
+                    f"{param.default!r} ({type(param.default).__name__}), got {data[name]!r}."
+                )

@@ -1,0 +1,862 @@
+"""`PreTrainedModel`: the torch module base class with reference-compatible loading and saving.
+
+Loading builds the module without running any weight initialisation (parameters are allocated empty,
+on the target device), then assigns the checkpoint's tensors straight from the memory-mapped safetensors
+file, converted to the target dtype and device; only the weights the checkpoint lacks are initialised.
+Saving writes ``config.json`` plus ``model.safetensors`` (or shards and an index) through a staging
+folder that is swapped in atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from plugformers.configuration_utils import PretrainedConfig
+from plugformers.utils.hub import HubOptions, PlugformersFileNotFoundError, PushToHubMixin, resolve_file
+from plugformers.utils.io import atomic_directory, write_json
+from plugformers.utils.logging import get_logger
+
+__all__ = [
+    "PreTrainedModel",
+    "WeightsLoadingError",
+    "classification_loss",
+    "no_init_weights",
+]
+
+logger = get_logger(__name__)
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
+PICKLE_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+
+M = TypeVar("M", bound="PreTrainedModel")
+
+
+class WeightsLoadingError(OSError):
+    """A weights file is missing, corrupt, of the wrong format or does not fit the model; names the file."""
+
+
+# ----- skipping initialisation while loading ----------------------------------------------------------
+
+_INIT_FUNCTIONS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "ones_",
+    "zeros_",
+    "orthogonal_",
+)
+_init_lock = threading.Lock()
+_init_depth = 0
+_saved_init: dict[str, Callable[..., Any]] = {}
+_skip_local = threading.local()
+
+
+def _noop_init(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor
+
+
+@contextlib.contextmanager
+def no_init_weights() -> Iterator[None]:
+    """Build modules without spending time on random initialisation (their values are about to be replaced).
+
+    ``torch.nn.init`` functions become no-ops while any thread is inside the block, and ``post_init``
+    skips ``_init_weights`` in this thread.
+    """
+    global _init_depth
+    with _init_lock:
+        if _init_depth == 0:
+            for name in _INIT_FUNCTIONS:
+                _saved_init[name] = getattr(torch.nn.init, name)
+                setattr(torch.nn.init, name, _noop_init)
+        _init_depth += 1
+    previous = getattr(_skip_local, "skip", False)
+    _skip_local.skip = True
+    try:
+        yield
+    finally:
+        _skip_local.skip = previous
+        with _init_lock:
+            _init_depth -= 1
+            if _init_depth == 0:
+                for name, fn in _saved_init.items():
+                    setattr(torch.nn.init, name, fn)
+                _saved_init.clear()
+
+
+def _init_skipped() -> bool:
+    return bool(getattr(_skip_local, "skip", False))
+
+
+# ----- losses shared by classification heads ----------------------------------------------------------
+
+
+def classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, config: PretrainedConfig, num_labels: int | None = None
+) -> torch.Tensor:
+    """Regression (MSE), single-label (cross-entropy) or multi-label (BCE-with-logits) loss.
+
+    The kind comes from ``config.problem_type``; when unset it is inferred as the reference library does
+    (one label -> regression; integer labels -> single-label; otherwise multi-label) and stored.
+    """
+    n = config.num_labels if num_labels is None else num_labels
+    if config.problem_type is None:
+        if n == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int, torch.int16, torch.int8, torch.uint8):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        if n == 1:
+            return nn.functional.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return nn.functional.mse_loss(logits, labels.to(logits.dtype))
+    if config.problem_type == "single_label_classification":
+        return nn.functional.cross_entropy(logits.view(-1, n), labels.view(-1))
+    return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+# ----- the base class -----------------------------------------------------------------------------------
+
+
+class PreTrainedModel(nn.Module, PushToHubMixin):
+    """Base of every model: holds the config, loads and saves checkpoints in the reference layout."""
+
+    config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
+    base_model_prefix: ClassVar[str] = ""
+    main_input_name: ClassVar[str] = "input_ids"
+    _no_split_modules: ClassVar[list[str] | None] = None
+    _supports_sdpa: ClassVar[bool] = False
+    supports_gradient_checkpointing: ClassVar[bool] = False
+    #: Regexes of checkpoint keys that may be missing / unexpected without a warning.
+    _keys_to_ignore_on_load_missing: ClassVar[list[str] | None] = None
+    _keys_to_ignore_on_load_unexpected: ClassVar[list[str] | None] = None
+    _auto_class: ClassVar[str | None] = None
+
+    def __init__(self, config: PretrainedConfig, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        if not isinstance(config, PretrainedConfig):
+            raise TypeError(
+                f"{type(self).__name__} takes a PretrainedConfig (for example {self.config_class.__name__}()), "
+                f"got {type(config).__name__}. To load weights use {type(self).__name__}.from_pretrained(path)."
+            )
+        self.config = config
+        self.name_or_path = config.name_or_path
+        config._attn_implementation = self._resolve_attn_implementation(
+            getattr(config, "_attn_implementation", None)
+        )
+
+    # ----- initialisation ------------------------------------------------------------------------------
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Initialise one submodule's parameters; families override this with their scheme."""
+
+    def post_init(self) -> None:
+        """Run at the end of ``__init__``: initialise every submodule and tie weights."""
+        if not _init_skipped():
+            self.apply(self._init_weights)
+        self.tie_weights()
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing") and not hasattr(module, "_gradient_checkpointing_func"):
+                module._gradient_checkpointing_func = functools.partial(  # type: ignore[assignment]
+                    torch.utils.checkpoint.checkpoint, use_reentrant=False
+                )
+
+    def init_weights(self) -> None:
+        """Re-initialise every weight (and prune heads the config lists)."""
+        pruned = getattr(self.config, "pruned_heads", None)
+        if pruned:
+            self.prune_heads(pruned)
+        self.apply(self._init_weights)
+        self.tie_weights()
+
+    # ----- attention backends --------------------------------------------------------------------------
+
+    @classmethod
+    def _resolve_attn_implementation(cls, requested: str | None) -> str:
+        from plugformers.plugins import get_registry
+
+        if requested is None:
+            return "sdpa" if cls._supports_sdpa else "eager"
+        names = get_registry().attention_names()
+        if requested not in names:
+            raise ValueError(f"Unknown attn_implementation {requested!r}; available: {sorted(names)}.")
+        if requested == "sdpa" and not cls._supports_sdpa:
+            raise ValueError(f"{cls.__name__} does not support attn_implementation='sdpa'; use 'eager'.")
+        return requested
+
+    def set_attn_implementation(self, name: str) -> None:
+        """Switch the attention backend (``"eager"``, ``"sdpa"`` or a plugin's) for every layer, at run time."""
+        resolved = self._resolve_attn_implementation(name)
+        for module in self.modules():
+            cfg = getattr(module, "config", None)
+            if isinstance(cfg, PretrainedConfig):
+                cfg._attn_implementation = resolved
+
+    # ----- basic properties ----------------------------------------------------------------------------
+
+    @property
+    def base_model(self) -> nn.Module:
+        return getattr(self, self.base_model_prefix, self)
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return torch.get_default_dtype()
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Number of (trainable) parameters, counting tied tensors once."""
+        seen: set[int] = set()
+        excluded: set[int] = set()
+        if exclude_embeddings:
+            excluded = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)}
+        total = 0
+        for p in self.parameters():
+            if id(p) in seen or id(p) in excluded or (only_trainable and not p.requires_grad):
+                continue
+            seen.add(id(p))
+            total += p.numel()
+        return total
+
+    # ----- embeddings ----------------------------------------------------------------------------------
+
+    def get_input_embeddings(self) -> nn.Module:
+        base = self.base_model
+        if base is not self and isinstance(base, PreTrainedModel):
+            return base.get_input_embeddings()
+        raise NotImplementedError(f"{type(self).__name__} has no input embeddings.")
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        base = self.base_model
+        if base is not self and isinstance(base, PreTrainedModel):
+            base.set_input_embeddings(value)
+            return
+        raise NotImplementedError(f"{type(self).__name__} has no input embeddings.")
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        return None
+
+    def tie_weights(self) -> None:
+        """Share the output projection's weight with the input embeddings when the config asks for it."""
+        if not getattr(self.config, "tie_word_embeddings", False):
+            return
+        output = self.get_output_embeddings()
+        if output is None:
+            return
+        output.weight = self.get_input_embeddings().weight  # type: ignore[union-attr]
+
+    def _tied_parameter_names(self) -> dict[str, str]:
+        """``{alias: canonical}`` for parameters that are the same tensor under two names."""
+        first: dict[int, str] = {}
+        aliases: dict[str, str] = {}
+        for name, p in self.named_parameters(remove_duplicate=False):
+            if id(p) in first:
+                aliases[name] = first[id(p)]
+            else:
+                first[id(p)] = name
+        return aliases
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None) -> nn.Embedding:
+        """Grow or shrink the vocabulary: copies the kept rows, initialises new ones, updates ``vocab_size``."""
+        old = self.get_input_embeddings()
+        if not isinstance(old, nn.Embedding):
+            raise TypeError(f"resize_token_embeddings needs an nn.Embedding, found {type(old).__name__}.")
+        if new_num_tokens is None:
+            new_num_tokens = old.num_embeddings
+        if pad_to_multiple_of is not None:
+            if pad_to_multiple_of <= 0:
+                raise ValueError(f"pad_to_multiple_of must be positive, got {pad_to_multiple_of}.")
+            new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
+        if new_num_tokens <= 0:
+            raise ValueError(f"new_num_tokens must be positive, got {new_num_tokens}.")
+        if new_num_tokens != old.num_embeddings:
+            new = nn.Embedding(
+                new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx, device=old.weight.device, dtype=old.weight.dtype
+            )
+            self._init_weights(new)
+            keep = min(new_num_tokens, old.num_embeddings)
+            with torch.no_grad():
+                new.weight[:keep] = old.weight[:keep]
+            new.weight.requires_grad = old.weight.requires_grad
+            self.set_input_embeddings(new)
+            output = self.get_output_embeddings()
+            if isinstance(output, nn.Linear):
+                if getattr(self.config, "tie_word_embeddings", False):
+                    output.weight = new.weight
+                else:
+                    w = torch.empty(new_num_tokens, output.in_features, device=output.weight.device, dtype=output.weight.dtype)
+                    w.normal_(0.0, getattr(self.config, "initializer_range", 0.02))
+                    w[:keep] = output.weight[:keep].detach()
+                    output.weight = nn.Parameter(w)
+                if output.bias is not None:
+                    b = torch.zeros(new_num_tokens, device=output.bias.device, dtype=output.bias.dtype)
+                    b[:keep] = output.bias[:keep].detach()
+                    output.bias = nn.Parameter(b)
+                output.out_features = new_num_tokens
+        self.config.vocab_size = new_num_tokens
+        self.tie_weights()
+        return self.get_input_embeddings()  # type: ignore[return-value]
+
+    # ----- head pruning ---------------------------------------------------------------------------------
+
+    def prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
+        """Remove attention heads: ``{layer index: [head indices]}``; remembered in ``config.pruned_heads``."""
+        if not isinstance(heads_to_prune, dict):
+            raise TypeError(f"heads_to_prune must be a dict {{layer: [heads]}}, got {type(heads_to_prune).__name__}.")
+        pruned: dict[int, list[int]] = {int(k): list(v) for k, v in (getattr(self.config, "pruned_heads", None) or {}).items()}
+        todo: dict[int, list[int]] = {}
+        for layer, heads in heads_to_prune.items():
+            layer = int(layer)
+            new_heads = sorted(set(heads) - set(pruned.get(layer, [])))
+            union = sorted(set(pruned.get(layer, [])) | set(heads))
+            pruned[layer] = union
+            if new_heads:
+                todo[layer] = new_heads
+        base = self.base_model
+        prune = getattr(base, "_prune_heads", None)
+        if prune is None:
+            raise NotImplementedError(f"{type(self).__name__} does not support head pruning.")
+        prune(todo)
+        self.config.pruned_heads = pruned
+
+    # ----- gradient checkpointing ------------------------------------------------------------------------
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Recompute layer activations in the backward pass instead of storing them (less memory)."""
+        if not self.supports_gradient_checkpointing:
+            raise ValueError(f"{type(self).__name__} does not support gradient checkpointing.")
+        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+        fn = functools.partial(torch.utils.checkpoint.checkpoint, **kwargs)
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module._gradient_checkpointing_func = fn  # type: ignore[assignment]
+                module.gradient_checkpointing = True  # type: ignore[assignment]
+
+    def gradient_checkpointing_disable(self) -> None:
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = False  # type: ignore[assignment]
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
+
+    # ----- saving ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class: str | type = "AutoModel") -> None:
+        """Make ``save_pretrained`` ship this class's code for ``auto_class`` (loaded with ``trust_remote_code``)."""
+        cls._auto_class = auto_class if isinstance(auto_class, str) else auto_class.__name__
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike[str],
+        *,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        max_shard_size: int | str = "5GB",
+        safe_serialization: bool = True,
+        is_main_process: bool = True,
+        push_to_hub: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """Write ``config.json`` and the weights (safetensors, sharded past ``max_shard_size``) atomically."""
+        if not is_main_process:
+            return
+        limit = _parse_size(max_shard_size)
+        if state_dict is None:
+            state_dict = self.state_dict()
+        tensors = _dedupe_shared(state_dict, self)
+        config = self.config
+        config.architectures = [type(self).__name__]
+        config.dtype = str(self.dtype).rsplit(".", 1)[-1]
+        with atomic_directory(save_directory) as staging:
+            staging = Path(staging)
+            for old in list(staging.iterdir()):
+                if old.is_file() and re.fullmatch(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?", old.name):
+                    old.unlink()
+            if self._auto_class is not None:
+                from plugformers.dynamic_module_utils import custom_object_save
+
+                custom_object_save(self, staging, config=config)
+            config.save_pretrained(staging)
+            if safe_serialization:
+                _write_safetensors(tensors, staging, limit)
+            else:
+                _write_pickle(tensors, staging, limit)
+        if push_to_hub:
+            repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
+            self.push_to_hub(repo_id, max_shard_size=max_shard_size, safe_serialization=safe_serialization, **kwargs)
+
+    # ----- loading ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def _fix_checkpoint_key(cls, key: str) -> str:
+        """Rename one checkpoint key to today's name (old LayerNorm ``gamma``/``beta`` spellings here)."""
+        if (key.endswith(".gamma") and "LayerNorm" in key) or key.endswith("layer_norm.gamma"):
+            return key[: -len("gamma")] + "weight"
+        if (key.endswith(".beta") and "LayerNorm" in key) or key.endswith("layer_norm.beta"):
+            return key[: -len("beta")] + "bias"
+        return key
+
+    @classmethod
+    def _from_config(cls: type[M], config: PretrainedConfig, **kwargs: Any) -> M:
+        """Build with random weights from ``config`` (``dtype`` and ``attn_implementation`` honoured)."""
+        dtype = kwargs.pop("dtype", kwargs.pop("torch_dtype", None))
+        attn = kwargs.pop("attn_implementation", None)
+        if attn is not None:
+            config._attn_implementation = cls._resolve_attn_implementation(attn)
+        dtype = _parse_dtype(dtype, config)
+        model = cls(config, **kwargs)
+        if dtype is not None:
+            model.to(dtype)
+            config.dtype = str(dtype).rsplit(".", 1)[-1]
+        return model
+
+    @classmethod
+    def from_pretrained(
+        cls: type[M],
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *model_args: Any,
+        config: PretrainedConfig | str | os.PathLike[str] | None = None,
+        dtype: str | torch.dtype | None = None,
+        device_map: str | torch.device | dict[str, Any] | None = None,
+        attn_implementation: str | None = None,
+        output_loading_info: bool = False,
+        ignore_mismatched_sizes: bool = False,
+        use_safetensors: bool | None = True,
+        **kwargs: Any,
+    ) -> M | tuple[M, dict[str, list[Any]]]:
+        """Load a model from a folder or Hub repo holding ``config.json`` and safetensors weights.
+
+        ``config`` replaces the saved configuration; other keyword arguments that name config fields
+        override them. ``dtype`` is a torch dtype, its name, or ``"auto"`` (the checkpoint's). ``device_map``
+        is ``"cpu"``, ``"cuda"``, ``"auto"`` or ``{"": device}``: each tensor is placed there directly.
+        ``output_loading_info=True`` also returns the missing, unexpected and mismatched keys.
+        """
+        if "torch_dtype" in kwargs:
+            dtype = dtype if dtype is not None else kwargs.pop("torch_dtype")
+        kwargs.pop("trust_remote_code", None)
+        kwargs.pop("low_cpu_mem_usage", None)
+        hub = HubOptions.pop_from(kwargs)
+        source = os.fspath(pretrained_model_name_or_path)
+        if config is None or isinstance(config, (str, os.PathLike)):
+            loaded = cls.config_class.from_pretrained(
+                config if config is not None else source, return_unused_kwargs=True, **hub.as_kwargs(), **kwargs
+            )
+            assert isinstance(loaded, tuple)
+            config, model_kwargs = loaded
+        else:
+            if not isinstance(config, PretrainedConfig):
+                raise TypeError(f"config must be a PretrainedConfig or a path, got {type(config).__name__}.")
+            config = _copy_config(config)
+            model_kwargs = {}
+            for key, value in kwargs.items():
+                if hasattr(config, key) or key == "num_labels":
+                    setattr(config, key, value)
+                else:
+                    model_kwargs[key] = value
+        if not config.name_or_path:
+            config.name_or_path = source
+        if attn_implementation is not None:
+            config._attn_implementation = attn_implementation
+        device = _resolve_device_map(device_map)
+        files, is_safetensors = _find_weights(source, hub, use_safetensors)
+        target_dtype = _parse_dtype(dtype, config, files if is_safetensors else None)
+        with no_init_weights(), torch.device(device):
+            model = cls(config, *model_args, **model_kwargs)
+        info = model._load_weights(files, is_safetensors, device, target_dtype, ignore_mismatched_sizes)
+        if target_dtype is not None:
+            config.dtype = str(target_dtype).rsplit(".", 1)[-1]
+        model.eval()
+        if output_loading_info:
+            return model, info
+        return model
+
+    def _load_weights(
+        self,
+        files: list[str],
+        is_safetensors: bool,
+        device: torch.device,
+        dtype: torch.dtype | None,
+        ignore_mismatched_sizes: bool,
+    ) -> dict[str, list[Any]]:
+        expected = dict(self.state_dict(keep_vars=True))
+        aliases = self._tied_parameter_names()
+        prefix = self.base_model_prefix
+        has_prefix_module = bool(prefix) and hasattr(self, prefix) and prefix != ""
+        loaded: set[str] = set()
+        unexpected: list[str] = []
+        mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+        checkpoint_keys: list[str] = []
+        for file in files:
+            for raw_key, get in _iter_checkpoint(file, is_safetensors, device):
+                key = type(self)._fix_checkpoint_key(raw_key)
+                checkpoint_keys.append(key)
+                name = self._match_key(key, expected, prefix, has_prefix_module)
+                if name is None:
+                    unexpected.append(raw_key)
+                    continue
+                current = expected[name]
+                tensor = get()
+                if tuple(tensor.shape) != tuple(current.shape):
+                    mismatched.append((name, tuple(tensor.shape), tuple(current.shape)))
+                    continue
+                if tensor.is_floating_point() and (dtype is not None or current.is_floating_point()):
+                    tensor = tensor.to(device=device, dtype=dtype if dtype is not None else current.dtype)
+                else:
+                    tensor = tensor.to(device=device)
+                _assign(self, name, tensor, current)
+                loaded.add(name)
+        if mismatched and not ignore_mismatched_sizes:
+            lines = "\n".join(f"  {n}: checkpoint {list(a)} vs model {list(b)}" for n, a, b in mismatched)
+            raise WeightsLoadingError(
+                f"Some weights in {files[0] if len(files) == 1 else os.path.dirname(files[0])!r} do not fit "
+                f"{type(self).__name__}:\n{lines}\nPass ignore_mismatched_sizes=True to initialise them randomly instead."
+            )
+        self.tie_weights()
+        aliases = self._tied_parameter_names()
+        missing = [n for n in expected if n not in loaded and not (n in aliases and aliases[n] in loaded)]
+        missing = [n for n in missing if not (n in aliases.values() and any(a in loaded for a, c in aliases.items() if c == n))]
+        self._initialise_missing(missing, device, dtype)
+        if dtype is not None:
+            # Buffers built in __init__ (position ids, sinusoidal tables) follow the requested float dtype.
+            for module in self.modules():
+                for bname, buf in module.named_buffers(recurse=False):
+                    if buf is not None and buf.is_floating_point() and buf.dtype != dtype:
+                        module._buffers[bname] = buf.to(dtype)
+        self.tie_weights()
+        missing_report = [
+            n for n in missing if not any(re.search(p, n) for p in (self._keys_to_ignore_on_load_missing or []))
+        ]
+        unexpected_report = [
+            k for k in unexpected if not any(re.search(p, k) for p in (self._keys_to_ignore_on_load_unexpected or []))
+        ]
+        self._warn_loading(files, missing_report, unexpected_report, mismatched)
+        return {
+            "missing_keys": missing_report,
+            "unexpected_keys": unexpected_report,
+            "mismatched_keys": mismatched,
+            "error_msgs": [],
+        }
+
+    @staticmethod
+    def _match_key(key: str, expected: dict[str, Any], prefix: str, has_prefix_module: bool) -> str | None:
+        if key in expected:
+            return key
+        if prefix:
+            if has_prefix_module and f"{prefix}.{key}" in expected:
+                return f"{prefix}.{key}"  # base checkpoint into a head model
+            if key.startswith(prefix + ".") and key[len(prefix) + 1 :] in expected and not has_prefix_module:
+                return key[len(prefix) + 1 :]  # head checkpoint into a base model
+        return None
+
+    def _initialise_missing(self, missing: list[str], device: torch.device, dtype: torch.dtype | None) -> None:
+        """Give the weights the checkpoint lacked their family initialisation (loaded neighbours kept)."""
+        if not missing:
+            return
+        owners: dict[str, nn.Module] = {}
+        for name in missing:
+            module_name = name.rpartition(".")[0]
+            owners[module_name] = self.get_submodule(module_name) if module_name else self
+        for module_name, module in owners.items():
+            keep = {
+                n: t.detach().clone()
+                for n, t in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
+                if t is not None and (f"{module_name}.{n}" if module_name else n) not in missing
+            }
+            self._init_weights(module)
+            with torch.no_grad():
+                for n, value in keep.items():
+                    getattr(module, n).copy_(value)
+        if dtype is not None:
+            for name in missing:
+                module_name, _, attr = name.rpartition(".")
+                module = self.get_submodule(module_name) if module_name else self
+                tensor = getattr(module, attr)
+                if tensor is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+                    _assign(self, name, tensor.detach().to(dtype), tensor)
+
+    def _warn_loading(
+        self, files: list[str], missing: list[str], unexpected: list[str], mismatched: list[tuple[str, Any, Any]]
+    ) -> None:
+        if not (missing or unexpected or mismatched):
+            return
+        where = os.path.dirname(files[0]) if files else "?"
+        parts = [f"Loading {type(self).__name__} from {where!r}:"]
+        if missing:
+            parts.append(f"newly initialised (not in the checkpoint; train before use): {missing}")
+        if mismatched:
+            parts.append(
+                "re-initialised because of shape mismatch: "
+                + ", ".join(f"{n} {list(a)}->{list(b)}" for n, a, b in mismatched)
+            )
+        if unexpected:
+            parts.append(f"unused checkpoint weights (expected when loading another head): {unexpected}")
+        logger.warning(" ".join(parts))
+
+
+# ----- helpers -----------------------------------------------------------------------------------------
+
+
+def _copy_config(config: PretrainedConfig) -> PretrainedConfig:
+    import copy
+
+    return copy.deepcopy(config)
+
+
+def _parse_size(size: int | str) -> int:
+    if isinstance(size, int):
+        if size <= 0:
+            raise ValueError(f"max_shard_size must be positive, got {size}.")
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B)\s*", size.upper())
+    if not match:
+        raise ValueError(f"max_shard_size must be an int or like '5GB' / '500MB', got {size!r}.")
+    number, unit = float(match.group(1)), match.group(2)
+    base = 1024 if "I" in unit else 1000
+    power = {"B": 0, "K": 1, "M": 2, "G": 3, "T": 4}[unit[0]]
+    return int(number * base**power)
+
+
+def _parse_dtype(
+    dtype: str | torch.dtype | None, config: PretrainedConfig, safetensors_files: list[str] | None = None
+) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    if dtype == "auto":
+        name = getattr(config, "dtype", None)
+        if isinstance(name, str) and name:
+            dtype = name
+        elif safetensors_files:
+            return _first_float_dtype(safetensors_files[0])
+        else:
+            return None
+    if isinstance(dtype, str):
+        resolved = getattr(torch, dtype.replace("torch.", ""), None)
+        if not isinstance(resolved, torch.dtype):
+            raise ValueError(f"Unknown dtype {dtype!r}; use e.g. 'float32', 'float16', 'bfloat16' or 'auto'.")
+        dtype = resolved
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}.")
+    return dtype
+
+
+def _first_float_dtype(file: str) -> torch.dtype | None:
+    from safetensors import safe_open
+
+    with safe_open(file, framework="pt") as f:
+        for key in f.keys():
+            t = f.get_slice(key)
+            name = str(t.get_dtype()).lower()
+            mapping = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16, "f64": torch.float64}
+            if name in mapping:
+                return mapping[name]
+    return None
+
+
+def _resolve_device_map(device_map: Any) -> torch.device:
+    if device_map is None:
+        return torch.device("cpu")
+    if isinstance(device_map, dict):
+        devices = {str(v) if not isinstance(v, int) else f"cuda:{v}" for v in device_map.values()}
+        if len(devices) != 1:
+            raise NotImplementedError(
+                f"device_map spreads the model over {sorted(devices)}; plugformers places a model on one device. "
+                "Use a single device, e.g. device_map='cuda' or {'': 'cuda:0'}."
+            )
+        device_map = devices.pop()
+    if device_map == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device_map, int):
+        device_map = f"cuda:{device_map}"
+    device = torch.device(device_map)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device_map={device_map!r} asks for CUDA, but no CUDA device is available.")
+    return device
+
+
+def _find_weights(source: str, hub: HubOptions, use_safetensors: bool | None) -> tuple[list[str], bool]:
+    """Locate the weight files: safetensors (single or sharded) first, pickle only when allowed."""
+    kw = hub.as_kwargs()
+    if use_safetensors is not False:
+        single = resolve_file(source, SAFE_WEIGHTS_NAME, required=False, **kw)
+        if single is not None:
+            return [single], True
+        index = resolve_file(source, SAFE_WEIGHTS_INDEX_NAME, required=False, **kw)
+        if index is not None:
+            return _shards_from_index(source, index, kw), True
+    pickle_single = resolve_file(source, PICKLE_WEIGHTS_NAME, required=False, **kw)
+    pickle_index = None if pickle_single else resolve_file(source, PICKLE_WEIGHTS_INDEX_NAME, required=False, **kw)
+    if pickle_single is None and pickle_index is None:
+        raise PlugformersFileNotFoundError(
+            f"{source!r} has no weights: expected {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME}"
+            + ("" if use_safetensors is not False else f" or {PICKLE_WEIGHTS_NAME}")
+            + "."
+        )
+    if use_safetensors is not False:
+        raise WeightsLoadingError(
+            f"{source!r} only has pickle weights ({PICKLE_WEIGHTS_NAME}). Unpickling can run arbitrary code, so "
+            "plugformers does not do it by default. If you trust the source, pass use_safetensors=False (they are then "
+            "read with torch.load(weights_only=True)), or convert them to safetensors."
+        )
+    if pickle_single is not None:
+        return [pickle_single], False
+    assert pickle_index is not None
+    return _shards_from_index(source, pickle_index, kw), False
+
+
+def _shards_from_index(source: str, index_path: str, kw: dict[str, Any]) -> list[str]:
+    try:
+        with open(index_path, encoding="utf-8") as fh:
+            index = json.load(fh)
+        weight_map = index["weight_map"]
+        if not isinstance(weight_map, dict):
+            raise TypeError("weight_map is not an object")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeightsLoadingError(f"Shard index {index_path!r} is invalid: {exc}") from exc
+    shard_names = sorted(set(weight_map.values()))
+    for name in shard_names:
+        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+            raise WeightsLoadingError(f"Shard index {index_path!r} names an invalid shard file {name!r}.")
+    files = []
+    for name in shard_names:
+        path = resolve_file(source, name, **kw)
+        assert path is not None
+        files.append(path)
+    return files
+
+
+def _iter_checkpoint(file: str, is_safetensors: bool, device: torch.device) -> Iterator[tuple[str, Callable[[], torch.Tensor]]]:
+    """Yield ``(key, loader)`` pairs; tensors are read lazily from the memory-mapped file."""
+    if is_safetensors:
+        from safetensors import SafetensorError, safe_open
+
+        load_device = str(device) if device.type == "cuda" else "cpu"
+        try:
+            handle = safe_open(file, framework="pt", device=load_device)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsLoadingError(f"{file!r} is not a valid safetensors file: {exc}") from exc
+        with handle as f:
+            metadata = f.metadata() or {}
+            fmt = metadata.get("format", "pt")
+            if fmt not in ("pt", "tf", "flax", "mlx", "np"):
+                raise WeightsLoadingError(f"{file!r} declares an unknown tensor format {fmt!r}.")
+            for key in f.keys():
+
+                def get(k: str = key) -> torch.Tensor:
+                    try:
+                        return f.get_tensor(k)
+                    except Exception as exc:  # safetensors raises its own error types
+                        raise WeightsLoadingError(f"{file!r}: cannot read tensor {k!r}: {exc}") from exc
+
+                yield key, get
+        return
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise WeightsLoadingError(f"{file!r} could not be read with torch.load(weights_only=True): {exc}") from exc
+    if not isinstance(state, dict):
+        raise WeightsLoadingError(f"{file!r} does not hold a state dict (found {type(state).__name__}).")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsLoadingError(f"{file!r}: entry {key!r} is not a tensor.")
+        yield key, (lambda v=value: v)
+
+
+def _assign(model: nn.Module, name: str, tensor: torch.Tensor, current: torch.Tensor) -> None:
+    module_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_name) if module_name else model
+    if attr in module._parameters:
+        module._parameters[attr] = nn.Parameter(tensor, requires_grad=current.requires_grad)
+    elif attr in module._buffers:
+        module._buffers[attr] = tensor
+    else:  # a parametrization or other attribute: copy in place
+        with torch.no_grad():
+            getattr(module, attr).copy_(tensor)
+
+
+def _dedupe_shared(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Drop the second name of tensors that share storage (tied weights); safetensors cannot store both."""
+    seen: dict[tuple[Any, int, tuple[int, ...], torch.dtype], str] = {}
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"state_dict entry {name!r} is not a tensor.")
+        t = tensor.detach()
+        if t.device.type != "meta" and t.numel() > 0:
+            ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.dtype)
+            if ident in seen:
+                continue
+            seen[ident] = name
+        out[name] = t.contiguous()
+    return out
+
+
+def _shard(tensors: dict[str, torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, t in tensors.items():
+        nbytes = t.numel() * t.element_size()
+        if shards[-1] and size + nbytes > limit:
+            shards.append({})
+            size = 0
+        shards[-1][name] = t
+        size += nbytes
+    return shards
+
+
+def _write_safetensors(tensors: dict[str, torch.Tensor], folder: Path, limit: int) -> None:
+    from safetensors.torch import save_file
+
+    cpu = {k: (v.cpu() if v.device.type != "cpu" else v) for k, v in tensors.items()}
+    shards = _shard(cpu, limit)
+    if len(shards) == 1:
+        save_file(shards[0], str(folder / SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+        return
+    weight_map: dict[str, str] = {}
+    total = 0
+    for i, shard in enumerate(shards, start=1):
+        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(folder / name), metadata={"format": "pt"})
+        for key, t in shard.items():
+            weight_map[key] = name
+            total += t.numel() * t.element_size()
+    write_json(folder / SAFE_WEIGHTS_INDEX_NAME, {"metadata": {"total_size": total}, "weight_map": weight_map})
+
+
+def _write_pickle(tensors: dict[str, torch.Tensor], folder: Path, limit: int) -> None:
+    shards = _shard({k: v.cpu() for k, v in tensors.items()}, limit)
+    if len(shards) == 1:
+        torch.save(shards[0], folder / PICKLE_WEIGHTS_NAME)
+        return
+    weight_map: dict[str, str] = {}
+    for i, shard in enumerate(shards, start=1):
+        name = f"pytorch_model-{i:05d}-of-{len(shards):05d}.bin"
+        torch.save(shard, folder / name)
+        weight_map.update(dict.fromkeys(shard, name))
+    write_json(folder / PICKLE_WEIGHTS_INDEX_NAME, {"metadata": {}, "weight_map": weight_map})
