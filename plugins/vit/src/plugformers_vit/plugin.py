@@ -1,0 +1,30 @@
+"""Registers the ViT family with the plugformers host (names only: nothing is imported here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plugformers import hookimpl
+
+_PKG = "plugformers_vit"
+_M = f"{_PKG}.modeling_vit"
+_P = f"{_PKG}.image_processing_vit"
+
+
+@hookimpl
+def plugformers_register_families(register: Any) -> None:
+    """Declare the ``vit`` model type: its config, models per Auto class and image processor."""
+    register(
+        "vit",
+        config=f"{_PKG}.configuration_vit:ViTConfig",
+        models={
+            "AutoModel": f"{_M}:ViTModel",
+            "AutoModelForImageClassification": f"{_M}:ViTForImageClassification",
+            "AutoModelForMaskedImageModeling": f"{_M}:ViTForMaskedImageModeling",
+        },
+        image_processor=f"{_P}:ViTImageProcessor",
+        exports={
+            "ViTPreTrainedModel": f"{_M}:ViTPreTrainedModel",
+            "ViTFeatureExtractor": f"{_P}:ViTFeatureExtractor",
+        },
+    )
