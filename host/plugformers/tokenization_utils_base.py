@@ -709,10 +709,6 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         if pad_to_multiple_of is not None:
             if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of <= 0:
                 raise ValueError(f"pad_to_multiple_of must be a positive int, got {pad_to_multiple_of!r}.")
-            if padding_strategy is PaddingStrategy.MAX_LENGTH and max_length is not None and max_length % pad_to_multiple_of:
-                raise ValueError(
-                    f"max_length={max_length} is not a multiple of pad_to_multiple_of={pad_to_multiple_of}."
-                )
         if padding_strategy is not PaddingStrategy.DO_NOT_PAD and self.pad_token_id is None:
             raise ValueError(
                 "This tokenizer has no pad token, so it cannot pad. Set one, e.g. "
