@@ -1,0 +1,248 @@
+"""PreTrainedModel loading and saving: prefixes, tying, dtype, pickle refusal, corrupt files, atomic saves."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from tinyfamily import TinyConfig, TinyForMaskedLM, TinyForSequenceClassification, TinyModel
+
+from plugformers import AutoModel, AutoModelForSequenceClassification
+from plugformers.modeling_utils import WeightsLoadingError, classification_loss
+
+
+def _ids():
+    return torch.tensor([[1, 2, 3, 4]])
+
+
+def test_tied_decoder_is_saved_once_and_retied_on_load(tmp_path):
+    model = TinyForMaskedLM(TinyConfig())
+    assert model.decoder.weight is model.tiny.embeddings.weight
+    model.save_pretrained(tmp_path)
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "model.safetensors", "pt") as f:
+        keys = set(f.keys())
+    assert "tiny.embeddings.weight" in keys and "decoder.weight" not in keys
+    loaded, info = TinyForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == []
+    assert loaded.decoder.weight is loaded.tiny.embeddings.weight
+    torch.testing.assert_close(loaded(_ids()).logits, model.eval()(_ids()).logits)
+
+
+def test_missing_head_weights_are_initialised_and_reported_once(tmp_path, caplog):
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    with caplog.at_level("WARNING"):
+        model, info = TinyForSequenceClassification.from_pretrained(tmp_path, num_labels=4, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"]
+    assert model.classifier.weight.abs().sum() > 0  # initialised, not left empty
+    assert torch.all(model.classifier.bias == 0)
+    assert sum("newly initialised" in r.message for r in caplog.records) == 1
+
+
+def test_loading_skips_random_init_but_keeps_non_persistent_buffers(tmp_path):
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    loaded = TinyModel.from_pretrained(tmp_path)
+    assert torch.equal(loaded.position_ids, torch.arange(64))
+
+
+def test_config_object_and_overrides(tmp_path):
+    TinyModel(TinyConfig(dim=8)).save_pretrained(tmp_path)
+    cfg = TinyConfig(dim=8, n_layers=2, output_hidden_states=True)
+    model = TinyModel.from_pretrained(tmp_path, config=cfg)
+    assert model.config.output_hidden_states is True
+    assert model.config is not cfg  # the caller's config is not mutated later by the model
+    model2 = TinyModel.from_pretrained(tmp_path, output_hidden_states=True)
+    assert model2.config.output_hidden_states
+
+
+def test_shape_mismatch_lists_keys_unless_ignored(tmp_path):
+    TinyModel(TinyConfig(vocab_size=20)).save_pretrained(tmp_path)
+    with pytest.raises(WeightsLoadingError, match=r"embeddings\.weight.*\[20, 8\].*\[30, 8\]"):
+        TinyModel.from_pretrained(tmp_path, vocab_size=30)
+    model, info = TinyModel.from_pretrained(tmp_path, vocab_size=30, ignore_mismatched_sizes=True, output_loading_info=True)
+    assert info["mismatched_keys"][0][0] == "embeddings.weight"
+    assert model.embeddings.weight.shape == (30, 8)
+
+
+def test_pickle_checkpoints_refused_by_default_and_loaded_weights_only(tmp_path):
+    model = TinyModel(TinyConfig())
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(WeightsLoadingError, match="use_safetensors=False"):
+        TinyModel.from_pretrained(tmp_path)
+    loaded = TinyModel.from_pretrained(tmp_path, use_safetensors=False)
+    torch.testing.assert_close(loaded(_ids()).last_hidden_state, model.eval()(_ids()).last_hidden_state)
+
+
+def test_pickle_with_code_is_never_executed(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    TinyConfig().save_pretrained(tmp_path)
+    with open(tmp_path / "pytorch_model.bin", "wb") as fh:
+        pickle.dump({"embeddings.weight": Evil()}, fh)
+    with pytest.raises(WeightsLoadingError):
+        TinyModel.from_pretrained(tmp_path, use_safetensors=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate_header", "lie_about_length", "garbage"])
+def test_corrupt_safetensors_names_the_file(tmp_path, damage):
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    path = tmp_path / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    if damage == "truncate_header":
+        data = data[:20]
+    elif damage == "lie_about_length":
+        data[0:8] = (10**9).to_bytes(8, "little")
+    else:
+        data = bytearray(b"not a safetensors file at all")
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsLoadingError, match="model.safetensors"):
+        TinyModel.from_pretrained(tmp_path)
+
+
+def test_missing_weights_file_is_clear(tmp_path):
+    TinyConfig().save_pretrained(tmp_path)
+    with pytest.raises(OSError, match="no weights"):
+        TinyModel.from_pretrained(tmp_path)
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    model = TinyModel(TinyConfig())
+    model.save_pretrained(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    import plugformers.modeling_utils as mu
+
+    def boom(*a, **k):
+        raise RuntimeError("killed mid-write")
+
+    monkeypatch.setattr(mu, "_write_safetensors", boom)
+    with pytest.raises(RuntimeError):
+        TinyModel(TinyConfig(dim=8, n_layers=1)).save_pretrained(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_save_keeps_unrelated_files_and_removes_stale_shards(tmp_path):
+    (tmp_path / "vocab.txt").write_text("hello\n")
+    model = TinyModel(TinyConfig())
+    model.save_pretrained(tmp_path, max_shard_size=300)
+    assert any(n.startswith("model-000") for n in os.listdir(tmp_path))
+    model.save_pretrained(tmp_path)
+    names = sorted(os.listdir(tmp_path))
+    assert names == ["config.json", "model.safetensors", "vocab.txt"]
+
+
+def test_dtype_auto_uses_checkpoint_dtype(tmp_path):
+    TinyModel(TinyConfig()).to(torch.float16).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["dtype"] == "float16"
+    model = TinyModel.from_pretrained(tmp_path, dtype="auto")
+    assert model.dtype == torch.float16
+    with pytest.raises(ValueError, match="Unknown dtype"):
+        TinyModel.from_pretrained(tmp_path, dtype="float17")
+
+
+def test_device_map_split_over_devices_is_refused(tmp_path):
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    with pytest.raises(NotImplementedError, match="one device"):
+        TinyModel.from_pretrained(tmp_path, device_map={"embeddings": "cpu", "layers": "meta"})
+    assert TinyModel.from_pretrained(tmp_path, device_map={"": "cpu"}).device.type == "cpu"
+
+
+def test_resize_token_embeddings_keeps_rows_and_ties(tmp_path):
+    model = TinyForMaskedLM(TinyConfig(vocab_size=20))
+    old = model.tiny.embeddings.weight.detach().clone()
+    model.resize_token_embeddings(25, pad_to_multiple_of=8)
+    assert model.config.vocab_size == 32
+    assert torch.equal(model.tiny.embeddings.weight[:20], old)
+    assert model.decoder.weight is model.tiny.embeddings.weight
+    assert model.decoder.bias.shape == (32,)
+    assert model(_ids()).logits.shape[-1] == 32
+
+
+def test_num_parameters_counts_tied_weights_once():
+    model = TinyForMaskedLM(TinyConfig(vocab_size=20, dim=8, n_layers=1))
+    expected = 20 * 8 + (8 * 8 + 8) + 20  # embeddings (shared with decoder) + layer + decoder bias
+    assert model.num_parameters() == expected
+    assert model.num_parameters(exclude_embeddings=True) == expected - 160
+
+
+def test_auto_model_rejects_mismatched_registration():
+    from plugformers import AutoConfig, PretrainedConfig
+
+    class OtherConfig(PretrainedConfig):
+        model_type = "other-test"
+
+    with pytest.raises(ValueError, match="must equal the config's model_type"):
+        AutoConfig.register("wrong-key", OtherConfig)
+    with pytest.raises(ValueError, match="config_class is TinyConfig"):
+        AutoModel.register(OtherConfig, TinyModel)
+    with pytest.raises(ValueError, match="already registered"):
+        AutoConfig.register("tiny-test", TinyConfig)
+    AutoConfig.register("tiny-test", TinyConfig, exist_ok=True)
+
+
+def test_auto_head_from_base_checkpoint(tmp_path):
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert isinstance(model, TinyForSequenceClassification)
+    with pytest.raises(ValueError, match="no model for"):
+        from plugformers import AutoModelForCTC
+
+        AutoModelForCTC.from_pretrained(tmp_path)
+
+
+def test_classification_loss_infers_problem_type():
+    cfg = TinyConfig(num_labels=3)
+    logits = torch.randn(4, 3)
+    loss = classification_loss(logits, torch.tensor([0, 1, 2, 1]), cfg)
+    assert cfg.problem_type == "single_label_classification" and loss.ndim == 0
+    cfg2 = TinyConfig(num_labels=3)
+    classification_loss(logits, torch.rand(4, 3), cfg2)
+    assert cfg2.problem_type == "multi_label_classification"
+    cfg3 = TinyConfig(num_labels=1)
+    classification_loss(torch.randn(4, 1), torch.randn(4), cfg3)
+    assert cfg3.problem_type == "regression"
+
+
+def test_gradient_checkpointing_requires_support():
+    with pytest.raises(ValueError, match="does not support gradient checkpointing"):
+        TinyModel(TinyConfig()).gradient_checkpointing_enable()
+
+
+def test_set_attn_implementation_validates_names():
+    model = TinyModel(TinyConfig())
+    assert model.config._attn_implementation == "sdpa"
+    model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == "eager"
+    with pytest.raises(ValueError, match="Unknown attn_implementation"):
+        model.set_attn_implementation("flash_attention_9")
+
+
+def test_model_requires_a_config_object():
+    with pytest.raises(TypeError, match="takes a PretrainedConfig"):
+        TinyModel({"dim": 3})
+
+
+def test_eight_threads_loading_one_checkpoint_get_equal_models(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    TinyForMaskedLM(TinyConfig()).save_pretrained(tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        models = list(pool.map(lambda _: TinyForMaskedLM.from_pretrained(tmp_path), range(8)))
+    ref = models[0].state_dict()
+    for m in models[1:]:
+        for k, v in m.state_dict().items():
+            assert torch.equal(v, ref[k])
+    # init functions were restored once every loader finished
+    t = torch.zeros(3)
+    torch.nn.init.ones_(t)
+    assert torch.equal(t, torch.ones(3))
