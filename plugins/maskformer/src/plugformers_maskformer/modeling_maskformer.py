@@ -1,0 +1,817 @@
+"""MaskFormer: per-query mask classification for semantic, instance and panoptic segmentation.
+
+The image goes through a backbone (any registered backbone model, ResNet by default) and a feature-pyramid
+pixel decoder that produces per-pixel embeddings; a DETR-style transformer decoder turns learned queries into
+one class prediction and one mask embedding per query; a mask is the dot product of a query's embedding with
+every pixel embedding. Module and parameter names follow the reference library's checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from plugformers.activations import ACT2FN
+from plugformers.attention import get_attention_function
+from plugformers.modeling_outputs import ModelOutput
+from plugformers.modeling_utils import PreTrainedModel
+from torch import Tensor, nn
+
+from .configuration_maskformer import MaskFormerConfig, MaskFormerDetrConfig
+
+__all__ = [
+    "MaskFormerForInstanceSegmentation",
+    "MaskFormerForInstanceSegmentationOutput",
+    "MaskFormerHungarianMatcher",
+    "MaskFormerLoss",
+    "MaskFormerModel",
+    "MaskFormerModelOutput",
+    "MaskFormerPreTrainedModel",
+]
+
+
+# ----- outputs ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MaskFormerModelOutput(ModelOutput):
+    """Backbone, pixel decoder and transformer decoder outputs of :class:`MaskFormerModel`."""
+
+    encoder_last_hidden_state: Tensor | None = None
+    pixel_decoder_last_hidden_state: Tensor | None = None
+    transformer_decoder_last_hidden_state: Tensor | None = None
+    encoder_hidden_states: tuple[Tensor, ...] | None = None
+    pixel_decoder_hidden_states: tuple[Tensor, ...] | None = None
+    transformer_decoder_hidden_states: tuple[Tensor, ...] | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+    attentions: tuple[Tensor, ...] | None = None
+
+
+@dataclass
+class MaskFormerForInstanceSegmentationOutput(ModelOutput):
+    """Class and mask logits per query (plus the loss when labels were given) and the model's hidden states."""
+
+    loss: Tensor | None = None
+    class_queries_logits: Tensor | None = None
+    masks_queries_logits: Tensor | None = None
+    auxiliary_logits: list[dict[str, Tensor]] | None = None
+    encoder_last_hidden_state: Tensor | None = None
+    pixel_decoder_last_hidden_state: Tensor | None = None
+    transformer_decoder_last_hidden_state: Tensor | None = None
+    encoder_hidden_states: tuple[Tensor, ...] | None = None
+    pixel_decoder_hidden_states: tuple[Tensor, ...] | None = None
+    transformer_decoder_hidden_states: tuple[Tensor, ...] | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+    attentions: tuple[Tensor, ...] | None = None
+
+
+# ----- transformer decoder (DETR layout) ---------------------------------------------------------------------
+
+
+class MaskFormerDetrAttention(nn.Module):
+    """Multi-head attention whose queries and keys get position embeddings added (values do not)."""
+
+    def __init__(self, config: MaskFormerDetrConfig) -> None:
+        super().__init__()
+        self.config = config
+        hidden = config.d_model
+        self.num_heads = config.decoder_attention_heads
+        self.head_dim = hidden // self.num_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.k_proj = nn.Linear(hidden, hidden)
+        self.v_proj = nn.Linear(hidden, hidden)
+        self.q_proj = nn.Linear(hidden, hidden)
+        self.out_proj = nn.Linear(hidden, hidden)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        query_position: Tensor | None,
+        key_value_states: Tensor | None = None,
+        key_position: Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Self-attention when ``key_value_states`` is None (keys get ``query_position`` too), else cross-attention."""
+        query_input = hidden_states if query_position is None else hidden_states + query_position
+        if key_value_states is None:
+            key_input, value_input = query_input, hidden_states
+        else:
+            key_input = key_value_states if key_position is None else key_value_states + key_position
+            value_input = key_value_states
+        query = self._heads(self.q_proj(query_input))
+        key = self._heads(self.k_proj(key_input))
+        value = self._heads(self.v_proj(value_input))
+        attend = get_attention_function(self.config._attn_implementation)
+        output, weights = attend(
+            self,
+            query,
+            key,
+            value,
+            None,
+            scaling=self.scaling,
+            dropout=self.attention_dropout if self.training else 0.0,
+            output_attentions=output_attentions,
+        )
+        batch, _, length, _ = output.shape
+        output = output.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
+        return self.out_proj(output), weights
+
+
+class MaskFormerDetrDecoderLayer(nn.Module):
+    """Post-norm decoder layer: self-attention over queries, cross-attention to the image, feed-forward."""
+
+    def __init__(self, config: MaskFormerDetrConfig) -> None:
+        super().__init__()
+        hidden = config.d_model
+        self.dropout = config.dropout
+        self.self_attn = MaskFormerDetrAttention(config)
+        self.self_attn_layer_norm = nn.LayerNorm(hidden)
+        self.encoder_attn = MaskFormerDetrAttention(config)
+        self.encoder_attn_layer_norm = nn.LayerNorm(hidden)
+        self.fc1 = nn.Linear(hidden, config.decoder_ffn_dim)
+        self.fc2 = nn.Linear(config.decoder_ffn_dim, hidden)
+        self.activation_fn = ACT2FN[config.activation_function]
+        self.activation_dropout = config.activation_dropout
+        self.final_layer_norm = nn.LayerNorm(hidden)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        query_position: Tensor,
+        encoder_hidden_states: Tensor,
+        spatial_position: Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        attended, self_weights = self.self_attn(hidden_states, query_position, output_attentions=output_attentions)
+        attended = nn.functional.dropout(attended, p=self.dropout, training=self.training)
+        hidden_states = self.self_attn_layer_norm(hidden_states + attended)
+        attended, cross_weights = self.encoder_attn(
+            hidden_states,
+            query_position,
+            key_value_states=encoder_hidden_states,
+            key_position=spatial_position,
+            output_attentions=output_attentions,
+        )
+        attended = nn.functional.dropout(attended, p=self.dropout, training=self.training)
+        hidden_states = self.encoder_attn_layer_norm(hidden_states + attended)
+        fed = nn.functional.dropout(
+            self.activation_fn(self.fc1(hidden_states)), p=self.activation_dropout, training=self.training
+        )
+        fed = nn.functional.dropout(self.fc2(fed), p=self.dropout, training=self.training)
+        hidden_states = self.final_layer_norm(hidden_states + fed)
+        return hidden_states, self_weights, cross_weights
+
+
+class MaskFormerDetrDecoder(nn.Module):
+    """A stack of decoder layers and a final LayerNorm (also applied to each layer's output for auxiliary losses)."""
+
+    def __init__(self, config: MaskFormerDetrConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList([MaskFormerDetrDecoderLayer(config) for _ in range(config.decoder_layers)])
+        self.layernorm = nn.LayerNorm(config.d_model)
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        inputs_embeds: Tensor,
+        encoder_hidden_states: Tensor,
+        spatial_position: Tensor,
+        query_position: Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        output_intermediate: bool = False,
+    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None, Tensor | None]:
+        """Returns ``(last_hidden_state, hidden_states, self-attentions, normalised per-layer outputs)``."""
+        hidden_states = inputs_embeds
+        all_hidden: tuple[Tensor, ...] | None = (hidden_states,) if output_hidden_states else None
+        all_attentions: tuple[Tensor, ...] | None = () if output_attentions else None
+        intermediate: list[Tensor] = []
+        for layer in self.layers:
+            if self.gradient_checkpointing and self.training:
+                hidden_states, weights, _ = self._gradient_checkpointing_func(
+                    layer.__call__, hidden_states, query_position, encoder_hidden_states, spatial_position,
+                    output_attentions,
+                )
+            else:
+                hidden_states, weights, _ = layer(
+                    hidden_states, query_position, encoder_hidden_states, spatial_position, output_attentions
+                )
+            if all_hidden is not None:
+                all_hidden = (*all_hidden, hidden_states)
+            if all_attentions is not None and weights is not None:
+                all_attentions = (*all_attentions, weights)
+            if output_intermediate:
+                intermediate.append(self.layernorm(hidden_states))
+        stacked = torch.stack(intermediate) if output_intermediate else None
+        return self.layernorm(hidden_states), all_hidden, all_attentions, stacked
+
+
+# ----- pixel-level module: backbone and feature pyramid -------------------------------------------------------
+
+
+class MaskFormerFPNConvLayer(nn.Sequential):
+    """3x3 convolution (no bias), GroupNorm(32), ReLU; children named 0, 1, 2 like the checkpoints."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1) -> None:
+        super().__init__(
+            _mark_xavier(nn.Conv2d(in_features, out_features, kernel_size=kernel_size, padding=padding, bias=False)),
+            nn.GroupNorm(32, out_features),
+            nn.ReLU(inplace=True),
+        )
+
+
+class MaskFormerFPNLayer(nn.Module):
+    """Upsample the coarser map, add the projected lateral backbone map, refine with a conv layer."""
+
+    def __init__(self, in_features: int, lateral_features: int) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(
+            _mark_xavier(nn.Conv2d(lateral_features, in_features, kernel_size=1, padding=0, bias=False)),
+            nn.GroupNorm(32, in_features),
+        )
+        self.block = MaskFormerFPNConvLayer(in_features, in_features)
+
+    def forward(self, down: Tensor, left: Tensor) -> Tensor:
+        left = self.proj(left)
+        down = nn.functional.interpolate(down, size=left.shape[-2:], mode="nearest")
+        return self.block(down + left)
+
+
+class MaskFormerFPNModel(nn.Module):
+    """Feature pyramid: starts from the coarsest backbone map and walks up through the finer ones."""
+
+    def __init__(self, in_features: int, lateral_widths: list[int], feature_size: int) -> None:
+        super().__init__()
+        self.stem = MaskFormerFPNConvLayer(in_features, feature_size)
+        self.layers = nn.Sequential(*[MaskFormerFPNLayer(feature_size, width) for width in lateral_widths[::-1]])
+
+    def forward(self, features: list[Tensor]) -> list[Tensor]:
+        output = self.stem(features[-1])
+        outputs = []
+        for layer, left in zip(self.layers, features[:-1][::-1]):
+            output = layer(output, left)
+            outputs.append(output)
+        if not outputs:  # a backbone with a single output stage: the stem output is the finest map
+            outputs.append(output)
+        return outputs
+
+
+class MaskFormerPixelDecoder(nn.Module):
+    def __init__(self, in_features: int, lateral_widths: list[int], feature_size: int, mask_feature_size: int) -> None:
+        super().__init__()
+        self.fpn = MaskFormerFPNModel(in_features, lateral_widths, feature_size)
+        self.mask_projection = nn.Conv2d(feature_size, mask_feature_size, kernel_size=3, padding=1)
+
+    def forward(self, features: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        fpn_features = self.fpn(features)
+        return self.mask_projection(fpn_features[-1]), fpn_features
+
+
+def _build_backbone(config: MaskFormerConfig) -> nn.Module:
+    """The backbone module ``config.backbone_config`` describes, with pretrained weights when they were asked for."""
+    from types import SimpleNamespace
+
+    from plugformers.backbone_utils import load_backbone
+
+    backbone_config = config.backbone_config
+    if backbone_config.model_type == "timm_backbone":
+        timm_fields = {
+            "num_channels": backbone_config.num_channels,
+            "features_only": backbone_config.features_only,
+            "out_indices": backbone_config.out_indices,
+            "freeze_batch_norm_2d": backbone_config.freeze_batch_norm_2d,
+            "output_stride": backbone_config.output_stride,
+        }
+        request = SimpleNamespace(
+            backbone=backbone_config.backbone,
+            use_timm_backbone=True,
+            use_pretrained_backbone=backbone_config.use_pretrained_backbone,
+            backbone_kwargs=timm_fields,
+        )
+        return load_backbone(request)
+    source = getattr(config, "_pretrained_backbone", None)
+    if source:
+        from plugformers.auto import AutoBackbone
+
+        backbone = AutoBackbone.from_pretrained(source, config=backbone_config)
+        backbone.train()
+        for module in backbone.modules():
+            module._maskformer_pretrained = True
+        return backbone
+    return load_backbone(backbone_config)
+
+
+class MaskFormerPixelLevelModule(nn.Module):
+    """Backbone (``encoder``) and feature-pyramid pixel decoder (``decoder``)."""
+
+    def __init__(self, config: MaskFormerConfig) -> None:
+        super().__init__()
+        self.encoder = _build_backbone(config)
+        for module in self.encoder.modules():
+            module._maskformer_backbone = True
+        channels = list(self.encoder.channels)
+        if config.fpn_feature_size % 32 != 0:
+            raise ValueError(f"fpn_feature_size must be a multiple of 32, got {config.fpn_feature_size}.")
+        self.decoder = MaskFormerPixelDecoder(
+            in_features=channels[-1],
+            lateral_widths=channels[:-1],
+            feature_size=config.fpn_feature_size,
+            mask_feature_size=config.mask_feature_size,
+        )
+
+    def forward(self, pixel_values: Tensor) -> tuple[tuple[Tensor, ...], Tensor, list[Tensor]]:
+        features = tuple(self.encoder(pixel_values, return_dict=True).feature_maps)
+        pixel_embeddings, fpn_features = self.decoder(list(features))
+        return features, pixel_embeddings, fpn_features
+
+
+def sine_position_embedding(
+    batch: int, height: int, width: int, num_features: int, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """Normalised 2-D sine/cosine position embedding ``(batch, 2 * num_features, height, width)`` (y then x).
+
+    Positions run 1..H and 1..W, are scaled to (0, 2*pi], and each pair of channels holds the sine and the
+    cosine of one frequency. Built from shapes only, so it costs no device synchronisation.
+    """
+    eps = 1e-6
+    scale = 2 * math.pi
+    y = torch.arange(1, height + 1, dtype=dtype, device=device)
+    x = torch.arange(1, width + 1, dtype=dtype, device=device)
+    y = y / (y[-1:] + eps) * scale
+    x = x / (x[-1:] + eps) * scale
+    exponent = 2 * torch.div(torch.arange(num_features, device=device), 2, rounding_mode="floor").to(dtype)
+    frequencies = 10000 ** (exponent / num_features)
+
+    def encode(pos: Tensor) -> Tensor:
+        angles = pos[:, None] / frequencies  # (n, num_features)
+        return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
+
+    pos_y = encode(y)[:, None, :].expand(height, width, num_features)
+    pos_x = encode(x)[None, :, :].expand(height, width, num_features)
+    pos = torch.cat((pos_y, pos_x), dim=-1).permute(2, 0, 1)
+    return pos.unsqueeze(0).expand(batch, -1, -1, -1)
+
+
+class MaskFormerTransformerModule(nn.Module):
+    """Learned queries decoded against the (projected) coarsest backbone map with sine position embeddings."""
+
+    def __init__(self, in_features: int, config: MaskFormerConfig) -> None:
+        super().__init__()
+        hidden = config.decoder_config.d_model
+        self.hidden_size = hidden
+        self.queries_embedder = nn.Embedding(config.decoder_config.num_queries, hidden)
+        self.input_projection = (
+            _mark_xavier(nn.Conv2d(in_features, hidden, kernel_size=1)) if in_features != hidden else None
+        )
+        self.decoder = MaskFormerDetrDecoder(config.decoder_config)
+
+    def forward(
+        self,
+        image_features: Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        output_intermediate: bool = False,
+    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None, Tensor | None]:
+        if self.input_projection is not None:
+            image_features = self.input_projection(image_features)
+        batch, _, height, width = image_features.shape
+        positions = sine_position_embedding(
+            batch, height, width, self.hidden_size // 2, image_features.device, image_features.dtype
+        )
+        spatial_position = positions.flatten(2).transpose(1, 2)
+        image_tokens = image_features.flatten(2).transpose(1, 2)
+        query_position = self.queries_embedder.weight.unsqueeze(0).expand(batch, -1, -1)
+        inputs_embeds = torch.zeros_like(query_position)
+        return self.decoder(
+            inputs_embeds,
+            image_tokens,
+            spatial_position,
+            query_position,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            output_intermediate=output_intermediate,
+        )
+
+
+# ----- the models ------------------------------------------------------------------------------------------
+
+
+class MaskFormerPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading rules shared by the MaskFormer models."""
+
+    config_class = MaskFormerConfig
+    base_model_prefix = "model"
+    main_input_name = "pixel_values"
+    _no_split_modules = ["MaskFormerDetrDecoderLayer"]
+    _supports_sdpa = True
+    supports_gradient_checkpointing = True
+    _keys_to_ignore_on_load_unexpected = [r".*num_batches_tracked$"]
+
+    @classmethod
+    def _fix_checkpoint_key(cls, key: str) -> str:
+        """Accept the reference's in-memory decoder names (``o_proj``, ``mlp.fc1``) besides its file names."""
+        key = super()._fix_checkpoint_key(key)
+        if ".transformer_module.decoder.layers." in key or key.startswith("transformer_module.decoder.layers."):
+            key = key.replace(".o_proj.", ".out_proj.").replace(".mlp.fc1.", ".fc1.").replace(".mlp.fc2.", ".fc2.")
+        return key
+
+    def _backbone_module(self) -> nn.Module | None:
+        base = getattr(self, self.base_model_prefix, self)
+        pixel = getattr(base, "pixel_level_module", None)
+        return None if pixel is None else pixel.encoder
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if getattr(module, "_maskformer_pretrained", False):
+            return
+        if getattr(module, "_maskformer_backbone", False):
+            # Backbone modules keep their own family's initialisation.
+            backbone = self._backbone_module()
+            init = getattr(backbone, "_init_weights", None)
+            if init is not None:
+                init(module)
+            return
+        if getattr(module, "_maskformer_xavier", False):
+            nn.init.xavier_uniform_(module.weight, gain=self.config.init_xavier_std)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, MaskFormerLoss):
+            module.empty_weight.copy_(module.class_weights().to(module.empty_weight.device))
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+def _mark_xavier(module: nn.Module) -> nn.Module:
+    """Flag a Linear/Conv for xavier-uniform initialisation (the scheme of the pyramid, projections and mask head)."""
+    module._maskformer_xavier = True
+    return module
+
+
+class MaskFormerModel(MaskFormerPreTrainedModel):
+    """Backbone + pixel decoder + transformer decoder; returns pixel embeddings and per-query hidden states."""
+
+    def __init__(self, config: MaskFormerConfig) -> None:
+        super().__init__(config)
+        self.pixel_level_module = MaskFormerPixelLevelModule(config)
+        self.transformer_module = MaskFormerTransformerModule(
+            in_features=list(self.pixel_level_module.encoder.channels)[-1], config=config
+        )
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: Tensor,
+        pixel_mask: Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> MaskFormerModelOutput | tuple[Any, ...]:
+        """Run the model. ``pixel_mask`` is accepted for interface compatibility; like the reference it is unused."""
+        output, _ = self._forward(pixel_values, output_hidden_states, output_attentions, output_intermediate=False)
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
+
+    def _forward(
+        self,
+        pixel_values: Tensor,
+        output_hidden_states: bool | None,
+        output_attentions: bool | None,
+        output_intermediate: bool,
+    ) -> tuple[MaskFormerModelOutput, Tensor | None]:
+        if pixel_values is None:
+            raise ValueError("MaskFormer needs pixel_values (batch, channels, height, width).")
+        if not isinstance(pixel_values, Tensor) or pixel_values.dim() != 4:
+            shape = tuple(pixel_values.shape) if isinstance(pixel_values, Tensor) else type(pixel_values).__name__
+            raise ValueError(f"pixel_values must be a 4-D tensor (batch, channels, height, width), got {shape}.")
+        hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        features, pixel_embeddings, fpn_features = self.pixel_level_module(pixel_values)
+        queries, decoder_hidden, decoder_attentions, intermediate = self.transformer_module(
+            features[-1], hidden, attentions, output_intermediate
+        )
+        output = MaskFormerModelOutput(
+            encoder_last_hidden_state=features[-1],
+            pixel_decoder_last_hidden_state=pixel_embeddings,
+            transformer_decoder_last_hidden_state=queries,
+        )
+        if hidden:
+            assert decoder_hidden is not None
+            output.encoder_hidden_states = features
+            output.pixel_decoder_hidden_states = tuple(fpn_features)
+            output.transformer_decoder_hidden_states = decoder_hidden
+            output.hidden_states = features + tuple(fpn_features) + decoder_hidden
+        if attentions:
+            output.attentions = decoder_attentions
+        return output, intermediate
+
+
+class MaskformerMLPPredictionHead(nn.Module):
+    """Linear layers with ReLU between them; children named ``<i>.0`` like the checkpoints."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int = 3) -> None:
+        super().__init__()
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
+        for i in range(num_layers):
+            activation: nn.Module = nn.ReLU() if i < num_layers - 1 else nn.Identity()
+            self.add_module(str(i), nn.Sequential(_mark_xavier(nn.Linear(dims[i], dims[i + 1])), activation))
+
+    def forward(self, hidden_state: Tensor) -> Tensor:
+        for layer in self.children():
+            hidden_state = layer(hidden_state)
+        return hidden_state
+
+
+MaskFormerMLPPredictionHead = MaskformerMLPPredictionHead
+
+
+# ----- loss ------------------------------------------------------------------------------------------------
+
+
+def pair_wise_dice_loss(inputs: Tensor, labels: Tensor) -> Tensor:
+    """Dice loss of every prediction (rows of ``inputs``, logits) against every target mask: ``(preds, targets)``."""
+    probs = inputs.sigmoid().flatten(1)
+    numerator = 2 * probs @ labels.T
+    denominator = probs.sum(-1)[:, None] + labels.sum(-1)[None, :]
+    return 1 - (numerator + 1) / (denominator + 1)
+
+
+def pair_wise_sigmoid_focal_loss(inputs: Tensor, labels: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+    """Mean sigmoid focal loss of every prediction against every target mask: ``(preds, targets)``."""
+    pixels = inputs.shape[1]
+    probs = inputs.sigmoid()
+    # log(sigmoid(x)) and log(1 - sigmoid(x)) computed stably through softplus.
+    loss_pos = alpha * (1 - probs) ** gamma * nn.functional.softplus(-inputs)
+    loss_neg = (1 - alpha) * probs**gamma * nn.functional.softplus(inputs)
+    return (loss_pos @ labels.T + loss_neg @ (1 - labels).T) / pixels
+
+
+def dice_loss(inputs: Tensor, labels: Tensor, num_masks: Tensor) -> Tensor:
+    """Dice loss of matched prediction/target pairs, summed and divided by the number of target masks."""
+    probs = inputs.sigmoid().flatten(1)
+    numerator = 2 * (probs * labels).sum(-1)
+    denominator = probs.sum(-1) + labels.sum(-1)
+    return (1 - (numerator + 1) / (denominator + 1)).sum() / num_masks
+
+
+def sigmoid_focal_loss(
+    inputs: Tensor, labels: Tensor, num_masks: Tensor, alpha: float = 0.25, gamma: float = 2.0
+) -> Tensor:
+    """Sigmoid focal loss of matched pairs, averaged over pixels, summed over masks, divided by ``num_masks``."""
+    probs = inputs.sigmoid()
+    ce = nn.functional.binary_cross_entropy_with_logits(inputs, labels, reduction="none")
+    p_t = probs * labels + (1 - probs) * (1 - labels)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * labels + (1 - alpha) * (1 - labels)) * loss
+    return loss.mean(1).sum() / num_masks
+
+
+class MaskFormerHungarianMatcher(nn.Module):
+    """One-to-one assignment of predictions to targets minimising class, focal-mask and dice costs."""
+
+    def __init__(self, cost_class: float = 1.0, cost_mask: float = 1.0, cost_dice: float = 1.0) -> None:
+        super().__init__()
+        if cost_class == 0 and cost_mask == 0 and cost_dice == 0:
+            raise ValueError("At least one of cost_class, cost_mask and cost_dice must be non-zero.")
+        self.cost_class = cost_class
+        self.cost_mask = cost_mask
+        self.cost_dice = cost_dice
+
+    @torch.no_grad()
+    def forward(
+        self,
+        masks_queries_logits: Tensor,
+        class_queries_logits: Tensor,
+        mask_labels: list[Tensor],
+        class_labels: list[Tensor],
+    ) -> list[tuple[Tensor, Tensor]]:
+        """For each image, ``(prediction indices, target indices)`` of the optimal matching."""
+        from scipy.optimize import linear_sum_assignment
+
+        indices = []
+        for class_logits, pred_masks, target_masks, labels in zip(
+            class_queries_logits, masks_queries_logits, mask_labels, class_labels
+        ):
+            if labels.numel() == 0:
+                empty = torch.zeros(0, dtype=torch.int64)
+                indices.append((empty, empty.clone()))
+                continue
+            target_masks = nn.functional.interpolate(
+                target_masks[:, None].to(pred_masks.dtype), size=pred_masks.shape[-2:], mode="nearest"
+            )[:, 0].flatten(1)
+            pred_flat = pred_masks.flatten(1)
+            cost_class = -class_logits.softmax(-1)[:, labels]
+            cost = (
+                self.cost_mask * pair_wise_sigmoid_focal_loss(pred_flat, target_masks)
+                + self.cost_class * cost_class
+                + self.cost_dice * pair_wise_dice_loss(pred_flat, target_masks)
+            )
+            worst = torch.finfo(cost.dtype).max
+            cost = torch.nan_to_num(cost, nan=worst, posinf=worst, neginf=worst)
+            rows, cols = linear_sum_assignment(cost.float().cpu().numpy())
+            indices.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
+        return indices
+
+
+class MaskFormerLoss(nn.Module):
+    """Cross-entropy over classes (no-object class down-weighted) plus focal and dice losses on matched masks."""
+
+    def __init__(self, num_labels: int, matcher: MaskFormerHungarianMatcher, eos_coef: float) -> None:
+        super().__init__()
+        self.num_labels = num_labels
+        self.matcher = matcher
+        self.eos_coef = eos_coef
+        self.register_buffer("empty_weight", self.class_weights())
+
+    def class_weights(self) -> Tensor:
+        weights = torch.ones(self.num_labels + 1)
+        weights[-1] = self.eos_coef
+        return weights
+
+    @staticmethod
+    def _pad_masks(masks: list[Tensor]) -> Tensor:
+        """Stack per-image target masks ``(n_i, h_i, w_i)`` into ``(batch, max n, max h, max w)`` zero-padded."""
+        n = max(m.shape[0] for m in masks)
+        h = max(m.shape[1] for m in masks)
+        w = max(m.shape[2] for m in masks)
+        out = masks[0].new_zeros((len(masks), n, h, w))
+        for i, m in enumerate(masks):
+            out[i, : m.shape[0], : m.shape[1], : m.shape[2]] = m
+        return out
+
+    def forward(
+        self,
+        masks_queries_logits: Tensor,
+        class_queries_logits: Tensor,
+        mask_labels: list[Tensor],
+        class_labels: list[Tensor],
+        auxiliary_predictions: list[dict[str, Tensor]] | None = None,
+    ) -> dict[str, Tensor]:
+        indices = self.matcher(masks_queries_logits, class_queries_logits, mask_labels, class_labels)
+        device = class_queries_logits.device
+        num_masks = torch.clamp(
+            torch.as_tensor(float(sum(len(c) for c in class_labels)), device=device), min=1
+        )
+        batch_idx = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(indices)]).to(device)
+        src_idx = torch.cat([src for src, _ in indices]).to(device)
+        tgt_idx = torch.cat([tgt for _, tgt in indices]).to(device)
+
+        # Classes: every unmatched query should predict "no object" (index num_labels).
+        batch, num_queries, _ = class_queries_logits.shape
+        target_classes = torch.full((batch, num_queries), self.num_labels, dtype=torch.int64, device=device)
+        matched_classes = torch.cat([labels.to(device)[tgt] for labels, (_, tgt) in zip(class_labels, indices)])
+        target_classes[batch_idx, src_idx] = matched_classes.long()
+        loss_ce = nn.functional.cross_entropy(
+            class_queries_logits.transpose(1, 2), target_classes, weight=self.empty_weight.to(class_queries_logits.dtype)
+        )
+
+        # Masks: predictions upsampled to the (padded) target size.
+        targets = self._pad_masks([m.to(device) for m in mask_labels])[batch_idx, tgt_idx]
+        preds = masks_queries_logits[batch_idx, src_idx]
+        preds = nn.functional.interpolate(
+            preds[:, None], size=targets.shape[-2:], mode="bilinear", align_corners=False
+        )[:, 0].flatten(1)
+        targets = targets.flatten(1).to(preds.dtype)
+        losses = {
+            "loss_mask": sigmoid_focal_loss(preds, targets, num_masks),
+            "loss_dice": dice_loss(preds, targets, num_masks),
+            "loss_cross_entropy": loss_ce,
+        }
+        for i, aux in enumerate(auxiliary_predictions or []):
+            aux_losses = self.forward(aux["masks_queries_logits"], aux["class_queries_logits"], mask_labels, class_labels)
+            losses.update({f"{key}_{i}": value for key, value in aux_losses.items()})
+        return losses
+
+
+class MaskFormerForInstanceSegmentation(MaskFormerPreTrainedModel):
+    """MaskFormer with its class and mask heads; computes the training loss when labels are given."""
+
+    def __init__(self, config: MaskFormerConfig) -> None:
+        super().__init__(config)
+        self.model = MaskFormerModel(config)
+        hidden = config.decoder_config.d_model
+        self.class_predictor = nn.Linear(hidden, config.num_labels + 1)
+        self.mask_embedder = MaskformerMLPPredictionHead(hidden, hidden, config.mask_feature_size)
+        self.matcher = MaskFormerHungarianMatcher(
+            cost_class=1.0, cost_dice=config.dice_weight, cost_mask=config.mask_weight
+        )
+        self.weight_dict = {
+            "loss_cross_entropy": config.cross_entropy_weight,
+            "loss_mask": config.mask_weight,
+            "loss_dice": config.dice_weight,
+        }
+        self.criterion = MaskFormerLoss(config.num_labels, matcher=self.matcher, eos_coef=config.no_object_weight)
+        self.post_init()
+
+    def get_loss_dict(
+        self,
+        masks_queries_logits: Tensor,
+        class_queries_logits: Tensor,
+        mask_labels: list[Tensor],
+        class_labels: list[Tensor],
+        auxiliary_logits: list[dict[str, Tensor]] | None,
+    ) -> dict[str, Tensor]:
+        """Every loss term, each multiplied by its weight (auxiliary terms by the weight of their kind)."""
+        losses = self.criterion(masks_queries_logits, class_queries_logits, mask_labels, class_labels, auxiliary_logits)
+        for key, value in losses.items():
+            kind = next(k for k in self.weight_dict if key == k or key.startswith(f"{k}_"))
+            losses[key] = value * self.weight_dict[kind]
+        return losses
+
+    def get_loss(self, loss_dict: dict[str, Tensor]) -> Tensor:
+        return torch.stack(list(loss_dict.values())).sum()
+
+    def _check_labels(self, mask_labels: Any, class_labels: Any, batch: int) -> None:
+        for name, value in (("mask_labels", mask_labels), ("class_labels", class_labels)):
+            if not isinstance(value, (list, tuple)) or not all(isinstance(t, Tensor) for t in value):
+                raise TypeError(f"{name} must be a list of tensors (one per image), got {type(value).__name__}.")
+            if len(value) != batch:
+                raise ValueError(f"{name} has {len(value)} entries but the batch has {batch} images.")
+        for i, (masks, classes) in enumerate(zip(mask_labels, class_labels)):
+            if masks.dim() != 3:
+                raise ValueError(f"mask_labels[{i}] must be (num_masks, height, width), got {tuple(masks.shape)}.")
+            if classes.dim() != 1 or classes.shape[0] != masks.shape[0]:
+                raise ValueError(
+                    f"class_labels[{i}] must hold one class id per mask ({masks.shape[0]}), "
+                    f"got shape {tuple(classes.shape)}."
+                )
+            if classes.is_floating_point():
+                raise TypeError(f"class_labels[{i}] must hold integer class ids, got dtype {classes.dtype}.")
+        ids = torch.cat([c.reshape(-1).cpu() for c in class_labels])
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.num_labels):
+            bad = sorted({int(v) for v in ids.tolist() if v < 0 or v >= self.config.num_labels})
+            raise ValueError(
+                f"class_labels hold ids {bad} outside 0..{self.config.num_labels - 1} "
+                f"(the model has num_labels={self.config.num_labels})."
+            )
+
+    def forward(
+        self,
+        pixel_values: Tensor,
+        mask_labels: list[Tensor] | None = None,
+        class_labels: list[Tensor] | None = None,
+        pixel_mask: Tensor | None = None,
+        output_auxiliary_logits: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> MaskFormerForInstanceSegmentationOutput | tuple[Any, ...]:
+        """Class logits ``(batch, queries, num_labels + 1)`` and mask logits ``(batch, queries, h/4, w/4)``.
+
+        With ``mask_labels`` (per image ``(n, H, W)`` binary masks) and ``class_labels`` (per image ``(n,)``)
+        also the weighted loss. With ``config.use_auxiliary_loss`` every decoder layer is supervised too.
+        """
+        if (mask_labels is None) != (class_labels is None):
+            raise ValueError("Pass mask_labels and class_labels together (or neither).")
+        if mask_labels is not None:
+            self._check_labels(mask_labels, class_labels, pixel_values.shape[0])
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        use_aux = bool(self.config.use_auxiliary_loss)
+        outputs, intermediate = self.model._forward(
+            pixel_values, output_hidden_states, output_attentions, output_intermediate=use_aux
+        )
+        pixel_embeddings = outputs.pixel_decoder_last_hidden_state
+        queries = outputs.transformer_decoder_last_hidden_state
+        class_queries_logits = self.class_predictor(queries)
+        masks_queries_logits = torch.einsum("bqc,bchw->bqhw", self.mask_embedder(queries), pixel_embeddings)
+        auxiliary_logits: list[dict[str, Tensor]] = []
+        if intermediate is not None:
+            # Every layer but the last (whose normalised output is ``queries``) gets its own predictions.
+            aux_classes = self.class_predictor(intermediate[:-1])
+            aux_masks = torch.einsum("lbqc,bchw->lbqhw", self.mask_embedder(intermediate[:-1]), pixel_embeddings)
+            auxiliary_logits = [
+                {"masks_queries_logits": m, "class_queries_logits": c} for m, c in zip(aux_masks, aux_classes)
+            ]
+
+        loss = None
+        if mask_labels is not None and class_labels is not None:
+            loss_dict = self.get_loss_dict(
+                masks_queries_logits, class_queries_logits, list(mask_labels), list(class_labels), auxiliary_logits
+            )
+            loss = self.get_loss(loss_dict)
+        want_aux = self.config.output_auxiliary_logits if output_auxiliary_logits is None else output_auxiliary_logits
+        output = MaskFormerForInstanceSegmentationOutput(
+            loss=loss,
+            class_queries_logits=class_queries_logits,
+            masks_queries_logits=masks_queries_logits,
+            auxiliary_logits=auxiliary_logits if want_aux and auxiliary_logits else None,
+            **{key: value for key, value in outputs.items()},
+        )
+        return output if return_dict else output.to_tuple()
