@@ -1,0 +1,880 @@
+"""Wav2Vec2 models: a convolutional feature encoder over raw audio followed by a transformer encoder.
+
+Module and parameter names mirror the reference library so that its checkpoints load unchanged,
+including the weight-normed positional convolution (saved as ``parametrizations.weight.original0/1``;
+the older ``weight_g``/``weight_v`` names are renamed on load).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from plugformers.activations import ACT2FN
+from plugformers.attention import additive_mask, get_attention_function
+from plugformers.modeling_outputs import (
+    CausalLMOutput,
+    ModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from plugformers.modeling_utils import PreTrainedModel, classification_loss
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .configuration_wav2vec2 import Wav2Vec2Config
+
+__all__ = [
+    "Wav2Vec2BaseModelOutput",
+    "Wav2Vec2ForAudioFrameClassification",
+    "Wav2Vec2ForCTC",
+    "Wav2Vec2ForSequenceClassification",
+    "Wav2Vec2Model",
+    "Wav2Vec2PreTrainedModel",
+    "compute_mask_indices",
+]
+
+# Index of `hidden_states` in the base model's tuple output (after last_hidden_state, extract_features).
+_HIDDEN_STATES_START = 2
+
+
+@dataclass
+class Wav2Vec2BaseModelOutput(ModelOutput):
+    """Output of :class:`Wav2Vec2Model`.
+
+    ``extract_features`` are the layer-normed conv features before the projection to ``hidden_size``.
+    """
+
+    last_hidden_state: torch.Tensor | None = None
+    extract_features: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def compute_mask_indices(
+    shape: tuple[int, int],
+    mask_prob: float,
+    mask_length: int,
+    attention_mask: torch.Tensor | None = None,
+    min_masks: int = 0,
+) -> np.ndarray:
+    """Random SpecAugment spans: a boolean ``(batch, length)`` array with spans of ``mask_length`` set.
+
+    About ``mask_prob * length / mask_length`` spans (at least ``min_masks``) start at distinct random
+    positions inside each example's unpadded length (from ``attention_mask``); spans may overlap.
+    """
+    batch_size, sequence_length = shape
+    if mask_length < 1:
+        raise ValueError(f"mask_length must be at least 1, got {mask_length}.")
+    if mask_length > sequence_length:
+        raise ValueError(
+            f"mask_length ({mask_length}) is longer than the sequence ({sequence_length} frames); lower "
+            "mask_time_length / mask_feature_length or use longer audio."
+        )
+    # One random offset for the whole batch so that the expected span count is mask_prob * length.
+    jitter = np.random.rand()
+    if attention_mask is not None:
+        lengths = attention_mask.detach().sum(-1).cpu().tolist()
+    else:
+        lengths = [sequence_length] * batch_size
+
+    def span_count(length: int) -> int:
+        count = max(int(mask_prob * length / mask_length + jitter), min_masks)
+        return max(min(count, length - (mask_length - 1)), 0)
+
+    mask = np.zeros((batch_size, sequence_length), dtype=bool)
+    for row, length in enumerate(lengths):
+        length = int(length)
+        count = span_count(length)
+        if count == 0:
+            continue
+        starts = np.random.choice(length - (mask_length - 1), count, replace=False)
+        positions = (starts[:, None] + np.arange(mask_length)[None, :]).reshape(-1)
+        mask[row, np.minimum(positions, sequence_length - 1)] = True
+    return mask
+
+
+def _conv_output_length(length: Any, kernel: int, stride: int) -> Any:
+    """Frames a stride-``stride`` convolution without padding produces from ``length`` samples."""
+    return torch.div(length - kernel, stride, rounding_mode="floor") + 1
+
+
+# ----- feature encoder ----------------------------------------------------------------------------------
+
+
+class Wav2Vec2NoLayerNormConvLayer(nn.Module):
+    def __init__(self, config: Wav2Vec2Config, layer_id: int = 0) -> None:
+        super().__init__()
+        in_dim = config.conv_dim[layer_id - 1] if layer_id > 0 else 1
+        self.conv = nn.Conv1d(
+            in_dim,
+            config.conv_dim[layer_id],
+            kernel_size=config.conv_kernel[layer_id],
+            stride=config.conv_stride[layer_id],
+            bias=config.conv_bias,
+        )
+        self.activation = ACT2FN[config.feat_extract_activation]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.conv(hidden_states))
+
+
+class Wav2Vec2LayerNormConvLayer(Wav2Vec2NoLayerNormConvLayer):
+    """Conv, then LayerNorm over channels (the ``feat_extract_norm="layer"`` variant)."""
+
+    def __init__(self, config: Wav2Vec2Config, layer_id: int = 0) -> None:
+        super().__init__(config, layer_id)
+        self.layer_norm = nn.LayerNorm(config.conv_dim[layer_id], elementwise_affine=True)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.conv(hidden_states)
+        hidden_states = self.layer_norm(hidden_states.transpose(-2, -1)).transpose(-2, -1)
+        return self.activation(hidden_states)
+
+
+class Wav2Vec2GroupNormConvLayer(Wav2Vec2NoLayerNormConvLayer):
+    """Conv, then one GroupNorm group per channel over time (first layer of ``feat_extract_norm="group"``)."""
+
+    def __init__(self, config: Wav2Vec2Config, layer_id: int = 0) -> None:
+        super().__init__(config, layer_id)
+        dim = config.conv_dim[layer_id]
+        self.layer_norm = nn.GroupNorm(num_groups=dim, num_channels=dim, affine=True)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.layer_norm(self.conv(hidden_states)))
+
+
+class Wav2Vec2FeatureEncoder(nn.Module):
+    """Raw audio ``(batch, samples)`` -> conv features ``(batch, channels, frames)``."""
+
+    gradient_checkpointing = False
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        n = config.num_feat_extract_layers
+        layers: list[nn.Module]
+        if config.feat_extract_norm == "group":
+            layers = [Wav2Vec2GroupNormConvLayer(config, 0)]
+            layers += [Wav2Vec2NoLayerNormConvLayer(config, i) for i in range(1, n)]
+        else:
+            layers = [Wav2Vec2LayerNormConvLayer(config, i) for i in range(n)]
+        self.conv_layers = nn.ModuleList(layers)
+        self._requires_grad = True
+
+    def _freeze_parameters(self) -> None:
+        for param in self.parameters():
+            param.requires_grad = False
+        self._requires_grad = False
+
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        hidden_states = input_values[:, None]
+        # Let gradient checkpointing see an input that needs grad, so the conv weights still train.
+        if self._requires_grad and self.training:
+            hidden_states.requires_grad = True
+        for conv_layer in self.conv_layers:
+            if self._requires_grad and self.gradient_checkpointing and self.training:
+                hidden_states = self._gradient_checkpointing_func(conv_layer.__call__, hidden_states)
+            else:
+                hidden_states = conv_layer(hidden_states)
+        return hidden_states
+
+
+class Wav2Vec2FeatureProjection(nn.Module):
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps)
+        self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
+        # Initialised by _init_weights through this module, not as a generic Linear.
+        self.projection._wav2vec2_projection = True  # type: ignore[assignment]
+        self.dropout = nn.Dropout(config.feat_proj_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        normed = self.layer_norm(hidden_states)
+        return self.dropout(self.projection(normed)), normed
+
+
+# ----- transformer encoder ------------------------------------------------------------------------------
+
+
+class Wav2Vec2PositionalConvEmbedding(nn.Module):
+    """Relative positions from a wide grouped convolution whose weight is weight-normed over the kernel axis."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        kernel = config.num_conv_pos_embeddings
+        conv = nn.Conv1d(
+            config.hidden_size,
+            config.hidden_size,
+            kernel_size=kernel,
+            padding=kernel // 2,
+            groups=config.num_conv_pos_embedding_groups,
+        )
+        self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+        # An even kernel with padding kernel//2 yields one frame too many; drop the last one.
+        self.num_pad_remove = 1 if kernel % 2 == 0 else 0
+        self.activation = ACT2FN[config.feat_extract_activation]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.conv(hidden_states.transpose(1, 2))
+        if self.num_pad_remove:
+            hidden_states = hidden_states[:, :, : -self.num_pad_remove]
+        return self.activation(hidden_states).transpose(1, 2)
+
+
+class Wav2Vec2Attention(nn.Module):
+    """Multi-head self-attention through the configured backend ("eager", "sdpa", ...)."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_dim = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = self.embed_dim // self.num_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, length, _ = hidden_states.shape
+        shape = (batch, length, self.num_heads, self.head_dim)
+        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        attend = get_attention_function(self.config._attn_implementation or "eager")
+        output, weights = attend(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.dropout if self.training else 0.0,
+            output_attentions=output_attentions,
+        )
+        output = output.transpose(1, 2).reshape(batch, length, self.embed_dim)
+        return self.out_proj(output), weights
+
+
+class Wav2Vec2FeedForward(nn.Module):
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.intermediate_dropout = nn.Dropout(config.activation_dropout)
+        self.intermediate_dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+        self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.output_dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.intermediate_dropout(self.intermediate_act_fn(self.intermediate_dense(hidden_states)))
+        return self.output_dropout(self.output_dense(hidden_states))
+
+
+class Wav2Vec2AttnAdapterLayer(nn.Module):
+    """Small bottleneck added after each pre-norm layer when ``adapter_attn_dim`` is set (MMS checkpoints)."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.linear_1 = nn.Linear(config.hidden_size, config.adapter_attn_dim)
+        self.act_fn = nn.ReLU()
+        self.linear_2 = nn.Linear(config.adapter_attn_dim, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(self.act_fn(self.linear_1(self.norm(hidden_states))))
+
+
+class Wav2Vec2EncoderLayer(nn.Module):
+    """Post-norm transformer layer (base models)."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.attention = Wav2Vec2Attention(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = Wav2Vec2FeedForward(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(hidden_states, attention_mask, output_attentions)
+        hidden_states = self.layer_norm(hidden_states + self.dropout(attended))
+        hidden_states = self.final_layer_norm(hidden_states + self.feed_forward(hidden_states))
+        return hidden_states, weights
+
+
+class Wav2Vec2EncoderLayerStableLayerNorm(nn.Module):
+    """Pre-norm transformer layer (``do_stable_layer_norm=True``, the large models)."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.attention = Wav2Vec2Attention(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = Wav2Vec2FeedForward(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.adapter_layer = Wav2Vec2AttnAdapterLayer(config) if config.adapter_attn_dim is not None else None
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(self.layer_norm(hidden_states), attention_mask, output_attentions)
+        hidden_states = hidden_states + self.dropout(attended)
+        hidden_states = hidden_states + self.feed_forward(self.final_layer_norm(hidden_states))
+        if self.adapter_layer is not None:
+            hidden_states = hidden_states + self.adapter_layer(hidden_states)
+        return hidden_states, weights
+
+
+class Wav2Vec2Encoder(nn.Module):
+    """Positional conv + transformer layers; post-norm, or pre-norm with a final LayerNorm when ``stable``."""
+
+    gradient_checkpointing = False
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.config = config
+        self.stable = bool(config.do_stable_layer_norm)
+        self.pos_conv_embed = Wav2Vec2PositionalConvEmbedding(config)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        layer_class = Wav2Vec2EncoderLayerStableLayerNorm if self.stable else Wav2Vec2EncoderLayer
+        self.layers = nn.ModuleList([layer_class(config) for _ in range(config.num_hidden_layers)])
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        additive = None
+        if attention_mask is not None:
+            # Padded frames are zeroed so that the positional conv does not smear them into real frames.
+            hidden_states = hidden_states.masked_fill(~attention_mask[..., None], 0.0)
+            additive = additive_mask(attention_mask, hidden_states.dtype)
+
+        hidden_states = hidden_states + self.pos_conv_embed(hidden_states)
+        if not self.stable:
+            hidden_states = self.layer_norm(hidden_states)
+        hidden_states = self.dropout(hidden_states)
+
+        all_hidden: list[torch.Tensor] = []
+        all_attn: list[torch.Tensor] = []
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden.append(hidden_states)
+            # LayerDrop: skip whole layers at random while training.
+            if self.training and self.config.layerdrop > 0 and random.random() < self.config.layerdrop:
+                continue
+            if self.gradient_checkpointing and self.training:
+                hidden_states, weights = self._gradient_checkpointing_func(
+                    layer.__call__, hidden_states, additive, output_attentions
+                )
+            else:
+                hidden_states, weights = layer(hidden_states, additive, output_attentions)
+            if output_attentions and weights is not None:
+                all_attn.append(weights)
+
+        # As in the reference, the pre-norm variant reports the last layer's output before the final norm.
+        if output_hidden_states:
+            all_hidden.append(hidden_states)
+        if self.stable:
+            hidden_states = self.layer_norm(hidden_states)
+        return (
+            hidden_states,
+            tuple(all_hidden) if output_hidden_states else None,
+            tuple(all_attn) if output_attentions else None,
+        )
+
+
+class Wav2Vec2AdapterLayer(nn.Module):
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(
+            config.output_hidden_size,
+            2 * config.output_hidden_size,
+            config.adapter_kernel_size,
+            stride=config.adapter_stride,
+            padding=1,
+        )
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return nn.functional.glu(self.conv(hidden_states), dim=1)
+
+
+class Wav2Vec2Adapter(nn.Module):
+    """Strided GLU convolutions that shorten the encoder output (``add_adapter=True``, for seq2seq decoders)."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.proj: nn.Linear | None = None
+        self.proj_layer_norm: nn.LayerNorm | None = None
+        if config.output_hidden_size != config.hidden_size:
+            self.proj = nn.Linear(config.hidden_size, config.output_hidden_size)
+            self.proj_layer_norm = nn.LayerNorm(config.output_hidden_size)
+        self.layers = nn.ModuleList(Wav2Vec2AdapterLayer(config) for _ in range(config.num_adapter_layers))
+        self.layerdrop = config.layerdrop
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.proj is not None and self.proj_layer_norm is not None:
+            hidden_states = self.proj_layer_norm(self.proj(hidden_states))
+        hidden_states = hidden_states.transpose(1, 2)
+        for layer in self.layers:
+            if not self.training or random.random() > self.layerdrop:
+                hidden_states = layer(hidden_states)
+        return hidden_states.transpose(1, 2)
+
+
+# ----- models -------------------------------------------------------------------------------------------
+
+
+class Wav2Vec2PreTrainedModel(PreTrainedModel):
+    """Weight init, frame-length arithmetic and checkpoint key compatibility shared by every Wav2Vec2 model."""
+
+    config_class = Wav2Vec2Config
+    base_model_prefix = "wav2vec2"
+    main_input_name = "input_values"
+    _no_split_modules = ["Wav2Vec2EncoderLayer", "Wav2Vec2EncoderLayerStableLayerNorm"]
+    _supports_sdpa = True
+    supports_gradient_checkpointing = True
+
+    config: Wav2Vec2Config
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, Wav2Vec2PositionalConvEmbedding):
+            conv = module.conv
+            kernel = conv.kernel_size[0]
+            fan_in = kernel * conv.in_channels // conv.groups
+            weight_v = conv.parametrizations.weight.original1
+            weight_v.normal_(0.0, 2 * math.sqrt(1.0 / fan_in))
+            # g = |v| over the non-kernel axes, so the effective weight starts equal to v.
+            conv.parametrizations.weight.original0.copy_(weight_v.norm(dim=(0, 1), keepdim=True))
+            if conv.bias is not None:
+                conv.bias.zero_()
+        elif isinstance(module, Wav2Vec2FeatureProjection):
+            bound = math.sqrt(1.0 / module.projection.in_features)
+            module.projection.weight.uniform_(-bound, bound)
+            module.projection.bias.uniform_(-bound, bound)
+        elif isinstance(module, nn.Linear):
+            if getattr(module, "_wav2vec2_projection", False):
+                return
+            module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+            if module.weight is not None:
+                module.weight.fill_(1.0)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Conv1d) and not parametrize.is_parametrized(module):
+            nn.init.kaiming_normal_(module.weight)
+            if module.bias is not None:
+                bound = math.sqrt(module.groups / (module.in_channels * module.kernel_size[0]))
+                module.bias.uniform_(-bound, bound)
+        elif isinstance(module, Wav2Vec2Model) and module.masked_spec_embed is not None:
+            module.masked_spec_embed.uniform_()
+        elif isinstance(module, (Wav2Vec2ForSequenceClassification, Wav2Vec2ForAudioFrameClassification)):
+            if module.layer_weights is not None:
+                module.layer_weights.fill_(1.0 / module.layer_weights.numel())
+
+    @classmethod
+    def _fix_checkpoint_key(cls, key: str) -> str:
+        key = super()._fix_checkpoint_key(key)
+        # Checkpoints from before torch's parametrized weight_norm name the two factors weight_g / weight_v.
+        if key.endswith("pos_conv_embed.conv.weight_g"):
+            return key[: -len("weight_g")] + "parametrizations.weight.original0"
+        if key.endswith("pos_conv_embed.conv.weight_v"):
+            return key[: -len("weight_v")] + "parametrizations.weight.original1"
+        return key
+
+    def _get_feat_extract_output_lengths(self, input_lengths: Any, add_adapter: bool | None = None) -> Any:
+        """Frames the feature encoder (and the adapter, when used) produces from ``input_lengths`` samples."""
+        add_adapter = self.config.add_adapter if add_adapter is None else add_adapter
+        lengths = input_lengths
+        for kernel, stride in zip(self.config.conv_kernel, self.config.conv_stride):
+            lengths = _conv_output_length(lengths, kernel, stride)
+        if add_adapter:
+            for _ in range(self.config.num_adapter_layers):
+                lengths = _conv_output_length(lengths, 1, self.config.adapter_stride)
+        return lengths
+
+    def _get_feature_vector_attention_mask(
+        self, feature_vector_length: int, attention_mask: torch.Tensor, add_adapter: bool | None = None
+    ) -> torch.Tensor:
+        """Sample-level mask ``(batch, samples)`` -> boolean frame-level mask ``(batch, frames)``.
+
+        Each example keeps its first ``n`` frames, ``n`` being the frames its count of real samples
+        yields. As in the reference, an example too short for one frame (``n <= 0``) keeps the first
+        ``frames + n`` frames instead of none. Built without a host-device sync.
+        """
+        num_samples = attention_mask.sum(dim=-1)
+        lengths = self._get_feat_extract_output_lengths(num_samples, add_adapter).to(torch.long)
+        lengths = torch.where(lengths > 0, lengths, lengths + feature_vector_length)
+        frames = torch.arange(feature_vector_length, device=attention_mask.device)
+        return frames[None, :] < lengths[:, None]
+
+
+def _check_input_values(input_values: torch.Tensor, config: Wav2Vec2Config) -> None:
+    if not isinstance(input_values, torch.Tensor):
+        raise TypeError(f"input_values must be a torch.Tensor of shape (batch, samples), got {type(input_values).__name__}.")
+    if input_values.dim() != 2:
+        raise ValueError(
+            f"input_values must have shape (batch, samples) of mono audio, got shape {tuple(input_values.shape)}; "
+            "add a batch axis with input_values[None] or mix channels down first."
+        )
+    if not input_values.is_floating_point():
+        raise TypeError(f"input_values must be floating point audio, got dtype {input_values.dtype}.")
+    need = config.receptive_field
+    if input_values.shape[-1] < need:
+        rate = 16000
+        raise ValueError(
+            f"The audio is {input_values.shape[-1]} samples long, shorter than the receptive field of the "
+            f"feature encoder ({need} samples, {1000 * need / rate:.0f} ms at {rate} Hz): no frame can be "
+            "computed. Pad the audio to at least that length."
+        )
+
+
+class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
+    """The bare encoder: raw audio -> contextual frame features (one frame per ~20 ms at the defaults)."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__(config)
+        self.config = config
+        self.feature_extractor = Wav2Vec2FeatureEncoder(config)
+        self.feature_projection = Wav2Vec2FeatureProjection(config)
+        self.masked_spec_embed: nn.Parameter | None = None
+        if config.mask_time_prob > 0.0 or config.mask_feature_prob > 0.0:
+            self.masked_spec_embed = nn.Parameter(torch.empty(config.hidden_size).uniform_())
+        self.encoder = Wav2Vec2Encoder(config)
+        self.adapter = Wav2Vec2Adapter(config) if config.add_adapter else None
+        self.post_init()
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop training the conv feature encoder (its parameters get no gradient)."""
+        self.feature_extractor._freeze_parameters()
+
+    def _mask_hidden_states(
+        self,
+        hidden_states: torch.Tensor,
+        mask_time_indices: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """SpecAugment: replace masked time steps by ``masked_spec_embed`` and zero masked feature channels."""
+        if not self.config.apply_spec_augment:
+            return hidden_states
+        batch, frames, hidden = hidden_states.shape
+        if mask_time_indices is not None:
+            if self.masked_spec_embed is None:
+                raise ValueError("mask_time_indices needs masked_spec_embed: set mask_time_prob > 0 in the config.")
+            fill = self.masked_spec_embed.to(hidden_states.dtype)
+            hidden_states = torch.where(mask_time_indices.bool()[..., None], fill, hidden_states)
+        elif self.config.mask_time_prob > 0 and self.training:
+            mask = compute_mask_indices(
+                (batch, frames),
+                self.config.mask_time_prob,
+                self.config.mask_time_length,
+                attention_mask=attention_mask,
+                min_masks=self.config.mask_time_min_masks,
+            )
+            mask_t = torch.as_tensor(mask, device=hidden_states.device)
+            assert self.masked_spec_embed is not None
+            hidden_states = torch.where(mask_t[..., None], self.masked_spec_embed.to(hidden_states.dtype), hidden_states)
+        if self.config.mask_feature_prob > 0 and self.training:
+            mask = compute_mask_indices(
+                (batch, hidden),
+                self.config.mask_feature_prob,
+                self.config.mask_feature_length,
+                min_masks=self.config.mask_feature_min_masks,
+            )
+            mask_f = torch.as_tensor(mask, device=hidden_states.device)
+            hidden_states = hidden_states.masked_fill(mask_f[:, None, :], 0.0)
+        return hidden_states
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        mask_time_indices: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Wav2Vec2BaseModelOutput | tuple[torch.Tensor, ...]:
+        """``input_values`` ``(batch, samples)``; ``attention_mask`` ``(batch, samples)`` with 1 for real audio."""
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        _check_input_values(input_values, self.config)
+
+        extract_features = self.feature_extractor(input_values).transpose(1, 2)
+        frame_mask = None
+        if attention_mask is not None:
+            if attention_mask.shape != input_values.shape:
+                raise ValueError(
+                    f"attention_mask has shape {tuple(attention_mask.shape)} but input_values has shape "
+                    f"{tuple(input_values.shape)}; they must match (one entry per audio sample)."
+                )
+            frame_mask = self._get_feature_vector_attention_mask(
+                extract_features.shape[1], attention_mask, add_adapter=False
+            )
+        hidden_states, extract_features = self.feature_projection(extract_features)
+        hidden_states = self._mask_hidden_states(hidden_states, mask_time_indices, frame_mask)
+
+        hidden_states, all_hidden, all_attn = self.encoder(
+            hidden_states, frame_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
+        if self.adapter is not None:
+            hidden_states = self.adapter(hidden_states)
+        output = Wav2Vec2BaseModelOutput(
+            last_hidden_state=hidden_states,
+            extract_features=extract_features,
+            hidden_states=all_hidden,
+            attentions=all_attn,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+def _weighted_layer_sum(hidden_states: tuple[torch.Tensor, ...], layer_weights: torch.Tensor) -> torch.Tensor:
+    stacked = torch.stack(hidden_states, dim=1)
+    weights = nn.functional.softmax(layer_weights, dim=-1).to(stacked.dtype)
+    return (stacked * weights.view(-1, 1, 1)).sum(dim=1)
+
+
+class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
+    """Wav2Vec2 with a linear per-frame vocabulary head trained with CTC (speech recognition)."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__(config)
+        if config.vocab_size is None:
+            raise ValueError(
+                "Wav2Vec2ForCTC needs config.vocab_size (the size of the CTC vocabulary, e.g. "
+                "len(tokenizer)); it is None."
+            )
+        self.wav2vec2 = Wav2Vec2Model(config)
+        self.dropout = nn.Dropout(config.final_dropout)
+        head_in = config.output_hidden_size if config.add_adapter else config.hidden_size
+        self.lm_head = nn.Linear(head_in, config.vocab_size)
+        self.post_init()
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop training the conv feature encoder (the usual setting for CTC fine-tuning)."""
+        self.wav2vec2.feature_extractor._freeze_parameters()
+
+    def freeze_base_model(self) -> None:
+        """Train only the head."""
+        for param in self.wav2vec2.parameters():
+            param.requires_grad = False
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> CausalLMOutput | tuple[torch.Tensor, ...]:
+        """``labels`` ``(batch, target_length)``: token ids, negative values (e.g. -100) mark padding."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        outputs = self.wav2vec2(
+            input_values,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.lm_head(self.dropout(outputs.last_hidden_state))
+
+        loss = None
+        if labels is not None:
+            loss = self._ctc_loss(logits, input_values, attention_mask, labels)
+        output = CausalLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _ctc_loss(
+        self,
+        logits: torch.Tensor,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        vocab_size = self.config.vocab_size
+        if labels.dim() != 2 or labels.shape[0] != logits.shape[0]:
+            raise ValueError(
+                f"labels must have shape (batch={logits.shape[0]}, target_length), got {tuple(labels.shape)}."
+            )
+        if labels.numel() and int(labels.max()) >= vocab_size:
+            raise ValueError(
+                f"labels contain id {int(labels.max())}, outside the vocabulary of {vocab_size} tokens "
+                f"(valid ids are 0..{vocab_size - 1}; use negative values such as -100 for padding)."
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_values, dtype=torch.long)
+        input_lengths = self._get_feat_extract_output_lengths(attention_mask.sum(-1)).to(torch.long)
+        labels_mask = labels >= 0
+        target_lengths = labels_mask.sum(-1)
+        flattened_targets = labels.masked_select(labels_mask)
+        # CTC in float32 whatever the model dtype; (frames, batch, vocab) is what ctc_loss expects.
+        log_probs = nn.functional.log_softmax(logits, dim=-1, dtype=torch.float32).transpose(0, 1)
+        with torch.backends.cudnn.flags(enabled=False):
+            return nn.functional.ctc_loss(
+                log_probs,
+                flattened_targets,
+                input_lengths,
+                target_lengths,
+                blank=self.config.pad_token_id if self.config.pad_token_id is not None else 0,
+                reduction=self.config.ctc_loss_reduction,
+                zero_infinity=self.config.ctc_zero_infinity,
+            )
+
+
+class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
+    """Utterance-level classification (keyword spotting, speaker or emotion id): mean-pooled projected frames."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__(config)
+        if config.add_adapter:
+            raise ValueError(
+                "Wav2Vec2ForSequenceClassification does not support adapters; set config.add_adapter=False."
+            )
+        self.wav2vec2 = Wav2Vec2Model(config)
+        num_layers = config.num_hidden_layers + 1  # the transformer layers and the input embeddings
+        self.layer_weights: nn.Parameter | None = None
+        if config.use_weighted_layer_sum:
+            self.layer_weights = nn.Parameter(torch.ones(num_layers) / num_layers)
+        self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
+        self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
+        self.post_init()
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop training the conv feature encoder."""
+        self.wav2vec2.feature_extractor._freeze_parameters()
+
+    def freeze_base_model(self) -> None:
+        """Train only the projector and classifier."""
+        for param in self.wav2vec2.parameters():
+            param.requires_grad = False
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if self.layer_weights is not None:
+            output_hidden_states = True
+        outputs = self.wav2vec2(
+            input_values,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        if self.layer_weights is not None:
+            hidden_states = _weighted_layer_sum(outputs.hidden_states, self.layer_weights)
+        else:
+            hidden_states = outputs.last_hidden_state
+        hidden_states = self.projector(hidden_states)
+        if attention_mask is None:
+            pooled = hidden_states.mean(dim=1)
+        else:
+            frame_mask = self._get_feature_vector_attention_mask(hidden_states.shape[1], attention_mask)
+            hidden_states = hidden_states.masked_fill(~frame_mask[..., None], 0.0)
+            pooled = hidden_states.sum(dim=1) / frame_mask.sum(dim=1, keepdim=True).to(hidden_states.dtype)
+        logits = self.classifier(pooled)
+        loss = None
+        if labels is not None:
+            loss = classification_loss(logits, labels, self.config, self.config.num_labels)
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class Wav2Vec2ForAudioFrameClassification(Wav2Vec2PreTrainedModel):
+    """Per-frame classification (e.g. speaker diarization); labels are one-hot/multi-hot per frame."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__(config)
+        if config.add_adapter:
+            raise ValueError(
+                "Wav2Vec2ForAudioFrameClassification does not support adapters; set config.add_adapter=False."
+            )
+        self.wav2vec2 = Wav2Vec2Model(config)
+        num_layers = config.num_hidden_layers + 1
+        self.layer_weights: nn.Parameter | None = None
+        if config.use_weighted_layer_sum:
+            self.layer_weights = nn.Parameter(torch.ones(num_layers) / num_layers)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.num_labels = config.num_labels
+        self.post_init()
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop training the conv feature encoder."""
+        self.wav2vec2.feature_extractor._freeze_parameters()
+
+    def freeze_base_model(self) -> None:
+        """Train only the classifier."""
+        for param in self.wav2vec2.parameters():
+            param.requires_grad = False
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> TokenClassifierOutput | tuple[torch.Tensor, ...]:
+        """``labels`` ``(batch, frames, num_labels)``: the target of each frame is its arg-max label."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if self.layer_weights is not None:
+            output_hidden_states = True
+        outputs = self.wav2vec2(
+            input_values,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        if self.layer_weights is not None:
+            hidden_states = _weighted_layer_sum(outputs.hidden_states, self.layer_weights)
+        else:
+            hidden_states = outputs.last_hidden_state
+        logits = self.classifier(hidden_states)
+        loss = None
+        if labels is not None:
+            if labels.shape[-1] != self.num_labels or labels.numel() != logits.numel():
+                raise ValueError(
+                    f"labels must have shape (batch, frames, num_labels) = {tuple(logits.shape)}, "
+                    f"got {tuple(labels.shape)}."
+                )
+            targets = torch.argmax(labels.reshape(-1, self.num_labels), dim=1)
+            loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_labels), targets)
+        output = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
