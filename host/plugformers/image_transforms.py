@@ -1,0 +1,386 @@
+"""Image operations used by image processors, in two flavours that give the same numbers.
+
+* The PIL/NumPy path works on one channel-first NumPy array at a time and resizes with Pillow, so that
+  8-bit images come out exactly as the reference library's Pillow-based processors produce them.
+* The torch path works on a batch tensor ``(N, C, H, W)`` on any device (CPU or CUDA). Resizing uses
+  ``torch.nn.functional.interpolate`` with antialiasing for bilinear/bicubic (which follows Pillow's
+  filters), ``nearest-exact`` for nearest, and an explicit separable weight matrix built the way Pillow
+  builds its filters for box, Hamming and Lanczos. 8-bit inputs are rounded back to 0-255 after resizing,
+  as Pillow does, so both paths agree to within one grey level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from plugformers.image_utils import PILImageResampling, as_float_list, resolve_resample
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "center_crop",
+    "convert_to_rgb",
+    "get_resize_output_image_size",
+    "normalize",
+    "pad",
+    "rescale",
+    "resize",
+    "resize_weights",
+    "torch_center_crop",
+    "torch_convert_to_rgb",
+    "torch_normalize",
+    "torch_resize",
+]
+
+# Filters that can overshoot the input range; Pillow clips their 8-bit results to 0-255.
+_OVERSHOOTING = (PILImageResampling.BICUBIC, PILImageResampling.LANCZOS)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Output sizes
+
+
+def get_resize_output_image_size(height: int, width: int, size: dict[str, int]) -> tuple[int, int]:
+    """The (height, width) an image of ``height x width`` is resized to, for a size dict.
+
+    ``{"height", "width"}`` is an exact size. ``{"shortest_edge": s}`` scales the short side to ``s`` and the
+    long side in proportion (truncated); with ``"longest_edge": l`` too, the long side is capped at ``l`` and
+    the short side shrinks in proportion. ``{"longest_edge": l}`` alone scales the long side to ``l``.
+    ``{"max_height", "max_width"}`` fits the image inside that box keeping its aspect ratio.
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"Cannot resize an empty image of size {height}x{width}.")
+    if "height" in size and "width" in size:
+        return int(size["height"]), int(size["width"])
+    if "shortest_edge" in size:
+        short, long = (height, width) if height <= width else (width, height)
+        new_short = int(size["shortest_edge"])
+        new_long = int(new_short * long / short)
+        max_long = size.get("longest_edge")
+        if max_long is not None and new_long > max_long:
+            new_short = int(max_long * new_short / new_long)
+            new_long = int(max_long)
+        new_short, new_long = max(new_short, 1), max(new_long, 1)
+        return (new_short, new_long) if height <= width else (new_long, new_short)
+    if "longest_edge" in size:
+        scale = size["longest_edge"] / max(height, width)
+        return max(round(height * scale), 1), max(round(width * scale), 1)
+    if "max_height" in size and "max_width" in size:
+        scale = min(size["max_height"] / height, size["max_width"] / width)
+        return max(int(height * scale), 1), max(int(width * scale), 1)
+    raise ValueError(
+        f"Unsupported size {size!r}: use 'height'+'width', 'shortest_edge' (+ 'longest_edge'), 'longest_edge' "
+        "or 'max_height'+'max_width'."
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# PIL / NumPy path (one channel-first array at a time)
+
+
+def _white_level(image: np.ndarray) -> float:
+    if image.dtype == np.uint8:
+        return 255.0
+    return 1.0 if float(image.max(initial=0.0)) <= 1.0 else 255.0
+
+
+def convert_to_rgb(image: np.ndarray) -> np.ndarray:
+    """A channel-first image with 3 channels: grayscale is repeated, RGBA is composited over white."""
+    channels = image.shape[0]
+    if channels == 3:
+        return image
+    if channels == 1:
+        return np.repeat(image, 3, axis=0)
+    if channels != 4:
+        raise ValueError(f"Cannot convert an image with {channels} channels to RGB (expected 1, 3 or 4).")
+    if image.dtype == np.uint8:
+        from PIL import Image
+
+        rgba = Image.fromarray(np.ascontiguousarray(np.moveaxis(image, 0, -1)), mode="RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        rgb = Image.alpha_composite(background, rgba).convert("RGB")
+        return np.ascontiguousarray(np.moveaxis(np.asarray(rgb), -1, 0))
+    white = _white_level(image)
+    alpha = image[3:4].astype(np.float32) / white
+    return (image[:3] * alpha + white * (1.0 - alpha)).astype(image.dtype)
+
+
+def resize(
+    image: np.ndarray,
+    size: tuple[int, int],
+    resample: Any = PILImageResampling.BILINEAR,
+    *,
+    reducing_gap: float | None = None,
+) -> np.ndarray:
+    """Resize a channel-first image to ``size=(height, width)`` with Pillow.
+
+    uint8 images are resized as 8-bit Pillow images (3 channels together, others channel by channel, so
+    that alpha is never premultiplied); float images channel by channel in Pillow's 32-bit float mode, and
+    the result is clipped to the input's value range for filters that overshoot (bicubic, Lanczos).
+    """
+    from PIL import Image
+
+    filt = resolve_resample(resample)
+    height, width = int(size[0]), int(size[1])
+    if height <= 0 or width <= 0:
+        raise ValueError(f"Cannot resize to an empty size {height}x{width}.")
+    if tuple(image.shape[1:]) == (height, width):
+        return image.copy()
+    pil_size = (width, height)
+    if image.dtype == np.uint8 and image.shape[0] == 3:
+        pil = Image.fromarray(np.ascontiguousarray(np.moveaxis(image, 0, -1)), mode="RGB")
+        out = np.asarray(pil.resize(pil_size, resample=int(filt), reducing_gap=reducing_gap))
+        return np.ascontiguousarray(np.moveaxis(out, -1, 0))
+    planes = []
+    for plane in image:
+        if image.dtype == np.uint8:
+            pil = Image.fromarray(np.ascontiguousarray(plane), mode="L")
+        else:
+            pil = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
+        planes.append(np.asarray(pil.resize(pil_size, resample=int(filt), reducing_gap=reducing_gap)))
+    out = np.stack(planes)
+    if image.dtype != np.uint8 and filt in _OVERSHOOTING:
+        out = np.clip(out, image.min(), image.max())
+    return out
+
+
+def center_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Crop the centre ``(height, width)`` of a channel-first image; a smaller image is zero-padded first."""
+    crop_h, crop_w = int(size[0]), int(size[1])
+    if crop_h <= 0 or crop_w <= 0:
+        raise ValueError(f"crop size must be positive, got {crop_h}x{crop_w}.")
+    _, height, width = image.shape
+    if crop_h > height or crop_w > width:
+        new_h, new_w = max(crop_h, height), max(crop_w, width)
+        canvas = np.zeros((image.shape[0], new_h, new_w), dtype=image.dtype)
+        top, left = (new_h - height + 1) // 2, (new_w - width + 1) // 2
+        canvas[:, top : top + height, left : left + width] = image
+        image, height, width = canvas, new_h, new_w
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return np.ascontiguousarray(image[:, top : top + crop_h, left : left + crop_w])
+
+
+def rescale(image: np.ndarray, scale: float) -> np.ndarray:
+    """Multiply pixel values by ``scale`` (1/255 maps 8-bit values to [0, 1]); returns float32."""
+    return image.astype(np.float32) * np.float32(scale)
+
+
+def _per_channel(values: float | Iterable[float], channels: int, name: str) -> list[float]:
+    vals = as_float_list(values, name=name)
+    if len(vals) == 1:
+        vals = vals * channels
+    if len(vals) != channels:
+        raise ValueError(
+            f"{name} has {len(vals)} values but the image has {channels} channels; give one value per channel "
+            "(or convert the image to RGB with do_convert_rgb=True)."
+        )
+    return vals
+
+
+def normalize(image: np.ndarray, mean: float | Iterable[float], std: float | Iterable[float]) -> np.ndarray:
+    """``(image - mean) / std`` per channel of a channel-first image; returns float32."""
+    channels = image.shape[0]
+    mean_arr = np.asarray(_per_channel(mean, channels, "image_mean"), dtype=np.float32)[:, None, None]
+    std_arr = np.asarray(_per_channel(std, channels, "image_std"), dtype=np.float32)[:, None, None]
+    if (std_arr == 0).any():
+        raise ValueError(f"image_std must not contain 0, got {list(std_arr.ravel())}.")
+    return (image.astype(np.float32) - mean_arr) / std_arr
+
+
+def pad(image: np.ndarray, size: tuple[int, int], constant_value: float = 0.0) -> np.ndarray:
+    """Pad a channel-first image at the bottom and right to ``(height, width)`` with ``constant_value``."""
+    _, height, width = image.shape
+    target_h, target_w = int(size[0]), int(size[1])
+    if target_h < height or target_w < width:
+        raise ValueError(f"Cannot pad an image of {height}x{width} to the smaller size {target_h}x{target_w}.")
+    return np.pad(
+        image, ((0, 0), (0, target_h - height), (0, target_w - width)), constant_values=constant_value
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Torch path (batched, any device)
+
+
+def _filter(kind: PILImageResampling) -> tuple[Any, float]:
+    """The 1-D kernel and its support radius for the separable filters Pillow defines."""
+
+    def sinc(x: np.ndarray) -> np.ndarray:
+        return np.sinc(x)
+
+    if kind == PILImageResampling.BOX:
+        return (lambda x: ((x >= -0.5) & (x < 0.5)).astype(np.float64)), 0.5
+    if kind == PILImageResampling.BILINEAR:
+        return (lambda x: np.clip(1.0 - np.abs(x), 0.0, None)), 1.0
+    if kind == PILImageResampling.HAMMING:
+        return (lambda x: np.where(np.abs(x) < 1.0, sinc(x) * (0.54 + 0.46 * np.cos(np.pi * x)), 0.0)), 1.0
+    if kind == PILImageResampling.BICUBIC:
+        a = -0.5
+
+        def cubic(x: np.ndarray) -> np.ndarray:
+            x = np.abs(x)
+            near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+            far = (((x - 5.0) * x + 8.0) * x - 4.0) * a
+            return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+
+        return cubic, 2.0
+    if kind == PILImageResampling.LANCZOS:
+        return (lambda x: np.where(np.abs(x) < 3.0, sinc(x) * sinc(x / 3.0), 0.0)), 3.0
+    raise ValueError(f"No separable filter for {kind!r}.")
+
+
+def resize_weights(in_size: int, out_size: int, kind: PILImageResampling) -> np.ndarray:
+    """The ``(out_size, in_size)`` matrix that resamples one axis like Pillow's convolution resize.
+
+    Each output pixel ``i`` is centred at ``(i + 0.5) * in/out`` in input coordinates; when shrinking, the
+    kernel is stretched by the scale factor (this is what antialiases), and each row is normalised to sum 1.
+    """
+    func, support = _filter(kind)
+    scale = in_size / out_size
+    stretch = max(scale, 1.0)
+    radius = support * stretch
+    weights = np.zeros((out_size, in_size), dtype=np.float64)
+    for i in range(out_size):
+        centre = (i + 0.5) * scale
+        lo = max(int(centre - radius + 0.5), 0)
+        hi = min(int(centre + radius + 0.5), in_size)
+        taps = np.arange(lo, hi, dtype=np.float64)
+        w = func((taps - centre + 0.5) / stretch)
+        total = w.sum()
+        if total != 0:
+            w = w / total
+        weights[i, lo:hi] = w
+    return weights
+
+
+def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PILImageResampling.BILINEAR) -> torch.Tensor:
+    """Resize a batch ``(N, C, H, W)`` to ``size=(height, width)`` on its own device, following Pillow.
+
+    uint8 batches come back as uint8 (rounded and clipped like Pillow's 8-bit resize); float batches stay
+    float, clipped to the input range for overshooting filters.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    filt = resolve_resample(resample)
+    height, width = int(size[0]), int(size[1])
+    if height <= 0 or width <= 0:
+        raise ValueError(f"Cannot resize to an empty size {height}x{width}.")
+    if images.ndim != 4:
+        raise ValueError(f"torch_resize expects a (N, C, H, W) batch, got shape {tuple(images.shape)}.")
+    if tuple(images.shape[-2:]) == (height, width):
+        return images.clone()
+    is_uint8 = images.dtype == torch.uint8
+    if filt == PILImageResampling.NEAREST:
+        work = images if is_uint8 or images.is_floating_point() else images.float()
+        return F.interpolate(work, size=(height, width), mode="nearest-exact").to(images.dtype)
+    native_ok = min(height, width) > 1  # torch's 8-bit kernel asserts on some 1-pixel outputs
+    if native_ok and is_uint8 and images.device.type == "cpu" and filt in (PILImageResampling.BILINEAR, PILImageResampling.BICUBIC):
+        # Torch's native 8-bit antialiased kernel rounds like Pillow and is several times faster.
+        mode = "bilinear" if filt == PILImageResampling.BILINEAR else "bicubic"
+        return F.interpolate(images, size=(height, width), mode=mode, antialias=True, align_corners=False)
+    work = images if images.is_floating_point() else images.float()
+    if is_uint8:
+        # Pillow resizes 8-bit images in two passes, rounding and clipping to 0-255 in between, so the
+        # pass order matters for overshooting filters; this order rule was measured against Pillow.
+        in_h, in_w = images.shape[-2], images.shape[-1]
+        height_first = height < in_h and (width > in_w or (height * in_w < in_h * width and in_h > in_w))
+        axes = ((-2, height), (-1, width)) if height_first else ((-1, width), (-2, height))
+        out = work
+        for axis, new in axes:
+            out = _resize_one_axis(out, new, filt, axis=axis).round_().clamp_(0, 255)
+        return out.to(torch.uint8)
+    out = _resize_one_axis(_resize_one_axis(work, width, filt, axis=-1), height, filt, axis=-2)
+    if filt in _OVERSHOOTING:
+        out = out.clamp(images.amin(), images.amax())
+    return out
+
+
+def _resize_one_axis(images: torch.Tensor, new: int, filt: PILImageResampling, *, axis: int) -> torch.Tensor:
+    """Resample a float ``(N, C, H, W)`` batch along the height (-2) or width (-1) axis only."""
+    import torch
+    import torch.nn.functional as F
+
+    old = images.shape[axis]
+    if old == new:
+        return images
+    if filt in (PILImageResampling.BILINEAR, PILImageResampling.BICUBIC):
+        mode = "bilinear" if filt == PILImageResampling.BILINEAR else "bicubic"
+        size = (images.shape[-2], new) if axis == -1 else (new, images.shape[-1])
+        return F.interpolate(images, size=size, mode=mode, antialias=True, align_corners=False)
+    compute = torch.float64 if images.dtype == torch.float64 else torch.float32
+    weights = torch.as_tensor(resize_weights(old, new, filt), dtype=compute, device=images.device)
+    work = images.to(compute)
+    out = torch.matmul(work, weights.T) if axis == -1 else torch.matmul(weights, work)
+    return out.to(images.dtype)
+
+
+def torch_convert_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """Channel-first (or batched) tensor with 3 channels: grayscale repeated, RGBA composited over white."""
+    import torch
+
+    channels = image.shape[-3]
+    if channels == 3:
+        return image
+    if channels == 1:
+        reps = [1] * image.ndim
+        reps[-3] = 3
+        return image.repeat(*reps)
+    if channels != 4:
+        raise ValueError(f"Cannot convert an image with {channels} channels to RGB (expected 1, 3 or 4).")
+    rgb, alpha = image[..., :3, :, :], image[..., 3:4, :, :]
+    if image.dtype == torch.uint8:
+        # Same integer rounding as Pillow's alpha_composite onto an opaque white background.
+        a = alpha.to(torch.int32)
+        blended = rgb.to(torch.int32) * a + 255 * (255 - a) + 128
+        return ((blended + (blended >> 8)) >> 8).to(torch.uint8)
+    white = 1.0 if float(image.max()) <= 1.0 else 255.0
+    a = alpha / white
+    return rgb * a + white * (1.0 - a)
+
+
+def torch_center_crop(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre crop of a ``(..., C, H, W)`` tensor, zero-padding first when it is smaller (as :func:`center_crop`)."""
+    import torch.nn.functional as F
+
+    crop_h, crop_w = int(size[0]), int(size[1])
+    if crop_h <= 0 or crop_w <= 0:
+        raise ValueError(f"crop size must be positive, got {crop_h}x{crop_w}.")
+    height, width = images.shape[-2], images.shape[-1]
+    if crop_h > height or crop_w > width:
+        new_h, new_w = max(crop_h, height), max(crop_w, width)
+        top, left = (new_h - height + 1) // 2, (new_w - width + 1) // 2
+        images = F.pad(images, (left, new_w - width - left, top, new_h - height - top))
+        height, width = new_h, new_w
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return images[..., top : top + crop_h, left : left + crop_w]
+
+
+def torch_normalize(
+    images: torch.Tensor,
+    *,
+    rescale_factor: float | None,
+    mean: float | Iterable[float] | None,
+    std: float | Iterable[float] | None,
+) -> torch.Tensor:
+    """Rescale and/or normalise a ``(N, C, H, W)`` batch in one pass; returns float32 on the same device."""
+    import torch
+
+    out = images.to(torch.float32)
+    channels = images.shape[-3]
+    scale = 1.0 if rescale_factor is None else float(rescale_factor)
+    if mean is None or std is None:
+        return out * scale if rescale_factor is not None else out
+    mean_t = torch.tensor(_per_channel(mean, channels, "image_mean"), dtype=torch.float32, device=out.device)
+    std_t = torch.tensor(_per_channel(std, channels, "image_std"), dtype=torch.float32, device=out.device)
+    if bool((std_t == 0).any()):
+        raise ValueError(f"image_std must not contain 0, got {std_t.tolist()}.")
+    # (x * scale - mean) / std == x * (scale / std) - mean / std: one multiply-add per pixel.
+    mul = (scale / std_t).view(-1, 1, 1)
+    add = (-mean_t / std_t).view(-1, 1, 1)
+    return torch.addcmul(add, out, mul)
+
