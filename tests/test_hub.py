@@ -261,7 +261,7 @@ def test_remote_code_from_the_hub_with_pinned_revision(hub, cache, tmp_path, mon
     old = get_class_from_dynamic_module("modeling_thing.Thing", repo, revision=first)
     new = get_class_from_dynamic_module("modeling_thing.Thing", repo)
     assert (old.value, new.value) == (1, 2)
-    cached = {p.parent.parent.name for p in (tmp_path / "pf_home" / "modules").rglob("__init__.py")}
+    cached = {p.parent.name for p in (tmp_path / "pf_home" / "modules").rglob("__init__.py")}
     assert first in cached and len(cached) == 2
     other = _repo_name("code-elsewhere")
     hub.create_repo(other, {"config.json": _config_json()})

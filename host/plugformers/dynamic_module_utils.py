@@ -8,9 +8,12 @@ format, so either library can load the other's repositories).
 Loading: :func:`resolve_trust_remote_code` is called first and refuses, without importing anything, unless
 the user passed ``trust_remote_code=True``. Then :func:`get_class_from_dynamic_module` fetches the module and
 its relative imports (parsed with :mod:`ast`, never executed, to find them) into a content-addressed cache
-under ``$PLUGFORMERS_HOME/modules`` and imports it under a package name unique to that content, so two
-revisions of one repository never shadow each other and two processes filling the cache at once cannot
-corrupt it (each builds in a private temporary folder that is renamed into place, under a file lock).
+under ``$PLUGFORMERS_HOME/modules/<repo>/<key>`` and imports it as a package unique to that key, so two
+revisions of one repository never shadow each other. The key is the commit hash for Hub repositories and a
+hash of the folder's ``.py`` files for local folders; all classes of one snapshot share the package, so a
+model file's ``from .configuration_x import XConfig`` is the class ``AutoConfig`` returned. Two processes
+filling the cache at once cannot corrupt it: files are written to temporary names and renamed into place
+under a file lock.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import importlib.util
 import keyword
 import os
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -363,34 +365,48 @@ def _check_requirements(files: dict[str, bytes], repo: str) -> None:
         )
 
 
-def _materialise(files: dict[str, bytes], repo: str, commit: str | None) -> tuple[Path, str]:
-    """Put ``files`` into the cache (once, atomically); returns ``(folder, content hash)``."""
+def _files_digest(files: Mapping[str, bytes]) -> str:
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    content = digest.hexdigest()[:20]
-    parent = modules_cache_dir() / _safe_name(repo.replace("/", "--")) / (commit or "local")
-    final = parent / content
-    if (final / "__init__.py").is_file():
-        return final, content
-    parent.mkdir(parents=True, exist_ok=True)
+    return digest.hexdigest()
+
+
+def _folder_code_digest(folder: str) -> str:
+    """Hash of every top-level ``.py`` file of a local folder: the key under which its code is cached."""
+    root = Path(folder)
+    return _files_digest({p.name: p.read_bytes() for p in sorted(root.glob("*.py")) if p.is_file()})
+
+
+def _materialise(files: dict[str, bytes], label: str, key: str) -> Path:
+    """Put ``files`` into the cache folder for ``(label, key)``; safe against concurrent writers.
+
+    All classes of one repository snapshot share one folder (hence one package), so the config class a
+    model file imports relatively is the very class ``AutoConfig`` returned. Every file is written to a
+    temporary name and renamed into place under a file lock; ``__init__.py`` is written last.
+    """
+    final = modules_cache_dir() / _safe_name(label.replace("/", "--")) / key
+    if (final / "__init__.py").is_file() and all(
+        (final / name).is_file() and (final / name).read_bytes() == data for name, data in files.items()
+    ):
+        return final
+    final.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
-    with FileLock(str(parent / f".{content}.lock")):
-        if (final / "__init__.py").is_file():
-            return final, content
-        staging = Path(tempfile.mkdtemp(prefix=f".{content}.tmp-", dir=parent))
-        try:
-            for name, data in files.items():
-                (staging / name).write_bytes(data)
-            (staging / "__init__.py").write_text("", encoding="utf-8")  # written last: marks completion
-            with contextlib.suppress(FileNotFoundError):
-                shutil.rmtree(final)  # a leftover without __init__.py from a crashed process
-            os.rename(staging, final)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-    return final, content
+    with FileLock(str(final.parent / f".{key}.lock")):
+        for name, data in [*sorted(files.items()), ("__init__.py", b"")]:
+            target = final / name
+            if target.is_file() and target.read_bytes() == data:
+                continue
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=final)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, target)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+    return final
 
 
 def _import_package(folder: Path, package: str, module: str) -> Any:
@@ -407,6 +423,7 @@ def _import_package(folder: Path, package: str, module: str) -> Any:
             except BaseException:
                 sys.modules.pop(package, None)
                 raise
+        importlib.invalidate_caches()  # files may have been added to the folder since it was imported
         return importlib.import_module(f"{package}.{module}")
 
 
@@ -436,11 +453,14 @@ def get_class_from_dynamic_module(
     files, commit = _fetch_code(repo, module, hub_kwargs, class_reference)
     _check_requirements(files, repo)
     if os.path.isdir(repo):
-        label = f"local_{Path(repo).resolve().name}_{hashlib.sha256(str(Path(repo).resolve()).encode()).hexdigest()[:8]}"
+        where = Path(repo).resolve()
+        label = f"local_{where.name}_{hashlib.sha256(str(where).encode()).hexdigest()[:8]}"
+        key = "local-" + _folder_code_digest(repo)[:20]
     else:
         label = repo
-    folder, content = _materialise(files, label, commit)
-    package = f"plugformers_remote_{_safe_name(label)}_{content}"
+        key = commit or "files-" + _files_digest(files)[:20]
+    folder = _materialise(files, label, key)
+    package = f"plugformers_remote_{_safe_name(label)}_{key.replace('-', '_')[:26]}"
     try:
         mod = _import_package(folder, package, module)
     except ImportError as exc:
