@@ -443,6 +443,10 @@ class DistilBertModel(DistilBertPreTrainedModel):
         super().__init__(config)
         self.embeddings = DistilBertEmbeddings(config)
         self.transformer = DistilBertTransformer(config)
+        # A checkpoint saved after prune_heads records the pruned heads; build the same (smaller) layers.
+        pruned = getattr(config, "pruned_heads", None) or {}
+        if pruned:
+            self._prune_heads({int(layer): list(heads) for layer, heads in pruned.items()})
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
