@@ -276,8 +276,9 @@ def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PI
         return images.clone()
     is_uint8 = images.dtype == torch.uint8
     if filt == PILImageResampling.NEAREST:
-        work = images if is_uint8 or images.is_floating_point() else images.float()
-        return F.interpolate(work, size=(height, width), mode="nearest-exact").to(images.dtype)
+        rows = torch.as_tensor(_nearest_indices(images.shape[-2], height), device=images.device)
+        cols = torch.as_tensor(_nearest_indices(images.shape[-1], width), device=images.device)
+        return images.index_select(-2, rows).index_select(-1, cols)
     native_ok = min(height, width) > 1  # torch's 8-bit kernel asserts on some 1-pixel outputs
     if native_ok and is_uint8 and images.device.type == "cpu" and filt in (PILImageResampling.BILINEAR, PILImageResampling.BICUBIC):
         # Torch's native 8-bit antialiased kernel rounds like Pillow and is several times faster.
@@ -298,6 +299,22 @@ def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PI
     if filt in _OVERSHOOTING:
         out = out.clamp(images.amin(), images.amax())
     return out
+
+
+def _nearest_indices(in_size: int, out_size: int) -> np.ndarray:
+    """Source index of each output pixel for nearest resizing, with Pillow's float arithmetic.
+
+    Pillow starts at ``scale / 2`` and adds ``scale`` once per output pixel, truncating each position; the
+    accumulated rounding decides ties (a position that is exactly an integer on paper), so it is repeated
+    here step by step rather than computed as ``(i + 0.5) * scale``.
+    """
+    scale = in_size / out_size
+    position = scale * 0.5
+    idx = np.empty(out_size, dtype=np.int64)
+    for i in range(out_size):
+        idx[i] = int(position)
+        position += scale
+    return np.clip(idx, 0, in_size - 1)
 
 
 def _resize_one_axis(images: torch.Tensor, new: int, filt: PILImageResampling, *, axis: int) -> torch.Tensor:
