@@ -959,15 +959,10 @@ class PreTrainedTokenizerBase(PushToHubMixin):
                 pair_ids = pair_ids[:-num_tokens_to_remove]
         elif strategy is TruncationStrategy.LONGEST_FIRST:
             assert pair_ids is not None
-            # Remove from the longer sequence one token at a time (ties: the second), like the reference.
-            n1, n2 = len(ids), len(pair_ids)
-            for _ in range(num_tokens_to_remove):
-                if n1 > n2:
-                    n1 -= 1
-                else:
-                    n2 -= 1
-            if n2 < 0:
+            budget = len(ids) + len(pair_ids) - num_tokens_to_remove
+            if budget < 0:
                 raise ValueError("Sequences are too short to remove that many tokens.")
+            n1, n2 = _longest_first_lengths(len(ids), len(pair_ids), budget)
             if left:
                 ids, pair_ids = ids[len(ids) - n1 :], pair_ids[len(pair_ids) - n2 :]
             else:
@@ -1042,12 +1037,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         if strategy is TruncationStrategy.ONLY_SECOND:
             return [(ids, w) for w in self._split_windows(pair_ids, budget - len(ids), stride)]
         # longest_first: fix the lengths the fast backend settles on, then window both sequences.
-        n1, n2 = len(ids), len(pair_ids)
-        for _ in range(n1 + n2 - budget):
-            if n1 > n2:
-                n1 -= 1
-            else:
-                n2 -= 1
+        n1, n2 = _longest_first_lengths(len(ids), len(pair_ids), budget)
         first = self._split_windows(ids, n1, stride)
         second = self._split_windows(pair_ids, n2, stride)
         return [(a, b) for a in first for b in second]
@@ -1437,6 +1427,22 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             f"truncation_side={self.truncation_side!r}, special_tokens={self.special_tokens_map}, "
             f"added_tokens_decoder={{\n{added}\n}})"
         )
+
+
+def _longest_first_lengths(len1: int, len2: int, budget: int) -> tuple[int, int]:
+    """How many tokens of each sequence ``longest_first`` keeps, exactly as the tokenizers library decides.
+
+    The shorter sequence keeps what it can up to half the budget, the longer one gets the rest.
+    """
+    short, long_ = sorted((len1, len2))
+    keep_long = short if short > budget else max(short, budget - short)
+    keep_short = short
+    if keep_short + keep_long > budget:
+        keep_short = budget // 2
+        keep_long = keep_short + budget % 2
+    if len1 > len2:
+        keep_short, keep_long = keep_long, keep_short
+    return min(len1, keep_short), min(len2, keep_long)
 
 
 def _read_json(path: str | None) -> Any:

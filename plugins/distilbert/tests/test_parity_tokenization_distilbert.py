@@ -1,0 +1,89 @@
+"""DistilBERT tokenizers against the reference library: same ids/masks/decodes, folders load both ways."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+transformers = pytest.importorskip("transformers")
+
+from plugformers_distilbert.tokenization_distilbert import DistilBertTokenizer  # noqa: E402
+from plugformers_distilbert.tokenization_distilbert_fast import DistilBertTokenizerFast  # noqa: E402
+from test_tokenization_distilbert import CORPUS, PAIRS, write_vocab  # noqa: E402
+
+OURS = (DistilBertTokenizer, DistilBertTokenizerFast)
+OPTIONS = [{}, {"do_lower_case": False}, {"do_lower_case": False, "strip_accents": True}, {"strip_accents": False}]
+# The reference's tokenizers backend cannot take lone surrogates at all; ours replace them.
+REF_CORPUS = [t for t in CORPUS if "\ud800" not in t and "\udfff" not in t]
+REF_PAIRS = [(a, b) for a, b in PAIRS if a in REF_CORPUS and b in REF_CORPUS]
+
+
+def _encode(tok: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in tok(*args, **kwargs).items()}
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+def test_ids_masks_and_decode_match_reference(tmp_path: Path, options: dict[str, Any]) -> None:
+    vocab = str(write_vocab(tmp_path))
+    ref = transformers.DistilBertTokenizer(vocab, **options)
+    kwargs = {"padding": True, "return_special_tokens_mask": True, "return_token_type_ids": True}
+    expected = _encode(ref, REF_CORPUS, **kwargs)
+    firsts, seconds = [p[0] for p in REF_PAIRS], [p[1] for p in REF_PAIRS]
+    expected_pairs = _encode(ref, firsts, seconds, truncation=True, max_length=10, **kwargs)
+    for cls in OURS:
+        ours = cls(vocab, **options)
+        assert _encode(ours, REF_CORPUS, **kwargs) == expected, cls.__name__
+        assert _encode(ours, firsts, seconds, truncation=True, max_length=10, **kwargs) == expected_pairs
+        for ids in expected["input_ids"]:
+            for skip in (False, True):
+                assert ours.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip)
+        assert ours.all_special_tokens == ref.all_special_tokens
+        assert ours.all_special_ids == ref.all_special_ids
+        assert len(ours) == len(ref) and ours.get_vocab() == ref.get_vocab()
+
+
+def test_padding_left_and_tensors_match_reference(tmp_path: Path) -> None:
+    vocab = str(write_vocab(tmp_path))
+    ref = transformers.DistilBertTokenizer(vocab, padding_side="left")
+    expected = ref(REF_CORPUS[:6], padding="max_length", max_length=12, truncation=True, return_tensors="pt")
+    for cls in OURS:
+        got = cls(vocab, padding_side="left")(
+            REF_CORPUS[:6], padding="max_length", max_length=12, truncation=True, return_tensors="pt"
+        )
+        assert sorted(got) == sorted(expected)
+        for key in expected:
+            assert got[key].tolist() == expected[key].tolist(), key
+
+
+def test_our_folders_load_in_reference(tmp_path: Path) -> None:
+    vocab = write_vocab(tmp_path)
+    for cls in OURS:
+        ours = cls(vocab, do_lower_case=False, model_max_length=20)
+        ours.add_tokens(["brandnewtoken"])
+        ours.add_special_tokens({"additional_special_tokens": ["<extra>"]})
+        folder = tmp_path / cls.__name__
+        ours.save_pretrained(folder)
+        for ref_cls in (transformers.AutoTokenizer, transformers.DistilBertTokenizer):
+            ref = ref_cls.from_pretrained(folder)
+            texts = [*REF_CORPUS, "Hello brandnewtoken <extra> World"]
+            assert ref(texts)["input_ids"] == ours(texts)["input_ids"]
+            assert ref.model_max_length == 20 and len(ref) == len(ours)
+            assert "<extra>" in ref.all_special_tokens
+
+
+def test_reference_folders_load_in_ours(tmp_path: Path) -> None:
+    vocab = str(write_vocab(tmp_path))
+    ref = transformers.DistilBertTokenizer(vocab, do_lower_case=False, model_max_length=20)
+    ref.add_tokens(["brandnewtoken"])
+    ref.add_special_tokens({"additional_special_tokens": ["<extra>"]})
+    ref.save_pretrained(tmp_path / "ref")
+    texts = [*REF_CORPUS, "Hello brandnewtoken <extra> World"]
+    for cls in OURS:
+        ours = cls.from_pretrained(tmp_path / "ref")
+        assert ours(texts)["input_ids"] == ref(texts)["input_ids"], cls.__name__
+        assert ours.model_max_length == 20 and len(ours) == len(ref)
+        assert ours.all_special_tokens == ref.all_special_tokens
+        ids = ref("Hello brandnewtoken <extra> World")["input_ids"]
+        assert ours.decode(ids, skip_special_tokens=True) == ref.decode(ids, skip_special_tokens=True)
