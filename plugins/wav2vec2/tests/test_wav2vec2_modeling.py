@@ -1,0 +1,366 @@
+"""Wav2Vec2 models: the shared model suite plus the family's own behaviour (masks, CTC, SpecAugment, keys)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from plugformers.configuration_utils import ConfigError
+from plugformers.testing.model_tests import ModelTesterMixin
+from plugformers_wav2vec2.configuration_wav2vec2 import Wav2Vec2Config
+from plugformers_wav2vec2.modeling_wav2vec2 import (
+    Wav2Vec2ForAudioFrameClassification,
+    Wav2Vec2ForCTC,
+    Wav2Vec2ForSequenceClassification,
+    Wav2Vec2Model,
+    compute_mask_indices,
+)
+from safetensors.torch import load_file, save_file
+
+
+def tiny_config(**overrides: Any) -> Wav2Vec2Config:
+    """32-wide, 2-layer model whose feature encoder turns 40+ samples into frames (stride 20)."""
+    kwargs: dict[str, Any] = dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        conv_dim=(16, 16, 16),
+        conv_stride=(5, 2, 2),
+        conv_kernel=(10, 3, 3),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        vocab_size=12,
+        layerdrop=0.0,
+        mask_time_length=3,
+        num_labels=3,
+    )
+    kwargs.update(overrides)
+    return Wav2Vec2Config(**kwargs)
+
+
+def audio_batch(batch: int = 2, samples: int = 800, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Speech-like signals; the second example is padded (zeros, mask 0) after 60% of its samples."""
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(samples) / 16000.0
+    rows = []
+    for b in range(batch):
+        f0 = 110.0 + 30.0 * b + 40.0 * torch.rand((), generator=gen)
+        wave = sum(torch.sin(2 * torch.pi * f0 * k * t) / k for k in range(1, 6))
+        rows.append(wave * torch.hann_window(samples) + 0.01 * torch.randn(samples, generator=gen))
+    values = torch.stack(rows).float()
+    mask = torch.ones(batch, samples, dtype=torch.long)
+    if batch > 1:
+        mask[1, int(samples * 0.6) :] = 0
+        values = values * mask
+    return values, mask
+
+
+class TestWav2Vec2ModelSuite(ModelTesterMixin):
+    all_model_classes = (
+        Wav2Vec2Model,
+        Wav2Vec2ForCTC,
+        Wav2Vec2ForSequenceClassification,
+        Wav2Vec2ForAudioFrameClassification,
+    )
+
+    def get_config(self) -> Wav2Vec2Config:
+        return tiny_config()
+
+    def prepare_inputs(self, config: Any, model_class: type) -> dict[str, Any]:
+        values, mask = audio_batch()
+        inputs: dict[str, Any] = {"input_values": values, "attention_mask": mask}
+        if model_class is Wav2Vec2ForCTC:
+            inputs["labels"] = torch.tensor([[5, 6, 6, 7], [8, 9, -100, -100]])
+        elif model_class is Wav2Vec2ForSequenceClassification:
+            inputs["labels"] = torch.tensor([0, 2])
+        elif model_class is Wav2Vec2ForAudioFrameClassification:
+            inputs["labels"] = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 39)), 3)
+        return inputs
+
+
+class TestWav2Vec2StableSuite(TestWav2Vec2ModelSuite):
+    """The large-model layout: layer-normed conv encoder, pre-norm layers, MMS attention adapters."""
+
+    test_compile = False  # one compile per family is enough on small CPUs
+
+    def get_config(self) -> Wav2Vec2Config:
+        return tiny_config(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, adapter_attn_dim=8)
+
+
+# ----- config ---------------------------------------------------------------------------------------------
+
+
+def test_config_defaults_and_derived_fields() -> None:
+    config = Wav2Vec2Config()
+    assert config.num_feat_extract_layers == 7 and config.output_hidden_size == 768
+    assert config.inputs_to_logits_ratio == 320
+    assert config.receptive_field == 400  # 25 ms at 16 kHz
+    data = json.loads(config.to_json_string())
+    assert data["conv_dim"] == [512] * 7 and data["pad_token_id"] == 0 and data["model_type"] == "wav2vec2"
+    assert "num_feat_extract_layers" in data and "id2label" not in data
+
+
+def test_config_round_trip_keeps_every_switch(tmp_path: Path) -> None:
+    config = tiny_config(feat_extract_norm="layer", add_adapter=True, output_hidden_size=24, ctc_loss_reduction="mean")
+    config.save_pretrained(tmp_path)
+    loaded = Wav2Vec2Config.from_pretrained(tmp_path)
+    mine, theirs = config.to_dict(), loaded.to_dict()
+    mine.pop("_name_or_path"), theirs.pop("_name_or_path")
+    assert theirs == mine
+    assert loaded.conv_kernel == [10, 3, 3] and loaded.output_hidden_size == 24
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"conv_dim": (8, 8), "conv_stride": (5, 2, 2)}, "one entry per feature-encoder layer"),
+        ({"feat_extract_norm": "batch"}, "feat_extract_norm"),
+        ({"ctc_loss_reduction": "avg"}, "ctc_loss_reduction"),
+        ({"num_attention_heads": 5}, "multiple of num_attention_heads"),
+        ({"conv_kernel": (10, 0, 3)}, "positive ints"),
+    ],
+)
+def test_config_rejects_bad_values(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        tiny_config(**overrides)
+
+
+# ----- frame masks and lengths ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_frame_mask_follows_the_conv_arithmetic(norm: str) -> None:
+    model = Wav2Vec2Model(tiny_config(feat_extract_norm=norm)).eval()
+    lengths = torch.tensor([800, 480, 41, 40])
+    mask = (torch.arange(800)[None, :] < lengths[:, None]).long()
+    frames = model._get_feature_vector_attention_mask(39, mask)
+    # 800 samples -> 159 -> 79 -> 39 frames; 480 -> 95 -> 47 -> 23; 40 samples is exactly one frame.
+    assert frames.dtype == torch.bool
+    assert frames.sum(-1).tolist() == [39, 23, 1, 1]
+    assert frames[1, :23].all() and not frames[1, 23:].any()
+
+
+def test_padding_does_not_change_real_frames_with_layer_norm_encoder() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(tiny_config(feat_extract_norm="layer", do_stable_layer_norm=True)).eval()
+    values, mask = audio_batch()
+    with torch.no_grad():
+        padded = model(values, attention_mask=mask).last_hidden_state
+        alone = model(values[1:, :480]).last_hidden_state
+    torch.testing.assert_close(padded[1, :23], alone[0], atol=1e-5, rtol=1e-4)
+
+
+def test_ctc_input_lengths_use_the_adapter_strides() -> None:
+    model = Wav2Vec2ForCTC(tiny_config(add_adapter=True, num_adapter_layers=2, output_hidden_size=24))
+    assert model._get_feat_extract_output_lengths(torch.tensor(800)).item() == 10  # 39 -> 20 -> 10
+    assert model._get_feat_extract_output_lengths(torch.tensor(800), add_adapter=False).item() == 39
+    values, _ = audio_batch(batch=1)
+    assert model.eval()(values).logits.shape == (1, 10, 12)
+
+
+# ----- CTC -----------------------------------------------------------------------------------------------
+
+
+def test_ctc_loss_reductions_and_zero_infinity() -> None:
+    torch.manual_seed(0)
+    values, mask = audio_batch()
+    labels = torch.tensor([[5, 6, 6, 7], [8, 9, -100, -100]])
+    model = Wav2Vec2ForCTC(tiny_config()).eval()
+    out = {}
+    for reduction in ("sum", "mean", "none"):
+        model.config.ctc_loss_reduction = reduction
+        with torch.no_grad():
+            out[reduction] = model(values, attention_mask=mask, labels=labels).loss
+    assert out["none"].shape == (2,)
+    torch.testing.assert_close(out["sum"], out["none"].sum())
+    # "mean" divides each example's loss by its target length before averaging.
+    torch.testing.assert_close(out["mean"], (out["none"] / torch.tensor([4.0, 2.0])).mean())
+
+    impossible = torch.full((2, 60), 5)  # 60 targets cannot fit in 39 frames
+    model.config.ctc_loss_reduction = "sum"
+    with torch.no_grad():
+        assert torch.isinf(model(values, labels=impossible).loss)
+        model.config.ctc_zero_infinity = True
+        assert model(values, labels=impossible).loss.item() == 0.0
+
+
+def test_ctc_rejects_labels_outside_the_vocabulary() -> None:
+    model = Wav2Vec2ForCTC(tiny_config()).eval()
+    values, _ = audio_batch()
+    with pytest.raises(ValueError, match="outside the vocabulary of 12 tokens"):
+        model(values, labels=torch.tensor([[1, 12], [2, 3]]))
+
+
+def test_ctc_needs_a_vocabulary_size() -> None:
+    with pytest.raises(ValueError, match="vocab_size"):
+        Wav2Vec2ForCTC(tiny_config(vocab_size=None))
+
+
+# ----- bad input -----------------------------------------------------------------------------------------
+
+
+def test_audio_shorter_than_the_receptive_field_is_refused() -> None:
+    model = Wav2Vec2Model(tiny_config()).eval()
+    assert model.config.receptive_field == 40
+    with pytest.raises(ValueError, match=r"shorter than the receptive field.*40 samples"):
+        model(torch.randn(1, 39))
+    assert model(torch.randn(1, 40)).last_hidden_state.shape == (1, 1, 32)
+
+
+def test_input_values_must_be_batched_mono_float_audio() -> None:
+    model = Wav2Vec2Model(tiny_config()).eval()
+    with pytest.raises(ValueError, match=r"\(batch, samples\)"):
+        model(torch.randn(800))
+    with pytest.raises(TypeError, match="floating point"):
+        model(torch.zeros(1, 800, dtype=torch.long))
+    with pytest.raises(ValueError, match="attention_mask has shape"):
+        model(torch.randn(2, 800), attention_mask=torch.ones(2, 700))
+
+
+def test_heads_refuse_adapters() -> None:
+    with pytest.raises(ValueError, match="adapters"):
+        Wav2Vec2ForSequenceClassification(tiny_config(add_adapter=True))
+    with pytest.raises(ValueError, match="adapters"):
+        Wav2Vec2ForAudioFrameClassification(tiny_config(add_adapter=True))
+
+
+# ----- training switches ---------------------------------------------------------------------------------
+
+
+def test_freeze_feature_encoder_stops_only_its_gradients() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(tiny_config(apply_spec_augment=False))
+    model.freeze_feature_encoder()
+    model.train()
+    values, mask = audio_batch()
+    model(values, attention_mask=mask, labels=torch.tensor([[5, 6], [7, 8]])).loss.backward()
+    for name, param in model.named_parameters():
+        if name.startswith("wav2vec2.feature_extractor."):
+            assert param.grad is None and not param.requires_grad, name
+        elif "masked_spec_embed" not in name:
+            assert param.grad is not None, name
+
+
+def test_gradient_checkpointing_gives_the_same_gradients() -> None:
+    config = tiny_config(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, final_dropout=0.0, apply_spec_augment=False)
+    torch.manual_seed(0)
+    plain = Wav2Vec2ForCTC(config).train()
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.gradient_checkpointing_enable()
+    values, mask = audio_batch()
+    labels = torch.tensor([[5, 6], [7, 8]])
+    plain(values, attention_mask=mask, labels=labels).loss.backward()
+    checkpointed(values, attention_mask=mask, labels=labels).loss.backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_weighted_layer_sum_uses_every_layer() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2ForSequenceClassification(tiny_config(use_weighted_layer_sum=True)).eval()
+    assert model.layer_weights is not None and model.layer_weights.shape == (3,)
+    values, mask = audio_batch()
+    out = model(values, attention_mask=mask, labels=torch.tensor([0, 1]))
+    out.loss.backward()
+    assert model.layer_weights.grad is not None and model.layer_weights.grad.abs().sum() > 0
+
+
+# ----- SpecAugment ---------------------------------------------------------------------------------------
+
+
+def test_compute_mask_indices_spans_lengths_and_minimum() -> None:
+    np.random.seed(0)
+    mask = compute_mask_indices((4, 50), mask_prob=0.2, mask_length=5, min_masks=2)
+    assert mask.shape == (4, 50) and mask.dtype == bool
+    assert (mask.sum(-1) >= 5).all()  # at least one full span (two may overlap)
+    lengths = torch.tensor([50, 20, 8, 4])
+    attention = (torch.arange(50)[None] < lengths[:, None]).long()
+    mask = compute_mask_indices((4, 50), mask_prob=0.5, mask_length=5, attention_mask=attention, min_masks=1)
+    for row, length in enumerate(lengths.tolist()):
+        assert not mask[row, length:].any(), "masked a padded frame"
+    assert not mask[3].any()  # 4 frames cannot hold a 5-frame span
+    with pytest.raises(ValueError, match="longer than the sequence"):
+        compute_mask_indices((1, 4), 0.5, 5)
+
+
+def test_mask_time_indices_replace_frames_by_the_learned_embedding() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(tiny_config()).eval()
+    hidden = torch.randn(2, 10, 32)
+    chosen = torch.zeros(2, 10, dtype=torch.bool)
+    chosen[0, 2:5] = True
+    out = model._mask_hidden_states(hidden, mask_time_indices=chosen)
+    assert model.masked_spec_embed is not None
+    torch.testing.assert_close(out[0, 3], model.masked_spec_embed.detach())
+    torch.testing.assert_close(out[~chosen], hidden[~chosen])
+
+
+def test_spec_augment_only_in_training() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(tiny_config(mask_time_prob=0.5, mask_feature_prob=0.3, mask_feature_length=4))
+    hidden = torch.randn(2, 20, 32)
+    assert torch.equal(model.eval()._mask_hidden_states(hidden), hidden)
+    np.random.seed(0)
+    trained = model.train()._mask_hidden_states(hidden)
+    assert not torch.equal(trained, hidden)
+    assert (trained == 0).all(dim=1).any(), "no feature channel was zeroed"
+
+
+# ----- checkpoints ---------------------------------------------------------------------------------------
+
+
+def test_old_weight_g_weight_v_checkpoints_load(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(tiny_config()).eval()
+    model.save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    assert "encoder.pos_conv_embed.conv.parametrizations.weight.original0" in state
+    renamed = {}
+    for key, value in state.items():
+        key = key.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1", "weight_v")
+        renamed[key] = value
+    save_file(renamed, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    loaded, info = Wav2Vec2Model.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    values, mask = audio_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(values, attention_mask=mask)[0], model(values, attention_mask=mask)[0])
+
+
+def test_padded_batch_matches_single_examples_for_ctc_loss() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(tiny_config(feat_extract_norm="layer", do_stable_layer_norm=True, ctc_loss_reduction="sum")).eval()
+    values, mask = audio_batch()
+    labels = torch.tensor([[5, 6, 6, 7], [8, 9, -100, -100]])
+    with torch.no_grad():
+        together = model(values, attention_mask=mask, labels=labels).loss
+        first = model(values[:1], labels=labels[:1]).loss
+        second = model(values[1:, :480], labels=labels[1:, :2]).loss
+    torch.testing.assert_close(together, first + second, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.gpu
+def test_cuda_half_precision_sdpa_and_compile() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    values, mask = audio_batch(batch=2, samples=1600)
+    for dtype in (torch.float16, torch.bfloat16):
+        torch.manual_seed(0)
+        reference = Wav2Vec2ForCTC(tiny_config()).eval()
+        with torch.no_grad():
+            expected = reference(values, attention_mask=mask).logits
+        model = reference.to("cuda", dtype)
+        model.set_attn_implementation("sdpa")
+        with torch.no_grad():
+            got = model(values.to("cuda", dtype), attention_mask=mask.cuda()).logits
+            compiled = torch.compile(model, fullgraph=True)(values.to("cuda", dtype), attention_mask=mask.cuda()).logits
+        assert torch.isfinite(got.float()).all()
+        torch.testing.assert_close(got.float().cpu(), expected, atol=5e-2, rtol=5e-2)
+        torch.testing.assert_close(compiled.float(), got.float(), atol=5e-2, rtol=5e-2)
