@@ -42,7 +42,8 @@ class ViTFeatureExtractor(ViTImageProcessor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         warn_once(
             "ViTFeatureExtractor is deprecated and will be removed; use ViTImageProcessor instead "
-            "(same settings, same results)."
+            "(same settings, same results).",
+            FutureWarning,
         )
         super().__init__(*args, **kwargs)
 
