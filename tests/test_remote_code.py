@@ -342,3 +342,216 @@ def test_two_processes_fill_the_module_cache_at_once(saved_repo, modules_home, t
         assert out.strip() == "7"
     assert len(list(modules_home.rglob("__init__.py"))) == 1
     assert not [p for p in modules_home.rglob("*") if ".tmp-" in p.name]
+
+
+# ----- end to end through the Auto classes ----------------------------------------------------------------
+
+EXAMPLE_SRC = Path(__file__).resolve().parents[1] / "docs" / "examples" / "custom_resnet" / "src"
+TINY_RESNET = {
+    "block_type": "bottleneck",
+    "layers": [1, 1, 1, 1],
+    "channels": [4, 4, 8, 8],
+    "stem_width": 8,
+    "stem_type": "deep-tiered",
+    "avg_down": True,
+    "num_classes": 3,
+}
+
+
+def _example_installed() -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.distribution("custom-resnet-example")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture
+def resnet_checkpoint(tmp_path, monkeypatch):
+    """The example ResNet saved with its code, plus an input and the logits it gave."""
+    torch = pytest.importorskip("torch")
+    if _example_installed():
+        pytest.skip("custom-resnet-example is installed here, so its classes are not remote")
+    monkeypatch.syspath_prepend(str(EXAMPLE_SRC))
+    import importlib
+
+    conf_mod = importlib.import_module("custom_resnet_example.configuration_resnet")
+    model_mod = importlib.import_module("custom_resnet_example.modeling_resnet")
+    try:
+        conf_mod.ResnetConfig.register_for_auto_class()
+        model_mod.ResnetModelForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+        torch.manual_seed(0)
+        model = model_mod.ResnetModelForImageClassification(conf_mod.ResnetConfig(**TINY_RESNET)).eval()
+        pixels = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            logits = model(pixels)["logits"]
+        out = tmp_path / "ckpt"
+        model.save_pretrained(out)
+    finally:
+        conf_mod.ResnetConfig._auto_class = None
+        model_mod.ResnetModelForImageClassification._auto_class = None
+        for name in [m for m in sys.modules if m.startswith("custom_resnet_example")]:
+            del sys.modules[name]
+    torch.save({"pixels": pixels, "logits": logits}, tmp_path / "io.pt")
+    return out, tmp_path / "io.pt"
+
+
+def test_saved_model_ships_code_and_auto_map(resnet_checkpoint):
+    ckpt, _ = resnet_checkpoint
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "config.json",
+        "configuration_resnet.py",
+        "model.safetensors",
+        "modeling_resnet.py",
+    ]
+    data = json.loads((ckpt / "config.json").read_text())
+    assert data["auto_map"] == {
+        "AutoConfig": "configuration_resnet.ResnetConfig",
+        "AutoModelForImageClassification": "modeling_resnet.ResnetModelForImageClassification",
+    }
+    assert data["model_type"] == "custom-resnet"
+
+
+def test_auto_model_loads_code_in_fresh_process_only_when_trusted(resnet_checkpoint, tmp_path, modules_home):
+    ckpt, io_file = resnet_checkpoint
+    proc = _run(
+        f"""
+        import importlib.util, json, torch
+        import plugformers
+        from plugformers import AutoConfig, AutoModelForImageClassification
+        assert importlib.util.find_spec("custom_resnet_example") is None
+        result = {{}}
+        for call in (lambda: AutoConfig.from_pretrained({str(ckpt)!r}),
+                     lambda: AutoModelForImageClassification.from_pretrained({str(ckpt)!r}, trust_remote_code=False)):
+            try:
+                call()
+                result.setdefault("untrusted", []).append("loaded")
+            except ValueError as exc:
+                result.setdefault("untrusted", []).append(str(exc))
+        import sys
+        result["imported_before_trust"] = [m for m in sys.modules if m.startswith("plugformers_remote_")]
+        model = AutoModelForImageClassification.from_pretrained({str(ckpt)!r}, trust_remote_code=True).eval()
+        config = AutoConfig.from_pretrained({str(ckpt)!r}, trust_remote_code=True)
+        io = torch.load({str(io_file)!r})
+        with torch.no_grad():
+            logits = model(io["pixels"])["logits"]
+        result["max_diff"] = float((logits - io["logits"]).abs().max())
+        result["model_class"] = type(model).__module__ + "." + type(model).__name__
+        result["same_config_class"] = type(config) is type(model.config) is type(model).config_class
+        result["stem_type"] = config.stem_type
+        print(json.dumps(result))
+        """,
+        {"PLUGFORMERS_HOME": str(modules_home.parent)},
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for message in result["untrusted"]:
+        assert "trust_remote_code=True" in message and ".py" in message, message
+    assert result["imported_before_trust"] == []
+    assert result["max_diff"] == 0.0
+    assert result["model_class"].startswith("plugformers_remote_")
+    assert result["model_class"].endswith("modeling_resnet.ResnetModelForImageClassification")
+    assert result["same_config_class"] is True
+    assert result["stem_type"] == "deep-tiered"
+
+
+def _canary_repo(root: Path, marker: Path) -> Path:
+    repo = root / "canary_auto"
+    repo.mkdir()
+    payload = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+    (repo / "configuration_canary.py").write_text(
+        payload + "from plugformers import PretrainedConfig\n\nclass CanaryConfig(PretrainedConfig):\n"
+        "    model_type = 'canary-remote'\n"
+    )
+    (repo / "modeling_canary.py").write_text(payload + "class CanaryModel:\n    pass\n")
+    (repo / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "canary-remote",
+                "auto_map": {
+                    "AutoConfig": "configuration_canary.CanaryConfig",
+                    "AutoModel": "modeling_canary.CanaryModel",
+                },
+            }
+        )
+    )
+    return repo
+
+
+def test_auto_classes_import_nothing_without_trust(tmp_path, modules_home):
+    import plugformers
+
+    marker = tmp_path / "CANARY_RAN"
+    repo = _canary_repo(tmp_path, marker)
+    for call in (
+        lambda: plugformers.AutoConfig.from_pretrained(repo),
+        lambda: plugformers.AutoConfig.from_pretrained(repo, trust_remote_code=False),
+        lambda: plugformers.AutoModel.from_pretrained(repo),
+    ):
+        with pytest.raises(ValueError, match="trust_remote_code=True"):
+            call()
+    assert not marker.exists()
+    assert not modules_home.exists()
+    assert not [m for m in sys.modules if m.startswith("plugformers_remote_local_canary_auto_")]
+    config = plugformers.AutoConfig.from_pretrained(repo, trust_remote_code=True)
+    assert type(config).__name__ == "CanaryConfig" and marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ("../outside.EvilConfig", RemoteCodeError),
+        ("/etc/passwd.Evil", RemoteCodeError),
+        ("configuration_x.not-a-name", RemoteCodeError),
+        ("configuration_missing.MissingConfig", OSError),
+    ],
+)
+def test_auto_config_refuses_bad_auto_map_even_when_trusted(tmp_path, modules_home, entry, error):
+    import plugformers
+
+    repo = tmp_path / "bad"
+    repo.mkdir()
+    (repo / "config.json").write_text(
+        json.dumps({"model_type": "bad-remote", "auto_map": {"AutoConfig": entry}})
+    )
+    with pytest.raises(error):
+        plugformers.AutoConfig.from_pretrained(repo, trust_remote_code=True)
+
+
+def test_model_with_code_from_the_hub_pinned_in_fresh_process(resnet_checkpoint, tmp_path, modules_home):
+    """Upload the checkpoint, change the code on main, and load the pinned revision in a new process."""
+    from plugformers.testing.hub_server import LocalHub
+
+    ckpt, io_file = resnet_checkpoint
+    with LocalHub() as hub:
+        first = hub.create_repo("tester/custom-resnet", ckpt)
+        broken = (ckpt / "modeling_resnet.py").read_text() + "\nraise RuntimeError('main was changed')\n"
+        hub.commit("tester/custom-resnet", {"modeling_resnet.py": broken})
+        env = {**hub.env(tmp_path / "hf_cache"), "PLUGFORMERS_HOME": str(modules_home.parent)}
+        proc = _run(
+            f"""
+            import torch
+            from plugformers import AutoModelForImageClassification
+            try:
+                AutoModelForImageClassification.from_pretrained("tester/custom-resnet", trust_remote_code=True)
+            except Exception as exc:
+                print("MAIN", type(exc).__name__, exc)
+            model = AutoModelForImageClassification.from_pretrained(
+                "tester/custom-resnet", trust_remote_code=True, revision={first!r}
+            ).eval()
+            io = torch.load({str(io_file)!r})
+            with torch.no_grad():
+                print("PINNED", float((model(io["pixels"])["logits"] - io["logits"]).abs().max()))
+            """,
+            env,
+            tmp_path,
+        )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert any(line.startswith("MAIN") and "main was changed" in line for line in lines), proc.stdout
+    assert "PINNED 0.0" in lines
+    cached = {p.parent.name: p.read_text() for p in modules_home.rglob("modeling_resnet.py")}
+    assert len(cached) == 2 and "main was changed" not in cached[first]
