@@ -21,5 +21,9 @@ def plugformers_register_families(register: Any) -> None:
             "AutoBackbone": f"{_M}:ResNetBackbone",
         },
         image_processor=f"{_IP}:ConvNextImageProcessor",
-        exports={"ResNetPreTrainedModel": f"{_M}:ResNetPreTrainedModel"},
+        exports={
+            "ResNetPreTrainedModel": f"{_M}:ResNetPreTrainedModel",
+            # The name older ResNet checkpoints write as "feature_extractor_type"; same class.
+            "ConvNextFeatureExtractor": f"{_IP}:ConvNextImageProcessor",
+        },
     )
