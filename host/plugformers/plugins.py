@@ -243,7 +243,8 @@ class Registry:
         assert self._pm is not None
         hook = getattr(self._pm.hook, hook_name)
         # Call each implementation on its own so that one broken plugin cannot stop the others.
-        for impl in reversed(hook.get_hookimpls()):
+        pending: list[tuple[bool, PluginInfo, Any]] = []
+        for impl in hook.get_hookimpls():
             info = self.plugins.get(impl.plugin_name) or PluginInfo(impl.plugin_name, "?", "?", "?")
             self.plugins.setdefault(info.name, info)
             if info.status in ("failed", "disabled"):
@@ -254,12 +255,14 @@ class Registry:
             except Exception as exc:
                 self._fail(info, f"hook {hook_name} raised {type(exc).__name__}: {exc}", exc)
                 continue
-            for commit in staged:
-                try:
-                    commit()
-                except PluginError as exc:
-                    info.status = "partial"
-                    self._fail(info, str(exc), exc, keep_status=True)
+            pending += [(getattr(c, "override", False), info, c) for c in staged]
+        # Plain registrations first, deliberate overrides last, whatever order plugins were found in.
+        for _override, info, commit in sorted(pending, key=lambda item: item[0]):
+            try:
+                commit()
+            except PluginError as exc:
+                info.status = "partial" if info.model_types else "failed"
+                self._fail(info, str(exc), exc, keep_status=True)
 
     def _fail(self, info: PluginInfo, message: str, exc: BaseException, keep_status: bool = False) -> None:
         if not keep_status:
@@ -309,7 +312,12 @@ class Registry:
             for name, ref in (exports or {}).items():
                 _check_ref(f"export {name!r}", ref)
             spec = FamilySpec(model_type, config, info.name, models, **optional)
-            staged.append(lambda: self.add_family(spec, exports or {}, override=override))
+
+            def commit() -> None:
+                self.add_family(spec, exports or {}, override=override)
+
+            commit.override = override  # type: ignore[attr-defined]
+            staged.append(commit)
 
         return register
 

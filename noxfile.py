@@ -1,0 +1,95 @@
+"""Development sessions: tests, one isolated run per plugin, parity with the reference, lint, types, docs, bench.
+
+torch: a session installs ``$PLUGFORMERS_TORCH`` (default ``torch==2.13.0``, the CPU build this project's
+machines carry). Set it to e.g. ``"torch --index-url https://download.pytorch.org/whl/cpu"`` elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "isolated", "parity", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = False
+
+ROOT = Path(__file__).parent
+FAMILIES = ["distilbert", "vit", "wav2vec2", "resnet", "maskformer"]
+# A plugin's own plugin dependencies (MaskFormer uses ResNet as its default backbone).
+PLUGIN_DEPS = {"maskformer": ["resnet"]}
+TORCH = shlex.split(os.environ.get("PLUGFORMERS_TORCH", "torch==2.13.0"))
+PYTEST = ["python", "-m", "pytest", "-q", "-m", "not gpu", "-p", "no:cacheprovider"]
+
+
+def install_base(session: nox.Session, *plugins: str, test: bool = True) -> None:
+    session.install(*TORCH)
+    args = ["-e", ".[test]" if test else "."]
+    for name in plugins:
+        args += ["-e", f"plugins/{name}"]
+    session.install(*args)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The host and every plugin in one environment (parity tests skip without the reference)."""
+    install_base(session, *FAMILIES)
+    session.run(*PYTEST, "tests", *[f"plugins/{f}/tests" for f in FAMILIES], *session.posargs)
+
+
+@nox.session
+@nox.parametrize("family", FAMILIES)
+def isolated(session: nox.Session, family: str) -> None:
+    """Only the host and one plugin: proves it installs and works alone, and nothing leaks between plugins."""
+    install_base(session, *PLUGIN_DEPS.get(family, []), family)
+    session.run(
+        "python",
+        "-c",
+        "import plugformers, json; r = plugformers.get_registry(); "
+        "names = sorted(n for n in r.plugins if n != 'plugformers (host)'); print(names); "
+        f"assert set(names) == set({[*PLUGIN_DEPS.get(family, []), family]!r}), names",
+    )
+    session.run(*PYTEST, f"plugins/{family}/tests", *session.posargs)
+
+
+@nox.session
+def parity(session: nox.Session) -> None:
+    """Outputs and files against the reference library, installed here as a test-only oracle."""
+    install_base(session, *FAMILIES)
+    session.install("transformers>=5,<6")
+    session.run(*PYTEST, "-k", "parity", "tests", *[f"plugins/{f}/tests" for f in FAMILIES], *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "host", "plugins", "tests", "bench", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install_base(session, *FAMILIES)
+    session.install("mypy")
+    session.run("mypy", "host/plugformers", *[f"plugins/{f}/src" for f in FAMILIES])
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    install_base(session, *FAMILIES, test=False)
+    session.install("mkdocs", "mkdocs-material", "mkdocstrings[python]")
+    session.run("mkdocs", "build", "--strict")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    install_base(session, *FAMILIES, test=False)
+    session.run("plugformers", "demo")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed and memory against the reference on the same weights (not part of CI)."""
+    install_base(session, *FAMILIES)
+    session.install("transformers>=5,<6", "matplotlib")
+    session.run("python", "bench/run.py", *session.posargs)
