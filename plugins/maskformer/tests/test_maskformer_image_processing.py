@@ -1,0 +1,117 @@
+"""MaskFormerImageProcessor: sizes, padding, labels from segmentation maps, post-processing and bad input."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from plugformers import AutoImageProcessor, MaskFormerImageProcessor
+
+
+def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_resize_keeps_aspect_caps_long_side_and_rounds_to_divisor() -> None:
+    proc = MaskFormerImageProcessor(size={"shortest_edge": 40, "longest_edge": 64})
+    out = proc([_image(45, 61), _image(70, 33, 1)], return_tensors="pt")
+    # 45x61 -> 40x54 -> 64x64 after rounding up to 32; 70x33 -> 64x30 (long side capped) -> 64x32.
+    assert tuple(out["pixel_values"].shape) == (2, 3, 64, 64)
+    mask = out["pixel_mask"]
+    assert mask[0].sum() == 64 * 64
+    assert mask[1, :, :32].all() and not mask[1, :, 32:].any()
+    assert (out["pixel_values"][1, :, :, 32:] == 0).all()
+
+
+def test_segmentation_maps_become_masks_and_classes(tmp_path: Any) -> None:
+    seg = np.zeros((8, 8), dtype=np.int64)
+    seg[:4] = 2
+    seg[4:, :4] = 5
+    seg[4:, 4:] = 255
+    proc = MaskFormerImageProcessor(do_resize=False, ignore_index=255)
+    out = proc(_image(8, 8), segmentation_maps=seg, return_tensors="pt")
+    assert out["class_labels"][0].tolist() == [2, 5]
+    masks = out["mask_labels"][0]
+    assert masks.shape == (2, 8, 8) and masks[0, :4].all() and masks[1, 4:, :4].all() and masks.sum() == 48
+
+
+def test_reduce_labels_turns_background_into_ignore_index() -> None:
+    seg = np.array([[0, 1], [2, 2]])
+    proc = MaskFormerImageProcessor(do_resize=False, do_reduce_labels=True, ignore_index=255)
+    out = proc(_image(2, 2), segmentation_maps=seg)
+    assert out["class_labels"][0].tolist() == [0, 1]
+    assert out["mask_labels"][0].sum() == 3  # the background pixel belongs to no mask
+
+
+def test_instance_ids_map_to_semantic_classes() -> None:
+    seg = np.array([[1, 1], [2, 3]])
+    proc = MaskFormerImageProcessor(do_resize=False)
+    out = proc(_image(2, 2), segmentation_maps=seg, instance_id_to_semantic_id={1: 7, 2: 7, 3: 4})
+    assert out["class_labels"][0].tolist() == [7, 7, 4]
+
+
+def test_segmentation_map_of_another_size_is_refused() -> None:
+    proc = MaskFormerImageProcessor()
+    with pytest.raises(ValueError, match="segmentation map 0 has size 5x5 but its image is 8x8"):
+        proc(_image(8, 8), segmentation_maps=np.zeros((5, 5), dtype=np.int64))
+
+
+def test_class_ids_above_num_labels_are_refused_unless_ignored() -> None:
+    seg = np.array([[0, 9], [255, 1]])
+    proc = MaskFormerImageProcessor(do_resize=False, num_labels=3, ignore_index=255)
+    with pytest.raises(ValueError, match=r"class ids \[9\] outside 0\.\.2"):
+        proc(_image(2, 2), segmentation_maps=seg)
+    ok = proc(_image(2, 2), segmentation_maps=np.array([[0, 2], [255, 1]]))
+    assert ok["class_labels"][0].tolist() == [0, 1, 2]
+
+
+def test_mismatched_counts_and_bad_arguments() -> None:
+    proc = MaskFormerImageProcessor(do_resize=False)
+    with pytest.raises(ValueError, match="2 images but 1 segmentation maps"):
+        proc([_image(4, 4), _image(4, 4)], segmentation_maps=[np.zeros((4, 4), dtype=np.int64)])
+    with pytest.raises(ValueError, match="needs ignore_index"):
+        proc(_image(4, 4), segmentation_maps=np.zeros((4, 4), dtype=np.int64), do_reduce_labels=True)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        proc(_image(4, 4), crop_size=3)
+
+
+def test_save_load_and_auto_class(tmp_path: Any) -> None:
+    proc = MaskFormerImageProcessor(size_divisor=16, ignore_index=255)
+    proc.save_pretrained(tmp_path)
+    loaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded, MaskFormerImageProcessor)
+    assert loaded.to_dict() == proc.to_dict()
+
+
+def test_legacy_setting_names_are_understood() -> None:
+    proc = MaskFormerImageProcessor(max_size=640, size_divisibility=16, reduce_labels=True)
+    assert proc.size == {"shortest_edge": 800, "longest_edge": 640}
+    assert proc.size_divisor == 16 and proc.do_reduce_labels is True
+
+
+def _outputs() -> SimpleNamespace:
+    torch.manual_seed(0)
+    return SimpleNamespace(class_queries_logits=torch.randn(2, 5, 4) * 3, masks_queries_logits=torch.randn(2, 5, 6, 6) * 3)
+
+
+def test_semantic_post_processing_sizes_and_classes() -> None:
+    maps = MaskFormerImageProcessor().post_process_semantic_segmentation(_outputs(), target_sizes=[(12, 9), (3, 4)])
+    assert [tuple(m.shape) for m in maps] == [(12, 9), (3, 4)]
+    assert all(int(m.max()) < 3 for m in maps)  # never the "no object" class
+    with pytest.raises(ValueError, match="2 predictions"):
+        MaskFormerImageProcessor().post_process_semantic_segmentation(_outputs(), target_sizes=[(4, 4)])
+
+
+def test_instance_and_panoptic_post_processing_are_consistent() -> None:
+    proc = MaskFormerImageProcessor()
+    for result in proc.post_process_instance_segmentation(_outputs(), threshold=0.1, target_sizes=[(6, 6), (12, 12)]):
+        ids = {s["id"] for s in result["segments_info"]}
+        assert set(result["segmentation"].unique().tolist()) - {-1} <= ids
+        assert all(s["score"] >= 0.1 for s in result["segments_info"])
+    for result in proc.post_process_panoptic_segmentation(_outputs(), threshold=0.1, label_ids_to_fuse={1}):
+        ids = [s["id"] for s in result["segments_info"] if s["label_id"] != 1]
+        assert len(ids) == len(set(ids))
+        assert set(result["segmentation"].unique().tolist()) - {0, -1} <= {s["id"] for s in result["segments_info"]}
