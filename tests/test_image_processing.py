@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from plugformers.image_processing_utils import BaseImageProcessor, BatchFeature, get_size_dict
 from plugformers.image_transforms import (
     center_crop,
@@ -145,7 +144,7 @@ def test_center_crop_and_pad_when_smaller():
 
 def test_both_paths_agree_on_a_mixed_batch():
     proc = TinyViTProcessor(size=14, do_center_crop=True, crop_size=10)
-    images = make_test_images(3, 24, 32) + [Image.fromarray(_gradient(40, 30))]
+    images = [*make_test_images(3, 24, 32), Image.fromarray(_gradient(40, 30))]
     pil = proc(images, return_tensors="pt")["pixel_values"]
     tor = proc(images, return_tensors="pt", use_torch=True)["pixel_values"]
     assert pil.shape == tor.shape == (4, 3, 10, 10)
@@ -194,7 +193,7 @@ def test_image_modes_become_rgb():
     np.testing.assert_array_equal(gray[0], gray[2])
     palette = Image.fromarray(rgb).convert("P")
     assert proc(palette, return_tensors="np")["pixel_values"].shape == (1, 3, 10, 12)
-    deep = Image.fromarray((np.arange(120, dtype=np.uint16).reshape(10, 12) * 500))
+    deep = Image.fromarray(np.arange(120, dtype=np.uint16).reshape(10, 12) * 500)
     assert deep.mode.startswith("I;16")
     out = proc(deep, return_tensors="np")["pixel_values"][0, 0]
     np.testing.assert_allclose(out[-1, -1], round(119 * 500 / 257) / 255, atol=1e-6)  # scaled, not clipped
@@ -274,7 +273,7 @@ def test_save_is_atomic_and_keeps_other_files(tmp_path):
 
 
 def test_missing_config_is_a_clear_os_error(tmp_path):
-    with pytest.raises(OSError, match="preprocessor_config.json"):
+    with pytest.raises(OSError, match=r"preprocessor_config\.json"):
         TinyViTProcessor.from_pretrained(tmp_path)
     (tmp_path / "preprocessor_config.json").write_text("{nope")
     with pytest.raises(OSError, match="not valid JSON"):

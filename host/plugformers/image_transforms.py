@@ -280,16 +280,17 @@ def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PI
         cols = torch.as_tensor(_nearest_indices(images.shape[-1], width), device=images.device)
         return images.index_select(-2, rows).index_select(-1, cols)
     native_ok = min(height, width) > 1  # torch's 8-bit kernel asserts on some 1-pixel outputs
-    if native_ok and is_uint8 and images.device.type == "cpu" and filt in (PILImageResampling.BILINEAR, PILImageResampling.BICUBIC):
-        # Torch's native 8-bit antialiased kernel rounds like Pillow and is several times faster.
-        mode = "bilinear" if filt == PILImageResampling.BILINEAR else "bicubic"
-        return F.interpolate(images, size=(height, width), mode=mode, antialias=True, align_corners=False)
+    if native_ok and is_uint8 and images.device.type == "cpu" and filt == PILImageResampling.BILINEAR:
+        # Torch's native 8-bit antialiased kernel rounds like Pillow and is several times faster. (Not used
+        # for bicubic: it does not clip between its passes as Pillow does, which shows when enlarging.)
+        return F.interpolate(images, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     work = images if images.is_floating_point() else images.float()
     if is_uint8:
         # Pillow resizes 8-bit images in two passes, rounding and clipping to 0-255 in between, so the
-        # pass order matters for overshooting filters; this order rule was measured against Pillow.
+        # pass order matters for overshooting filters. Width first matches it, except that Pillow 13 goes
+        # height first when the height shrinks while the width grows (measured; a few other shapes differ).
         in_h, in_w = images.shape[-2], images.shape[-1]
-        height_first = height < in_h and (width > in_w or (height * in_w < in_h * width and in_h > in_w))
+        height_first = height < in_h and width > in_w
         axes = ((-2, height), (-1, width)) if height_first else ((-1, width), (-2, height))
         out = work
         for axis, new in axes:

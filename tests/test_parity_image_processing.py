@@ -1,0 +1,87 @@
+"""Our BaseImageProcessor configured like ViT against the reference ViT processor (Pillow backend)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+transformers = pytest.importorskip("transformers")
+
+from PIL import Image  # noqa: E402
+from plugformers.image_processing_utils import BaseImageProcessor  # noqa: E402
+from plugformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, PILImageResampling  # noqa: E402
+
+
+class ViTImageProcessor(BaseImageProcessor):
+    do_resize = True
+    size = {"height": 224, "width": 224}
+    resample = PILImageResampling.BILINEAR
+    do_rescale = True
+    do_normalize = True
+    image_mean = IMAGENET_STANDARD_MEAN
+    image_std = IMAGENET_STANDARD_STD
+
+
+def _reference(**kwargs):
+    cls = getattr(transformers, "ViTImageProcessorPil", None) or transformers.ViTImageProcessor
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cls(**kwargs)
+
+
+def _photo(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([255 * xx / max(w - 1, 1), 255 * yy / max(h - 1, 1), 127 + 100 * np.sin((xx + yy) / 9)], -1)
+    return np.clip(base + rng.normal(0, 15, base.shape), 0, 255).astype(np.uint8)
+
+
+LEVEL = 1 / 255 / 0.5 + 1e-5  # one grey level after rescale and normalisation with std 0.5
+
+IMAGES = {
+    "photo": lambda: Image.fromarray(_photo(120, 160)),
+    "tiny": lambda: Image.fromarray(_photo(3, 5, 1)),
+    "large": lambda: Image.fromarray(_photo(600, 500, 2)),
+    "grayscale": lambda: Image.fromarray(_photo(50, 70, 3)[..., 0], "L"),
+    "rgba": lambda: Image.fromarray(np.concatenate([_photo(40, 60, 4), _photo(40, 60, 5)[..., :1]], -1), "RGBA"),
+}
+
+
+@pytest.mark.parametrize("name", list(IMAGES))
+@pytest.mark.parametrize("resample", [PILImageResampling.BILINEAR, PILImageResampling.BICUBIC, PILImageResampling.BOX])
+def test_pixel_values_match_reference(name, resample):
+    image = IMAGES[name]()
+    ref = _reference(resample=int(resample))(image, return_tensors="np", do_convert_rgb=True)["pixel_values"]
+    ours = ViTImageProcessor(resample=resample)
+    pil_path = ours(image, return_tensors="np")["pixel_values"]
+    torch_path = ours(image, return_tensors="np", use_torch=True)["pixel_values"]
+    assert pil_path.shape == ref.shape == torch_path.shape
+    assert np.abs(pil_path - ref).max() <= LEVEL
+    assert np.abs(torch_path - ref).max() <= LEVEL
+
+
+def test_numpy_and_float_inputs_match_reference():
+    arr = _photo(64, 48, 7)
+    ref = _reference()(arr, return_tensors="np")["pixel_values"]
+    assert np.abs(ViTImageProcessor()(arr, return_tensors="np")["pixel_values"] - ref).max() <= LEVEL
+    ref_f = _reference()(arr.astype(np.float32) / 255, do_rescale=False, return_tensors="np")["pixel_values"]
+    ours_f = ViTImageProcessor()(arr.astype(np.float32) / 255, do_rescale=False, return_tensors="np")["pixel_values"]
+    assert np.abs(ours_f - ref_f).max() <= LEVEL
+
+
+def test_printed_form_and_files_are_interchangeable(tmp_path):
+    ref = _reference()
+    ours = ViTImageProcessor()
+    ref_dict = json.loads(ref.to_json_string())
+    assert ours.to_dict() == ref_dict
+    ref.save_pretrained(tmp_path / "ref")
+    loaded = ViTImageProcessor.from_pretrained(tmp_path / "ref")
+    assert loaded.to_dict() == ref_dict
+    ViTImageProcessor(resample="PIL.Image.BOX", image_mean=[0.3, 0.3, 0.3], size=32).save_pretrained(tmp_path / "ours")
+    back = _reference().from_pretrained(tmp_path / "ours")
+    assert back.size["height"] == 32 and list(back.image_mean) == [0.3, 0.3, 0.3]
+    guide = json.loads(_reference(resample="PIL.Image.BOX", do_normalize=False, image_mean=[0.3, 0.3, 0.3]).to_json_string())
+    assert ViTImageProcessor(resample="PIL.Image.BOX", do_normalize=False, image_mean=[0.3, 0.3, 0.3]).to_dict() == guide
