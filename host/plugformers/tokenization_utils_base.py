@@ -820,6 +820,8 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         padding_strategy, truncation_strategy, max_length = self._resolve_strategies(
             kw.pop("padding"), kw.pop("truncation"), kw.pop("max_length"), kw["pad_to_multiple_of"], kw["verbose"]
         )
+        if truncation_strategy is TruncationStrategy.ONLY_SECOND and not is_pair and max_length is not None:
+            raise ValueError("truncation='only_second' needs pairs of texts (text and text_pair).")
         if padding_side is None:
             padding_side = self.padding_side
         elif padding_side not in ("left", "right"):
@@ -1434,7 +1436,7 @@ def _longest_first_lengths(len1: int, len2: int, budget: int) -> tuple[int, int]
 
     The shorter sequence keeps what it can up to half the budget, the longer one gets the rest.
     """
-    short, long_ = sorted((len1, len2))
+    short = min(len1, len2)
     keep_long = short if short > budget else max(short, budget - short)
     keep_short = short
     if keep_short + keep_long > budget:

@@ -66,6 +66,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     """
 
     is_fast = True
+    vocab_files_names = {"tokenizer_file": TOKENIZER_FILE}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         tokenizer_object = kwargs.pop("tokenizer_object", None)
@@ -192,6 +193,60 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         pair = None if pair is None else clean_lone_surrogates(pair)
         return list(self._tokenizer.encode(clean_lone_surrogates(text), pair, add_special_tokens=add_special_tokens).tokens)
 
+    # ----------------------------------------------------------------- special-token layout from the post-processor
+    def _layout(self, pair: bool) -> list[tuple[int, int, int | None]]:
+        """(id, type id, sequence index or None) per slot of the backend's template, one slot per sequence."""
+        backend = self._tokenizer
+        one = backend.encode(["a"], is_pretokenized=True, add_special_tokens=False)
+        other = backend.encode(["a"], is_pretokenized=True, add_special_tokens=False) if pair else None
+        enc = backend.post_process(one, other, add_special_tokens=True)
+        slots: list[tuple[int, int, int | None]] = []
+        runs = 0
+        previous_special = True
+        for idx, type_id, special in zip(enc.ids, enc.type_ids, enc.special_tokens_mask):
+            if special:
+                slots.append((idx, type_id, None))
+            elif previous_special:
+                slots.append((idx, type_id, runs))
+                runs += 1
+            previous_special = bool(special)
+        return slots
+
+    def _fill_layout(self, ids0: list[int], ids1: list[int] | None, what: str) -> list[int]:
+        out: list[int] = []
+        for idx, type_id, seq in self._layout(ids1 is not None):
+            if seq is None:
+                out.append({"ids": idx, "types": type_id, "mask": 1}[what])
+            else:
+                part = ids0 if seq == 0 else (ids1 or [])
+                if what == "ids":
+                    out.extend(part)
+                else:
+                    out.extend([type_id if what == "types" else 0] * len(part))
+        return out
+
+    def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
+        """Special tokens placed as the backend's post-processor places them."""
+        return self._fill_layout(list(token_ids_0), None if token_ids_1 is None else list(token_ids_1), "ids")
+
+    def create_token_type_ids_from_sequences(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
+    ) -> list[int]:
+        return self._fill_layout(list(token_ids_0), None if token_ids_1 is None else list(token_ids_1), "types")
+
+    def get_special_tokens_mask(
+        self,
+        token_ids_0: list[int],
+        token_ids_1: list[int] | None = None,
+        already_has_special_tokens: bool = False,
+    ) -> list[int]:
+        if already_has_special_tokens:
+            return super().get_special_tokens_mask(token_ids_0, token_ids_1, already_has_special_tokens=True)
+        return self._fill_layout(list(token_ids_0), None if token_ids_1 is None else list(token_ids_1), "mask")
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return self._tokenizer.num_special_tokens_to_add(pair)
+
     # ----------------------------------------------------------------- encoding
     def _configure_backend(
         self,
@@ -258,8 +313,6 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         batched: bool,
     ) -> BatchEncoding:
         inputs = self._clean_inputs(batch, is_pair, is_split_into_words)
-        if truncation_strategy is TruncationStrategy.ONLY_SECOND and not is_pair and max_length is not None:
-            raise ValueError("truncation='only_second' needs pairs of texts (text and text_pair).")
         if truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None and stride:
             room = max_length - self.num_special_tokens_to_add(pair=is_pair)
             if stride >= room:

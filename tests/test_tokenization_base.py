@@ -1,0 +1,243 @@
+"""Host tokenizer contracts on a tiny word-level tokenizer defined here (Python and fast backends)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from plugformers.testing.tokenizer_tests import TokenizerTesterMixin
+from plugformers.tokenization_utils import PreTrainedTokenizer
+from plugformers.tokenization_utils_base import AddedToken, BatchEncoding, PreTrainedTokenizerBase
+from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
+from plugformers.utils.io import write_json
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+WORDS = ["<pad>", "<unk>", "<s>", "</s>", "hello", "world", "the", "quick", "brown", "fox", "a", "b", "c", ",", "!", "."]
+VOCAB = {w: i for i, w in enumerate(WORDS)}
+_WORD = re.compile(r"\w+|[^\w\s]+")
+
+
+class WordTokenizer(PreTrainedTokenizer):
+    """Test-only Python tokenizer: lowercase, split on words/punctuation, look words up in vocab.json."""
+
+    vocab_files_names = {"vocab_file": "vocab.json"}
+
+    def __init__(self, vocab_file: str | None = None, do_lower_case: bool = True, **kwargs: Any) -> None:
+        if vocab_file is None:
+            raise ValueError("vocab_file is required")
+        with open(vocab_file, encoding="utf-8") as fh:
+            self.vocab: dict[str, int] = json.load(fh)
+        self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
+        self.do_lower_case = do_lower_case
+        for key, value in (("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>"), ("pad_token", "<pad>")):
+            kwargs.setdefault(key, value)
+        super().__init__(do_lower_case=do_lower_case, **kwargs)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def get_vocab(self) -> dict[str, int]:
+        return {**self.vocab, **self.added_tokens_encoder}
+
+    def _vocab_lookup(self, token: str) -> int | None:
+        return self.vocab.get(token)
+
+    def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
+        words = _WORD.findall(text.lower() if self.do_lower_case else text)
+        return [w if w in self.vocab else "<unk>" for w in words]
+
+    def _convert_token_to_id(self, token: str) -> int:
+        return self.vocab.get(token, self.vocab["<unk>"])
+
+    def _convert_id_to_token(self, index: int) -> str:
+        return self.ids_to_tokens.get(index, "<unk>")
+
+    def build_inputs_with_special_tokens(self, ids0: list[int], ids1: list[int] | None = None) -> list[int]:
+        out = [self.bos_token_id, *ids0, self.eos_token_id]
+        return out if ids1 is None else [*out, *ids1, self.eos_token_id]
+
+    def create_token_type_ids_from_sequences(self, ids0: list[int], ids1: list[int] | None = None) -> list[int]:
+        return [0] * (len(ids0) + 2) + ([] if ids1 is None else [1] * (len(ids1) + 1))
+
+    def get_special_tokens_mask(self, ids0: list[int], ids1: list[int] | None = None, already_has_special_tokens: bool = False) -> list[int]:
+        if already_has_special_tokens:
+            return super().get_special_tokens_mask(ids0, ids1, True)
+        return [1, *[0] * len(ids0), 1] + ([] if ids1 is None else [*[0] * len(ids1), 1])
+
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
+        path = os.path.join(save_directory, (f"{filename_prefix}-" if filename_prefix else "") + "vocab.json")
+        write_json(path, self.vocab)
+        return (path,)
+
+
+class WordTokenizerFast(PreTrainedTokenizerFast):
+    """The same tokenizer on the tokenizers backend (WordLevel + Lowercase + Whitespace)."""
+
+    vocab_files_names = {"vocab_file": "vocab.json", "tokenizer_file": "tokenizer.json"}
+    slow_tokenizer_class = WordTokenizer
+
+    def __init__(self, vocab_file: str | None = None, tokenizer_file: str | None = None, **kwargs: Any) -> None:
+        for key, value in (("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>"), ("pad_token", "<pad>")):
+            kwargs.setdefault(key, value)
+        self._vocab_file = vocab_file
+        super().__init__(tokenizer_file=tokenizer_file, **kwargs)
+
+    def _build_backend(self, *args: Any, **kwargs: Any) -> Tokenizer:
+        if self._vocab_file is None:
+            raise ValueError("vocab_file or tokenizer_file is required")
+        with open(self._vocab_file, encoding="utf-8") as fh:
+            vocab = json.load(fh)
+        tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+        if kwargs.get("do_lower_case", True):
+            tok.normalizer = normalizers.Lowercase()
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1", special_tokens=[("<s>", 2), ("</s>", 3)]
+        )
+        return tok
+
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
+        path = os.path.join(save_directory, (f"{filename_prefix}-" if filename_prefix else "") + "vocab.json")
+        write_json(path, self._tokenizer.model.get_vocab() if hasattr(self._tokenizer.model, "get_vocab") else VOCAB)
+        return (path,)
+
+
+def vocab_file(tmp_path: Path) -> str:
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps(VOCAB))
+    return str(path)
+
+
+class TestWordTokenizers(TokenizerTesterMixin):
+    tokenizer_class = WordTokenizer
+    rust_tokenizer_class = WordTokenizerFast
+
+    def get_tokenizer(self, tmp_path: Path, **kwargs: Any) -> WordTokenizer:
+        return WordTokenizer(vocab_file(tmp_path), **kwargs)
+
+    def get_rust_tokenizer(self, tmp_path: Path, **kwargs: Any) -> WordTokenizerFast:
+        return WordTokenizerFast(vocab_file(tmp_path), **kwargs)
+
+
+@pytest.fixture(params=["slow", "fast"])
+def tok(request: pytest.FixtureRequest, tmp_path: Path) -> PreTrainedTokenizerBase:
+    cls = WordTokenizer if request.param == "slow" else WordTokenizerFast
+    return cls(vocab_file(tmp_path))
+
+
+def test_added_token_options_and_state() -> None:
+    t = AddedToken("<x>", lstrip=True, special=True)
+    assert str(t) == "<x>" and t.normalized is False and t == "<x>"
+    assert AddedToken.from_dict(t.__getstate__()) == t
+    assert AddedToken("y").normalized is True
+    with pytest.raises(TypeError):
+        AddedToken(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="content"):
+        AddedToken.from_dict({"special": True})
+
+
+def test_lstrip_rstrip_added_tokens(tok: PreTrainedTokenizerBase) -> None:
+    tok.add_special_tokens({"additional_special_tokens": [AddedToken("<m>", lstrip=True, rstrip=True)]})
+    if not tok.is_fast:
+        assert tok.tokenize("hello <m> world") == ["hello", "<m>", "world"]
+    assert tok.encode("hello <m> world", add_special_tokens=False) == [4, tok.convert_tokens_to_ids("<m>"), 5]
+    assert tok.encode("hello <m> world", add_special_tokens=False) == tok.encode("hello<m>world", add_special_tokens=False)
+
+
+def test_batch_encoding_access(tok: PreTrainedTokenizerBase) -> None:
+    enc = tok(["hello world", "fox"], padding=True)
+    assert isinstance(enc, BatchEncoding) and isinstance(enc, dict)
+    assert enc.input_ids is enc["input_ids"]
+    with pytest.raises(AttributeError):
+        _ = enc.not_a_key
+    assert enc.convert_to_tensors("np") is enc and enc["input_ids"].shape == (2, 4)
+    assert enc[:1]["input_ids"].shape == (1, 4)
+    with pytest.raises(TypeError):
+        enc.to(3.5)
+
+
+def test_input_validation(tok: PreTrainedTokenizerBase) -> None:
+    with pytest.raises(ValueError, match="text"):
+        tok()
+    with pytest.raises(TypeError):
+        tok(["a", 3])
+    with pytest.raises(TypeError, match="unexpected"):
+        tok("a", no_such_option=True)
+    with pytest.raises(ValueError, match="max_length"):
+        tok("a", padding="max_length")  # no model_max_length
+    with pytest.raises(ValueError, match="truncation"):
+        tok("a", truncation="sideways", max_length=3)
+    with pytest.raises(ValueError, match="padding_side"):
+        tok("a", padding=True, padding_side="up")
+    with pytest.raises(ValueError, match="only_second"):
+        tok("hello world fox", truncation="only_second", max_length=3)
+
+
+def test_no_pad_token_gives_clear_error(tmp_path: Path) -> None:
+    for cls in (WordTokenizer, WordTokenizerFast):
+        t = cls(vocab_file(tmp_path), pad_token=None)
+        assert t.pad_token is None and t.pad_token_id is None
+        with pytest.raises(ValueError, match="pad token"):
+            t(["a", "a b"], padding=True)
+        t.pad_token = "</s>"
+        assert t(["a", "a b"], padding=True)["input_ids"][0][-1] == 3
+
+
+def test_text_target_gives_labels(tok: PreTrainedTokenizerBase) -> None:
+    enc = tok("hello", text_target="world fox")
+    assert enc["labels"] == tok("world fox")["input_ids"]
+
+
+def test_decode_cleanup_option(tok: PreTrainedTokenizerBase) -> None:
+    ids = tok.encode("hello , world !", add_special_tokens=False)
+    assert tok.decode(ids) == "hello , world !"
+    assert tok.decode(ids, clean_up_tokenization_spaces=True) == "hello, world!"
+    assert tok.decode(tok.encode("hello"), skip_special_tokens=False) == "<s> hello </s>"
+
+
+def test_register_for_auto_class_writes_auto_map(tmp_path: Path) -> None:
+    class Custom(WordTokenizer):
+        pass
+
+    Custom.register_for_auto_class()
+    assert Custom._auto_class == "AutoTokenizer"
+    Custom(vocab_file(tmp_path)).save_pretrained(tmp_path / "c")
+    config = json.loads((tmp_path / "c" / "tokenizer_config.json").read_text())
+    assert config["auto_map"] == {"AutoTokenizer": ["Custom", None]}
+    assert WordTokenizer._auto_class is None
+    with pytest.raises(ValueError):
+        Custom.register_for_auto_class("AutoModel")
+
+
+def test_save_is_atomic_and_keeps_other_files(tmp_path: Path) -> None:
+    target = tmp_path / "ckpt"
+    target.mkdir()
+    (target / "config.json").write_text("{}")
+    WordTokenizer(vocab_file(tmp_path)).save_pretrained(target)
+    assert {"config.json", "vocab.json", "tokenizer_config.json", "special_tokens_map.json"} <= set(os.listdir(target))
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OSError):
+        WordTokenizer(vocab_file(tmp_path)).save_pretrained(tmp_path / "afile")
+
+
+def test_legacy_added_tokens_and_special_map_files(tmp_path: Path) -> None:
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    (folder / "vocab.json").write_text(json.dumps(VOCAB))
+    (folder / "added_tokens.json").write_text(json.dumps({"newword": len(VOCAB)}))
+    (folder / "special_tokens_map.json").write_text(
+        json.dumps({"pad_token": {"content": "<pad>", "lstrip": False}, "additional_special_tokens": ["<extra>"]})
+    )
+    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 9, "tokenizer_class": "WordTokenizer"}))
+    t = WordTokenizer.from_pretrained(folder)
+    assert t.model_max_length == 9 and t.pad_token == "<pad>"
+    assert t.convert_tokens_to_ids("newword") == len(VOCAB)
+    assert t.additional_special_tokens == ["<extra>"]
+    (folder / "tokenizer_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"tokenizer_config\.json"):
+        WordTokenizer.from_pretrained(folder)
