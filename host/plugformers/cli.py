@@ -353,7 +353,7 @@ def _progress(items: Sequence[str], what: str) -> Any:
 def cmd_demo(args: argparse.Namespace) -> int:
     from plugformers.demo import run_demo
 
-    return run_demo(output_dir=args.output_dir, families=args.family or None)
+    return run_demo(output_dir=args.output_dir, families=args.family or None, small=args.small)
 
 
 # ----- entry point -----------------------------------------------------------------------------------------
@@ -389,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="walk through every installed family: build, save, reload, preprocess, run")
     p.add_argument("--output-dir", default=None, help="keep the saved checkpoints here (default: a temporary folder)")
     p.add_argument("--family", action="append", help="only this model type (repeatable)")
+    p.add_argument("--small", action="store_true", help="use small configs instead of the defaults (faster)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,0 +1,39 @@
+"""The command line: info on a checkpoint, one-line errors with a non-zero exit, the demo on small configs."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from plugformers.cli import main
+from tinyfamily import TinyConfig, TinyModel
+
+
+def test_info_reports_family_parameters_and_files(tmp_path, capsys):
+    TinyModel(TinyConfig(dim=8, vocab_size=20, n_layers=1)).save_pretrained(tmp_path)
+    assert main(["info", str(tmp_path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model_type"] == "tiny-test"
+    assert info["parameters"] == 20 * 8 + 8 * 8 + 8
+    assert info["files"] == ["config.json", "model.safetensors"]
+    assert info["architectures"] == ["TinyModel"]
+
+
+def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing" / "x")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("plugformers: error:") and "\n" not in err
+
+
+def test_predict_refuses_unknown_task_inference(tmp_path, capsys):
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    assert main(["predict", str(tmp_path), "hello"]) == 1
+    assert "cannot infer the task" in capsys.readouterr().err
+
+
+def test_cuda_request_without_cuda_is_clear(tmp_path, capsys):
+    if torch.cuda.is_available():
+        return
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    assert main(["predict", str(tmp_path), "hi", "--task", "fill-mask", "--device", "cuda"]) == 1
+    assert "no CUDA device" in capsys.readouterr().err
