@@ -267,3 +267,51 @@ def test_remote_code_from_the_hub_with_pinned_revision(hub, cache, tmp_path, mon
     hub.create_repo(other, {"config.json": _config_json()})
     via_other = get_class_from_dynamic_module(f"{repo}--modeling_thing.Thing", other, code_revision=first)
     assert via_other.value == 1
+
+
+def test_push_to_hub_of_a_model_with_code_and_load_it_back(hub, cache, tmp_path, monkeypatch):
+    """A model registered for an Auto class uploads weights, config and code; it loads back from the Hub."""
+    torch = pytest.importorskip("torch")
+    import importlib
+    from importlib import metadata
+
+    try:
+        metadata.distribution("custom-resnet-example")
+        pytest.skip("custom-resnet-example is installed here, so its classes are not remote")
+    except metadata.PackageNotFoundError:
+        pass
+    monkeypatch.setenv("PLUGFORMERS_HOME", str(tmp_path / "pf_home"))
+    monkeypatch.syspath_prepend(
+        str(Path(__file__).resolve().parents[1] / "docs" / "examples" / "custom_resnet" / "src")
+    )
+    conf_mod = importlib.import_module("custom_resnet_example.configuration_resnet")
+    model_mod = importlib.import_module("custom_resnet_example.modeling_resnet")
+    try:
+        conf_mod.ResnetConfig.register_for_auto_class()
+        model_mod.ResnetModelForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+        config = conf_mod.ResnetConfig(
+            block_type="basic", layers=[1, 1, 1, 1], channels=[4, 4, 4, 4], stem_width=8
+        )
+        torch.manual_seed(0)
+        model = model_mod.ResnetModelForImageClassification(config).eval()
+        repo = _repo_name("model-push")
+        model.push_to_hub(repo, commit_message="weights and code")
+    finally:
+        conf_mod.ResnetConfig._auto_class = None
+        model_mod.ResnetModelForImageClassification._auto_class = None
+        for name in [m for m in sys.modules if m.startswith("custom_resnet_example")]:
+            del sys.modules[name]
+    files = hub.files(repo)
+    assert {"config.json", "model.safetensors", "configuration_resnet.py", "modeling_resnet.py"} <= set(files)
+    commit = hub.get_repo(repo).branches["main"]
+    import plugformers
+
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        plugformers.AutoModelForImageClassification.from_pretrained(repo, revision=commit)
+    loaded = plugformers.AutoModelForImageClassification.from_pretrained(
+        repo, trust_remote_code=True, revision=commit
+    ).eval()
+    assert type(loaded).__module__.startswith("plugformers_remote_")
+    pixels = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(pixels)["logits"], model(pixels)["logits"])

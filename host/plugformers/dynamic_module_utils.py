@@ -250,10 +250,10 @@ def _record_auto_map(target: Any, auto_class: str, value: str | list[str | None]
         current[auto_class] = value
         target["auto_map"] = current
         return
-    current = getattr(target, "auto_map", None)
-    current = dict(current) if isinstance(current, Mapping) else {}
-    current[auto_class] = value
-    target.auto_map = current
+    existing = getattr(target, "auto_map", None)
+    updated = dict(existing) if isinstance(existing, Mapping) else {}
+    updated[auto_class] = value
+    target.auto_map = updated
 
 
 def custom_object_save(obj: Any, folder: str | os.PathLike[str], config: Any = None) -> list[str]:

@@ -120,8 +120,8 @@ class LocalHub:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("LocalHub is not running; call start() first.")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def start(self) -> LocalHub:
         if self._server is not None:
