@@ -286,3 +286,39 @@ def test_load_backbone_builds_resnet_from_a_nested_config() -> None:
     backbone = load_backbone(holder)
     assert isinstance(backbone, ResNetBackbone)
     assert backbone.channels == [8, 16]
+
+
+# ----- CUDA (skipped without a GPU) -----------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_half_precision_channels_last_matches_float32(dtype: torch.dtype) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.manual_seed(0)
+    model = ResNetForImageClassification(tiny_config()).eval().to("cuda")
+    x = pixel_values().to("cuda")
+    with torch.no_grad():
+        expected = model(x).logits
+        half = model.to(dtype=dtype, memory_format=torch.channels_last)
+        out = half(x.to(dtype).contiguous(memory_format=torch.channels_last), output_hidden_states=True)
+    assert out.logits.dtype == dtype
+    assert out.hidden_states[-1].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out.logits.float(), expected, atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.gpu
+def test_cuda_compiled_backbone_matches_eager() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.manual_seed(0)
+    backbone = (
+        ResNetBackbone(tiny_config(out_indices=[1, 2])).eval().to("cuda", memory_format=torch.channels_last)
+    )
+    x = pixel_values().to("cuda").contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = backbone(x).feature_maps
+        got = torch.compile(backbone, fullgraph=True)(x).feature_maps
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)

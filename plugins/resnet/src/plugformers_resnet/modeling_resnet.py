@@ -48,10 +48,17 @@ class ResNetConvLayer(nn.Module):
             in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
         )
         self.normalization = nn.BatchNorm2d(out_channels)
-        self.activation = get_activation(activation) if activation is not None else nn.Identity()
+        self.activation = _activation(activation) if activation is not None else nn.Identity()
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
         return self.activation(self.normalization(self.convolution(hidden_state)))
+
+
+def _activation(name: str) -> nn.Module:
+    """The configured activation; ReLU runs in place (it follows a batch norm whose output nothing else reads)."""
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    return get_activation(name)
 
 
 class ResNetEmbeddings(nn.Module):
@@ -111,10 +118,12 @@ class ResNetBasicLayer(nn.Module):
             ResNetConvLayer(in_channels, out_channels, stride=stride),
             ResNetConvLayer(out_channels, out_channels, activation=None),
         )
-        self.activation = get_activation(activation)
+        self.activation = _activation(activation)
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.layer(hidden_state) + self.shortcut(hidden_state))
+        out = self.layer(hidden_state)
+        out += self.shortcut(hidden_state)  # in place: the batch-norm output is not needed for backward
+        return self.activation(out)
 
 
 class ResNetBottleNeckLayer(nn.Module):
@@ -147,10 +156,12 @@ class ResNetBottleNeckLayer(nn.Module):
             ResNetConvLayer(reduced, reduced, stride=1 if downsample_in_bottleneck else stride),
             ResNetConvLayer(reduced, out_channels, kernel_size=1, activation=None),
         )
-        self.activation = get_activation(activation)
+        self.activation = _activation(activation)
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.layer(hidden_state) + self.shortcut(hidden_state))
+        out = self.layer(hidden_state)
+        out += self.shortcut(hidden_state)  # in place: the batch-norm output is not needed for backward
+        return self.activation(out)
 
 
 class ResNetStage(nn.Module):
