@@ -305,7 +305,7 @@ class PretrainedConfig(PushToHubMixin):
     @classmethod
     def from_pretrained(
         cls: type[C], pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any
-    ) -> C | tuple[C, dict[str, Any]]:
+    ) -> Any:
         """Load from a folder, a path to a ``.json`` file, or a Hub repo id; keyword arguments override fields.
 
         Hub keywords: ``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``subfolder``.
@@ -332,7 +332,7 @@ class PretrainedConfig(PushToHubMixin):
         return config
 
     @classmethod
-    def from_dict(cls: type[C], config_dict: dict[str, Any], **kwargs: Any) -> C | tuple[C, dict[str, Any]]:
+    def from_dict(cls: type[C], config_dict: dict[str, Any], **kwargs: Any) -> Any:
         """Build from a dict (as read from ``config.json``); ``kwargs`` that name fields override them."""
         return_unused = kwargs.pop("return_unused_kwargs", False)
         source = kwargs.pop("_source", None)

@@ -450,7 +450,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         ignore_mismatched_sizes: bool = False,
         use_safetensors: bool | None = True,
         **kwargs: Any,
-    ) -> M | tuple[M, dict[str, list[Any]]]:
+    ) -> Any:
         """Load a model from a folder or Hub repo holding ``config.json`` and safetensors weights.
 
         ``config`` replaces the saved configuration; other keyword arguments that name config fields

@@ -57,10 +57,13 @@ def _remote_class(
         ref = next((r for r in ref if r), None)
         if ref is None:
             return None
-    from plugformers.dynamic_module_utils import get_class_from_dynamic_module, resolve_trust_remote_code
+    from plugformers.dynamic_module_utils import (
+        auto_map_files,
+        get_class_from_dynamic_module,
+        resolve_trust_remote_code,
+    )
 
-    module_file = str(ref).split("--")[-1].rpartition(".")[0] + ".py"
-    resolve_trust_remote_code(trust_remote_code, source, [module_file])
+    resolve_trust_remote_code(trust_remote_code, source, auto_map_files(auto_map))
     return get_class_from_dynamic_module(ref, source, **hub.as_kwargs())
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "HubDownloadError",
     "HubOptions",
     "PlugformersFileNotFoundError",
     "is_offline",
@@ -28,6 +29,10 @@ HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "force_downl
 
 class PlugformersFileNotFoundError(OSError):
     """A checkpoint file could not be found locally or on the Hub; the message says where we looked."""
+
+
+class HubDownloadError(OSError):
+    """A download from the Hub broke off (network or server failure); the message names file and repo."""
 
 
 @dataclass
@@ -153,6 +158,13 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str
         raise PlugformersFileNotFoundError(f"{repo_id!r} is not a valid Hub repository id: {exc}") from exc
     except hf_errors.OfflineModeIsEnabled as exc:
         raise _offline_error(repo_id, filename, where, exc) from exc
+    except (PlugformersFileNotFoundError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # network and protocol errors from the HTTP stack, whatever its library
+        raise HubDownloadError(
+            f"Downloading {filename!r} from {where} failed: {type(exc).__name__}: {exc}. "
+            "Nothing partial was kept in the cache; try again, or pass a local folder."
+        ) from exc
 
 
 def _offline_error(repo_id: str, filename: str, where: str, exc: Exception) -> PlugformersFileNotFoundError:
