@@ -7,10 +7,9 @@ import os
 
 import pytest
 import torch
-from tinyfamily import TinyConfig, TinyForMaskedLM, TinyForSequenceClassification, TinyModel
-
 from plugformers import AutoModel, AutoModelForSequenceClassification
 from plugformers.modeling_utils import WeightsLoadingError, classification_loss
+from tinyfamily import TinyConfig, TinyForMaskedLM, TinyForSequenceClassification, TinyModel
 
 
 def _ids():
@@ -106,7 +105,7 @@ def test_corrupt_safetensors_names_the_file(tmp_path, damage):
     else:
         data = bytearray(b"not a safetensors file at all")
     path.write_bytes(bytes(data))
-    with pytest.raises(WeightsLoadingError, match="model.safetensors"):
+    with pytest.raises(WeightsLoadingError, match=r"model\.safetensors"):
         TinyModel.from_pretrained(tmp_path)
 
 
