@@ -21,10 +21,18 @@ def test_guide_code_blocks_run(page, tmp_path, monkeypatch):
     for module in needs.get(page.stem, ()):
         pytest.importorskip(module)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PLUGFORMERS_HOME", str(tmp_path / ".plugformers-home"))
+    monkeypatch.syspath_prepend(str(tmp_path))
     namespace: dict[str, object] = {"__name__": f"guide_{page.stem.replace('-', '_')}"}
     blocks = _blocks(page)
     assert blocks, f"{page.name} has no python blocks"
     for i, code in enumerate(blocks):
+        first = code.split("\n", 1)[0]
+        if first.startswith("# file: "):
+            target = tmp_path / first[len("# file: ") :].strip()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(code.split("\n", 1)[1] if "\n" in code else "", encoding="utf-8")
+            continue
         try:
             exec(compile(code, f"{page.name}[block {i}]", "exec"), namespace)
         except Exception as exc:
