@@ -1,0 +1,79 @@
+"""What the benchmark runs for each model family: the head class, the reference config, inputs and outputs.
+
+Both implementations load the same checkpoint (written once by the reference library at its default config),
+get the same inputs and are compared on the same output tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FAMILIES = ["distilbert", "vit", "wav2vec2", "resnet", "maskformer"]
+MASKFORMER_STAGES = ["stage1", "stage2", "stage3", "stage4"]
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """One family's benchmark setup (class names are the same in both libraries)."""
+
+    name: str
+    model_class: str
+    # The batch named in the family's issue, and what one sample of it is (for the table).
+    batch: int
+    shape_note: str
+    outputs: tuple[str, ...]
+    # Name of our opt-in fast-path method (called with no arguments), or None.
+    fast_path: str | None = None
+    image_processor: str | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SPECS: dict[str, FamilySpec] = {
+    "distilbert": FamilySpec(
+        "distilbert", "DistilBertForSequenceClassification", 8, "x128 tokens", ("logits",), fast_path="fuse_qkv",
+        extra={"seq_len": 128},
+    ),
+    "vit": FamilySpec(
+        "vit", "ViTForImageClassification", 8, "x224x224", ("logits",), fast_path="enable_fast_path",
+        image_processor="ViTImageProcessor", extra={"size": 224},
+    ),
+    "wav2vec2": FamilySpec(
+        "wav2vec2", "Wav2Vec2ForCTC", 4, "x4 s of 16 kHz audio", ("logits",), extra={"samples": 64000},
+    ),
+    "resnet": FamilySpec(
+        "resnet", "ResNetForImageClassification", 8, "x224x224", ("logits",),
+        image_processor="ConvNextImageProcessor", extra={"size": 224},
+    ),
+    "maskformer": FamilySpec(
+        "maskformer", "MaskFormerForInstanceSegmentation", 2, "x384x384",
+        ("class_queries_logits", "masks_queries_logits"), image_processor="MaskFormerImageProcessor",
+        note="ResNet-50 backbone (the reference's default Swin backbone has no plugformers plugin)",
+        extra={"size": 384},
+    ),
+}
+
+
+def reference_config(transformers: Any, family: str) -> Any:
+    """The default config of ``family`` in the reference library (MaskFormer with a ResNet-50 backbone)."""
+    if family == "maskformer":
+        backbone = transformers.ResNetConfig(out_features=MASKFORMER_STAGES)
+        return transformers.MaskFormerConfig(backbone_config=backbone)
+    return transformers.AutoConfig.for_model(family)
+
+
+def make_inputs(family: str, batch: int, *, vocab_size: int = 100, seed: int = 0) -> dict[str, Any]:
+    """Deterministic model inputs for ``family`` at ``batch``."""
+    import torch
+
+    spec = SPECS[family]
+    gen = torch.Generator().manual_seed(seed)
+    if family == "distilbert":
+        seq = spec.extra["seq_len"]
+        ids = torch.randint(0, vocab_size, (batch, seq), generator=gen)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if family == "wav2vec2":
+        return {"input_values": torch.randn(batch, spec.extra["samples"], generator=gen)}
+    size = spec.extra["size"]
+    return {"pixel_values": torch.randn(batch, 3, size, size, generator=gen)}
