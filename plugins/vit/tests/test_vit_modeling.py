@@ -386,3 +386,16 @@ def test_cuda_sdpa_half_precision_matches_float32(dtype: torch.dtype) -> None:
     assert half.reconstruction.dtype == dtype
     torch.testing.assert_close(half.reconstruction.float(), ref.reconstruction, atol=5e-2, rtol=5e-2)
     assert torch.isfinite(half.loss) and torch.isfinite(interp.reconstruction).all()
+
+
+def test_fast_path_without_onednn_falls_back_to_plain_linear(monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugformers_vit import modeling_vit
+
+    torch.manual_seed(0)
+    model = ViTModel(tiny_config()).eval()
+    x = pixels()
+    with torch.no_grad():
+        plain = model(x).last_hidden_state
+        monkeypatch.setattr(modeling_vit, "_ONEDNN_LINEAR", False)
+        assert modeling_vit._onednn_linear() is None
+        torch.testing.assert_close(model.enable_fast_path()(x).last_hidden_state, plain, atol=1e-5, rtol=1e-5)
