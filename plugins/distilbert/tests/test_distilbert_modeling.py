@@ -464,3 +464,30 @@ def test_cuda_half_precision_matches_float32():
                 got = half(**inputs).logits
                 assert got.dtype == dtype
                 torch.testing.assert_close(got.float(), expected, atol=3e-2, rtol=3e-2)
+
+
+def test_cpu_fast_path_matches_and_never_goes_stale():
+    torch.manual_seed(0)
+    model = DistilBertForTokenClassification(tiny_config()).eval()
+    inputs = tiny_inputs(DistilBertForTokenClassification)
+    keys = sorted(model.state_dict())
+    with torch.no_grad():
+        before = model(**inputs)
+        model.enable_cpu_fast_path()
+        assert_close_outputs(before, model(**inputs), atol=1e-5, rtol=1e-5)
+        # Change a weight in place after packing: the packed copy must not be used any more.
+        lin1 = model.distilbert.transformer.layer[0].ffn.lin1
+        lin1.weight.mul_(2.0)
+        changed = model(**inputs)
+        model.disable_cpu_fast_path()
+        assert_close_outputs(changed, model(**inputs), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(before.logits, changed.logits)
+    assert sorted(model.state_dict()) == keys
+
+
+def test_cpu_fast_path_still_trains():
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(tiny_config()).enable_cpu_fast_path()
+    model.train()
+    model(**tiny_inputs(DistilBertForSequenceClassification)).loss.backward()
+    assert model.distilbert.transformer.layer[1].ffn.lin2.weight.grad is not None

@@ -110,6 +110,8 @@ def test_reference_checkpoint_loads_and_matches(tmp_path, name, config_name):
         _assert_close(plain_ref, mine(**inputs))
         mine.fuse_qkv()
         _assert_close(plain_ref, mine(**inputs))
+        mine.enable_cpu_fast_path()
+        _assert_close(plain_ref, mine(**inputs))
 
 
 @pytest.mark.parametrize("name", HEADS)

@@ -106,6 +106,42 @@ def _check_token_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(f"Token id {bad} is out of range for the vocabulary of size {vocab_size} (ids must be in [0, {vocab_size})).")
 
 
+_PACKED = "_plugformers_packed_weight"
+
+
+def _can_pack_linear_weights() -> bool:
+    """Whether this torch build has oneDNN's pre-packed linear (x86 CPU builds do)."""
+    ops = torch.ops.mkldnn
+    return torch.backends.mkldnn.is_available() and hasattr(ops, "_reorder_linear_weight") and hasattr(ops, "_linear_pointwise")
+
+
+def _pack_linear(linear: nn.Linear) -> None:
+    """Keep a oneDNN-blocked copy of ``linear.weight`` beside the module (not in its state dict)."""
+    weight = linear.weight
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
+    object.__setattr__(linear, _PACKED, (packed, weight._version, weight.data_ptr()))
+
+
+def _linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``linear(x)``, through the pre-packed weight when one is ready and still matches the live weight.
+
+    The packed copy is used only for float32 CPU inference outside compilation; a weight changed since
+    packing (training step, ``load_state_dict``) bumps its version counter and the plain path is taken.
+    """
+    packed = linear.__dict__.get(_PACKED)
+    if (
+        packed is not None
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not torch.compiler.is_compiling()
+        and not (torch.is_grad_enabled() and (linear.weight.requires_grad or x.requires_grad))
+    ):
+        weight, version, ptr = packed
+        if linear.weight._version == version and linear.weight.data_ptr() == ptr and linear.weight.dtype == torch.float32:
+            return torch.ops.mkldnn._linear_pointwise(x, weight, linear.bias, "none", [], "")
+    return linear(x)
+
+
 class DistilBertSelfAttention(nn.Module):
     """Multi-head self-attention with separate q/k/v projections (``q_lin``, ``k_lin``, ``v_lin``, ``out_lin``).
 
@@ -199,7 +235,7 @@ class DistilBertSelfAttention(nn.Module):
         batch, k_len, _ = hidden_states.shape
         head = self.attention_head_size
         if self.qkv_lin is not None and query_states is None:
-            qkv = self.qkv_lin(hidden_states).view(batch, k_len, 3, self.n_heads, head)
+            qkv = _linear(self.qkv_lin, hidden_states).view(batch, k_len, 3, self.n_heads, head)
             query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         else:
             queries = hidden_states if query_states is None else query_states
@@ -211,7 +247,7 @@ class DistilBertSelfAttention(nn.Module):
                 k, v = kv.view(batch, k_len, 2, n).unbind(2)
             else:
                 assert self.q_lin is not None and self.k_lin is not None and self.v_lin is not None
-                q, k, v = self.q_lin(queries), self.k_lin(hidden_states), self.v_lin(hidden_states)
+                q, k, v = _linear(self.q_lin, queries), _linear(self.k_lin, hidden_states), _linear(self.v_lin, hidden_states)
             query = q.view(batch, queries.shape[1], self.n_heads, head).transpose(1, 2)
             key = k.view(batch, k_len, self.n_heads, head).transpose(1, 2)
             value = v.view(batch, k_len, self.n_heads, head).transpose(1, 2)
@@ -229,7 +265,7 @@ class DistilBertSelfAttention(nn.Module):
             output_attentions=output_attentions,
         )
         context = context.transpose(1, 2).reshape(batch, query.shape[2], self.n_heads * head)
-        return self.out_lin(context), weights
+        return _linear(self.out_lin, context), weights
 
 
 def _split_fused_state(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
@@ -281,7 +317,7 @@ class DistilBertFFN(nn.Module):
         return self._ff(hidden_states)
 
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.lin2(self.activation(self.lin1(x))))
+        return self.dropout(_linear(self.lin2, self.activation(_linear(self.lin1, x))))
 
 
 class TransformerBlock(nn.Module):
@@ -405,6 +441,31 @@ class DistilBertPreTrainedModel(PreTrainedModel):
         for attention in self._attention_modules():
             attention.unfuse_qkv()
         return self
+
+    def enable_cpu_fast_path(self) -> DistilBertPreTrainedModel:
+        """Opt-in float32 CPU inference path: :meth:`fuse_qkv` plus oneDNN pre-packed encoder weights.
+
+        Each encoder linear layer keeps a copy of its weight in oneDNN's blocked layout (about the size of
+        the encoder's linear weights again), used for float32 CPU inference only; training, other dtypes
+        and devices, ``torch.compile`` and any weight changed after packing take the ordinary path, so
+        results never go stale. The state dict is unchanged. Returns ``self``.
+        """
+        self.fuse_qkv()
+        if not _can_pack_linear_weights():
+            logger.warning("This torch build has no oneDNN packed linear; only the fused q/k/v projection is used.")
+            return self
+        encoder = getattr(self, self.base_model_prefix, self)
+        with torch.no_grad():
+            for module in encoder.transformer.modules():
+                if isinstance(module, nn.Linear) and module.weight.device.type == "cpu" and module.weight.dtype == torch.float32:
+                    _pack_linear(module)
+        return self
+
+    def disable_cpu_fast_path(self) -> DistilBertPreTrainedModel:
+        """Drop the packed weights and unfuse q/k/v; returns ``self``."""
+        for module in self.modules():
+            module.__dict__.pop(_PACKED, None)
+        return self.unfuse_qkv()
 
     def get_position_embeddings(self) -> nn.Embedding:
         """The position embedding table of the encoder."""
