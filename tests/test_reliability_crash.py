@@ -185,11 +185,6 @@ def _kill_around_swap(folder: str, scratch: str, what: str, when: str) -> None:
     os._exit(3)  # not reached when the kill fired
 
 
-_FAST_TOKENIZER_BUG = (
-    "PreTrainedTokenizerFast.save_vocabulary writes tokenizer.json with tokenizers' Tokenizer.save, which "
-    "truncates and rewrites the file in place; in atomic_directory's staging folder that file is a hard link "
-    "to the live checkpoint's tokenizer.json, so the live file changes before the swap"
-)
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL") or os.name != "posix", reason="needs POSIX fork and SIGKILL")
@@ -200,7 +195,7 @@ _FAST_TOKENIZER_BUG = (
         ("model", "after-swap"),
         ("slow-tokenizer", "before-swap"),
         ("slow-tokenizer", "after-swap"),
-        pytest.param("fast-tokenizer", "before-swap", marks=pytest.mark.xfail(strict=True, reason=_FAST_TOKENIZER_BUG)),
+        pytest.param("fast-tokenizer", "before-swap"),
         ("fast-tokenizer", "after-swap"),
     ],
 )

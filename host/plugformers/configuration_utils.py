@@ -75,6 +75,14 @@ class PretrainedConfig(PushToHubMixin):
         is_encoder_decoder: bool = False,
         **kwargs: Any,
     ) -> None:
+        for name, value in (
+            ("output_hidden_states", output_hidden_states),
+            ("output_attentions", output_attentions),
+            ("return_dict", return_dict),
+            ("is_encoder_decoder", is_encoder_decoder),
+        ):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be True or False, got {value!r}.")
         if "torch_dtype" in kwargs:  # the name older checkpoints use
             torch_dtype = kwargs.pop("torch_dtype")
             dtype = dtype if dtype is not None else torch_dtype

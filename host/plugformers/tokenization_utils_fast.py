@@ -389,6 +389,9 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             names += [os.path.basename(p) for p in self.save_vocabulary(directory, filename_prefix)]
         if legacy_format is not True:
             name = (f"{filename_prefix}-" if filename_prefix else "") + TOKENIZER_FILE
-            self._tokenizer.save(os.path.join(directory, name), pretty=True)
+            target = os.path.join(directory, name)
+            if os.path.lexists(target):
+                os.unlink(target)  # never rewrite a file in place: it may be shared with the live folder
+            self._tokenizer.save(target, pretty=True)
             names.append(name)
         return names

@@ -91,14 +91,23 @@ def _exchange(a: Path, b: Path) -> bool:
     return True
 
 
+#: Files at least this large are hard-linked into the staging folder instead of copied. Writers must
+#: replace such files (unlink, then write) rather than rewrite them in place; the weight writers do.
+LINK_THRESHOLD = 64 * 1024 * 1024
+
+
 def _link_tree(src: Path, dst: Path) -> None:
-    """Populate ``dst`` with hard links to ``src``'s files (copies where links are impossible)."""
+    """Populate ``dst`` with ``src``'s files: copies, so in-place rewrites cannot reach the live folder,
+    except hard links for very large files (weights), which writers always delete before writing."""
 
     def link_or_copy(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
+        if os.path.getsize(s) >= LINK_THRESHOLD:
+            try:
+                os.link(s, d)
+                return
+            except OSError:
+                pass
+        shutil.copy2(s, d)
 
     shutil.copytree(src, dst, copy_function=link_or_copy, dirs_exist_ok=True, symlinks=True)
 
@@ -107,8 +116,8 @@ def _link_tree(src: Path, dst: Path) -> None:
 def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a staging folder that replaces ``path`` atomically when the block succeeds.
 
-    The staging folder starts with (hard links to) what ``path`` already holds, so saving a tokenizer
-    next to a model keeps the model. Writers overwrite or delete files in it freely: the target is only
+    The staging folder starts with a copy of what ``path`` already holds (very large files are hard
+    links), so saving a tokenizer next to a model keeps the model. Writers overwrite or delete files in it freely: the target is only
     touched by the final swap, and if the block raises, the target is left exactly as it was.
     """
     target = Path(path).absolute()

@@ -52,7 +52,8 @@ def _is_whitespace(ch: str) -> bool:
 def _is_control(ch: str) -> bool:
     if ch in "\t\n\r":
         return False
-    return unicodedata.category(ch) in ("Cc", "Cf", "Cn", "Co", "Cs")
+    # Unassigned code points (Cn) are kept, as the fast backend and the reference keep them (then [UNK]).
+    return unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs")
 
 
 def _is_punctuation(ch: str) -> bool:
