@@ -491,3 +491,17 @@ def test_cpu_fast_path_still_trains():
     model.train()
     model(**tiny_inputs(DistilBertForSequenceClassification)).loss.backward()
     assert model.distilbert.transformer.layer[1].ffn.lin2.weight.grad is not None
+
+
+def test_cpu_fast_path_model_can_be_copied_and_pickled(tmp_path):
+    import copy
+
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(tiny_config()).eval().enable_cpu_fast_path()
+    inputs = tiny_inputs(DistilBertForSequenceClassification)
+    with torch.no_grad():
+        expected = model(**inputs)
+        assert_close_outputs(expected, copy.deepcopy(model)(**inputs), atol=1e-5, rtol=1e-5)
+        torch.save(model, tmp_path / "model.pt")
+        again = torch.load(tmp_path / "model.pt", weights_only=False)
+        assert_close_outputs(expected, again(**inputs), atol=1e-5, rtol=1e-5)

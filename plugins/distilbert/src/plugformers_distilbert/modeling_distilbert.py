@@ -115,11 +115,34 @@ def _can_pack_linear_weights() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(ops, "_reorder_linear_weight") and hasattr(ops, "_linear_pointwise")
 
 
+def _nothing() -> None:
+    return None
+
+
+class _PackedWeight:
+    """A oneDNN-blocked weight plus the version and address of the weight it was made from.
+
+    Copies and pickles of a model drop it (they become ``None``: the plain path), because opaque oneDNN
+    tensors can be neither copied nor serialised.
+    """
+
+    __slots__ = ("ptr", "version", "weight")
+
+    def __init__(self, weight: torch.Tensor, version: int, ptr: int) -> None:
+        self.weight, self.version, self.ptr = weight, version, ptr
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> None:
+        return None
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_nothing, ())
+
+
 def _pack_linear(linear: nn.Linear) -> None:
     """Keep a oneDNN-blocked copy of ``linear.weight`` beside the module (not in its state dict)."""
     weight = linear.weight
     packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
-    object.__setattr__(linear, _PACKED, (packed, weight._version, weight.data_ptr()))
+    object.__setattr__(linear, _PACKED, _PackedWeight(packed, weight._version, weight.data_ptr()))
 
 
 def _linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
@@ -136,9 +159,9 @@ def _linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         and not torch.compiler.is_compiling()
         and not (torch.is_grad_enabled() and (linear.weight.requires_grad or x.requires_grad))
     ):
-        weight, version, ptr = packed
-        if linear.weight._version == version and linear.weight.data_ptr() == ptr and linear.weight.dtype == torch.float32:
-            return torch.ops.mkldnn._linear_pointwise(x, weight, linear.bias, "none", [], "")
+        live = linear.weight
+        if live._version == packed.version and live.data_ptr() == packed.ptr and live.dtype == torch.float32:
+            return torch.ops.mkldnn._linear_pointwise(x, packed.weight, linear.bias, "none", [], "")
     return linear(x)
 
 
@@ -165,6 +188,10 @@ class DistilBertSelfAttention(nn.Module):
         self.out_lin = nn.Linear(config.dim, config.dim)
         self.dropout = nn.Dropout(config.attention_dropout)
         self.pruned_heads: set[int] = set()
+        # Resolve the backends now: the first lookup imports through the plugin registry, which
+        # torch.compile(fullgraph=True) cannot trace; later lookups are plain cache hits.
+        for name in {"eager", "sdpa", config._attn_implementation or "sdpa"}:
+            get_attention_function(name)
         self.register_state_dict_post_hook(_split_fused_state)
         self.register_load_state_dict_pre_hook(_fuse_loaded_state)
 
@@ -513,7 +540,7 @@ class DistilBertModel(DistilBertPreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings.word_embeddings
 
-    def set_input_embeddings(self, new_embeddings: nn.Embedding) -> None:
+    def set_input_embeddings(self, new_embeddings: nn.Module) -> None:
         self.embeddings.word_embeddings = new_embeddings
 
     def _prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
@@ -629,13 +656,13 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.distilbert.get_input_embeddings()
 
-    def set_input_embeddings(self, new_embeddings: nn.Embedding) -> None:
+    def set_input_embeddings(self, new_embeddings: nn.Module) -> None:
         self.distilbert.set_input_embeddings(new_embeddings)
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.vocab_projector
 
-    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+    def set_output_embeddings(self, new_embeddings: nn.Module) -> None:
         self.vocab_projector = new_embeddings
 
     def forward(
