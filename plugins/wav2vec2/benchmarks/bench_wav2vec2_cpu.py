@@ -10,7 +10,6 @@ session); prints the median seconds per forward and the ratio ours / reference. 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,21 +17,24 @@ from collections.abc import Callable
 import torch
 
 
-def _time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Fastest of ``repeats`` timed calls per function, alternating calls so background load hits all alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     import transformers
@@ -47,11 +49,8 @@ def main() -> None:
 
     with torch.inference_mode():
         diff = (ours(audio).last_hidden_state - reference(audio).last_hidden_state).abs().max().item()
-        results = {}
-        # Alternate so that background load on a shared machine hits both sides alike.
-        for name, model in (("reference", reference), ("plugformers", ours), ("reference", reference), ("plugformers", ours)):
-            results.setdefault(name, []).append(_time(lambda m=model: m(audio), args.repeats))
-    ref_s, our_s = min(results["reference"]), min(results["plugformers"])
+        best = _interleaved({"reference": lambda: reference(audio), "plugformers": lambda: ours(audio)}, args.repeats)
+    ref_s, our_s = best["reference"], best["plugformers"]
     print(f"threads={torch.get_num_threads()} input={tuple(audio.shape)} max|diff|={diff:.2e}")
     print(f"reference   {ref_s:.3f} s/forward")
     print(f"plugformers {our_s:.3f} s/forward")

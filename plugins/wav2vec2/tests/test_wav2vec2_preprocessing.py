@@ -273,3 +273,14 @@ def test_processor_feeds_a_ctc_model_end_to_end(vocab_file: Path, wav_files: dic
     assert out.logits.shape == (2, 599, 16) and torch.isfinite(out.loss)
     texts = processor.batch_decode(out.logits.argmax(-1))
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def test_auto_classes_build_the_preprocessing_parts(tmp_path: Path, vocab_file: Path) -> None:
+    from plugformers import AutoFeatureExtractor, AutoProcessor, AutoTokenizer
+
+    processor = Wav2Vec2Processor(Wav2Vec2FeatureExtractor(), Wav2Vec2CTCTokenizer(str(vocab_file)))
+    processor.save_pretrained(tmp_path)
+    assert type(AutoProcessor.from_pretrained(tmp_path)) is Wav2Vec2Processor
+    assert type(AutoFeatureExtractor.from_pretrained(tmp_path)) is Wav2Vec2FeatureExtractor
+    # use_fast=False: there is no fast CTC tokenizer (the reference has none either).
+    assert type(AutoTokenizer.from_pretrained(tmp_path, use_fast=False)) is Wav2Vec2CTCTokenizer
