@@ -339,5 +339,15 @@ def test_timm_backbone_wraps_a_features_only_model(monkeypatch: pytest.MonkeyPat
     assert all(key.startswith("_backbone.") for key in model.state_dict())
     out = model(torch.randn(1, 3, 8, 8))
     assert [tuple(f.shape) for f in out.feature_maps] == [(1, 4, 4, 4), (1, 8, 2, 2)]
+    # A TimmBackboneConfig (itself, or nested as a dict or object) builds the timm wrapper too; its
+    # `backbone` field is a timm name and is never taken for a checkpoint to download.
+    for source in (
+        TimmBackboneConfig(backbone="fake-net", use_pretrained_backbone=True, out_indices=[-1]),
+        CompositeConfig(backbone_config={"model_type": "timm_backbone", "backbone": "fake-net"}),
+        CompositeConfig(backbone_config=TimmBackboneConfig(backbone="fake-net", num_channels=1)),
+    ):
+        built = load_backbone(source)
+        assert built.out_features == ["layer1"] and built.channels == [8]
+    assert calls["pretrained"] is True and calls["in_chans"] == 1  # the config's own default
     with pytest.raises(ValueError, match="hidden_states"):
         model(torch.randn(1, 3, 8, 8), output_hidden_states=True)

@@ -318,6 +318,8 @@ def _backbone_config_object(backbone_config: PretrainedConfig | dict[str, Any]) 
             raise ConfigError(
                 "backbone_config given as a dict needs a 'model_type' key (for example 'resnet')."
             )
+        if model_type == TimmBackboneConfig.model_type:  # a host class, not a plugin family
+            return TimmBackboneConfig(**data)
         from plugformers.auto import AutoConfig
 
         return AutoConfig.for_model(model_type, **data)
@@ -331,6 +333,9 @@ def load_backbone(config: PretrainedConfig) -> Any:
     ``backbone_config``, ``backbone``, ``use_pretrained_backbone``, ``use_timm_backbone`` and
     ``backbone_kwargs`` (missing fields count as unset).
     """
+    if isinstance(config, TimmBackboneConfig):  # its own `backbone` field is a timm name, not a checkpoint
+        _import_timm()
+        return _timm_backbone_class()(config)
     backbone_config = getattr(config, "backbone_config", None)
     backbone = getattr(config, "backbone", None)
     use_timm = bool(getattr(config, "use_timm_backbone", False))
@@ -357,7 +362,10 @@ def load_backbone(config: PretrainedConfig) -> Any:
         )
         return _timm_backbone_class()(timm_config, **kwargs)
     if backbone_config is not None:
-        return AutoBackbone.from_config(_backbone_config_object(backbone_config))
+        nested = _backbone_config_object(backbone_config)
+        if isinstance(nested, TimmBackboneConfig):
+            return load_backbone(nested)
+        return AutoBackbone.from_config(nested)
     if backbone is not None:
         if use_pretrained:
             return AutoBackbone.from_pretrained(backbone, **backbone_kwargs)
