@@ -322,3 +322,26 @@ def test_cuda_compiled_backbone_matches_eager() -> None:
         got = torch.compile(backbone, fullgraph=True)(x).feature_maps
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
+
+
+def test_classifier_checkpoint_loads_as_a_backbone(tmp_path) -> None:
+    """The microsoft/resnet-50 flow: AutoBackbone over an image-classification checkpoint."""
+    from plugformers.auto import AutoBackbone
+
+    torch.manual_seed(0)
+    classifier = ResNetForImageClassification(tiny_config()).eval()
+    classifier.save_pretrained(tmp_path)
+    backbone, info = AutoBackbone.from_pretrained(
+        tmp_path, out_features=["stage1", "stage2"], output_loading_info=True
+    )
+    assert isinstance(backbone, ResNetBackbone)
+    assert not info["missing_keys"] and sorted(info["unexpected_keys"]) == [
+        "classifier.1.bias",
+        "classifier.1.weight",
+    ]
+    assert backbone.channels == [8, 16]
+    x = pixel_values()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            backbone.eval()(x).feature_maps[-1], classifier.resnet(x).last_hidden_state
+        )
