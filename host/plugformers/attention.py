@@ -98,7 +98,18 @@ def sdpa_attention(
     return output, None
 
 
-_CACHE: dict[str, AttentionFunction] = {}
+# Built-ins are resolved up front so that torch.compile(fullgraph=True) never traces a registry lookup.
+_BUILTINS: dict[str, AttentionFunction] = {"eager": eager_attention, "sdpa": sdpa_attention}
+_CACHE: dict[str, AttentionFunction] = dict(_BUILTINS)
+
+
+def _forget(name: str | None = None) -> None:
+    """Drop cached lookups (all, or one name that a plugin just overrode); built-ins stay resolvable."""
+    if name is None:
+        _CACHE.clear()
+        _CACHE.update(_BUILTINS)
+    else:
+        _CACHE.pop(name, None)
 
 
 def get_attention_function(name: str | None) -> AttentionFunction:

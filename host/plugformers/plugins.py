@@ -339,6 +339,10 @@ class Registry:
                     )
                 self._attention[name] = (function, info.name)
                 info.attention.append(name)
+                if existing is not None and existing[1] != info.name:
+                    from plugformers import attention
+
+                    attention._forget(name)
 
             staged.append(commit)
 
@@ -562,5 +566,5 @@ def reset_registry(plugin_manager: pluggy.PluginManager | None = None) -> Regist
         _REGISTRY = Registry(plugin_manager)
     from plugformers import attention
 
-    attention._CACHE.clear()
+    attention._forget()
     return _REGISTRY
