@@ -300,7 +300,7 @@ def _class_by_name(name: str) -> Any:
 
     try:
         return getattr(plugformers, name)
-    except AttributeError:
+    except (AttributeError, ImportError):  # ImportError: a known family's name whose plugin is absent
         return None
 
 
