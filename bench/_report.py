@@ -56,13 +56,13 @@ def build_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 diff = data.get("max_abs_diff", {})
                 ok = data.get("within_tolerance", {})
                 rows.append(_row(f"forward {shape}", family, med["ours"], med["reference"], "s", target=1.0,
-                                 note=f"max |diff| {diff.get('ours', float('nan')):.1e}"
+                                 note=f"max abs diff {diff.get('ours', float('nan')):.1e}"
                                  + ("" if ok.get("ours", True) else " OUT OF TOLERANCE")))
                 fast_target = 0.8 if family in TRANSFORMER_FAMILIES else None
                 if "ours_fast" in med:
                     rows.append(_row(f"forward {shape}, fast path", family, med["ours_fast"], med["reference"], "s",
                                      target=fast_target,
-                                     note=f"{spec.fast_path}(); max |diff| {diff.get('ours_fast', float('nan')):.1e}"
+                                     note=f"{spec.fast_path}(); max abs diff {diff.get('ours_fast', float('nan')):.1e}"
                                      + ("" if ok.get("ours_fast", True) else " OUT OF TOLERANCE")))
                 elif fast_target is not None:
                     row = _row(f"forward {shape}, fast path", family, float("nan"), med["reference"], "s",
@@ -74,7 +74,7 @@ def build_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             tp = proc["throughput"]
             rows.append(_row(f"image processor ({proc['shape'][0]} imgs 640x480)", family, tp["ours"],
                              tp["reference"], "img/s", target=None, higher_is_better=True,
-                             note=f"max |diff| {proc['max_abs_diff']:.1e}; ref {proc['classes']['reference']}"))
+                             note=f"max abs diff {proc['max_abs_diff']:.1e}; ref {proc['classes']['reference']}"))
     tok = result.get("tokenizer")
     if tok:
         tp = tok["throughput"]

@@ -30,9 +30,34 @@ def _emit(result: dict[str, Any]) -> None:
     print(RESULT_MARK + json.dumps(result), flush=True)
 
 
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def _maxrss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident set size of this process image so far, in MiB.
+
+    ``ru_maxrss`` survives ``exec`` on Linux, so a worker would inherit its parent's peak; the kernel's
+    ``VmHWM`` belongs to the current image only. ``ru_maxrss`` (KiB on Linux) is the fallback elsewhere.
+    """
+    hwm = _status_mb("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reset_peak() -> float:
+    """Start a new peak-RSS window (Linux ``clear_refs`` 5) and return the current RSS in MiB."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    rss = _status_mb("VmRSS")
+    return rss if rss is not None else _maxrss_mb()
 
 
 def _lib(impl: str) -> Any:
@@ -132,7 +157,7 @@ def task_import(args: dict[str, Any]) -> dict[str, Any]:
     """Seconds to import the library and resolve one config, with torch already imported."""
     import torch  # noqa: F401
 
-    base_rss = _maxrss_mb()
+    base_rss = _reset_peak()
     start = time.perf_counter()
     lib = _lib(args["impl"])
     lib.AutoConfig.for_model("distilbert")
@@ -147,7 +172,7 @@ def task_load(args: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(args["threads"])
     cls = _class(args["impl"], SPECS[args["family"]].model_class)
-    idle_rss = _maxrss_mb()
+    idle_rss = _reset_peak()
     start = time.perf_counter()
     kwargs = {"device_map": args["device_map"]} if args.get("device_map") else {}
     model = cls.from_pretrained(args["checkpoint"], **kwargs)

@@ -51,7 +51,7 @@ class Settings:
     image_reps: int
 
 
-FULL = Settings(7, 3, True, 2, 7, 30.0, True, 10_000, 5, 64, 3)
+FULL = Settings(4, 2, False, 2, 5, 15.0, True, 10_000, 3, 64, 2)
 QUICK = Settings(2, 1, False, 2, 2, 1.0, False, 1_000, 2, 8, 1)
 
 
@@ -103,8 +103,6 @@ def summarise(runs: dict[str, list[dict[str, Any]]], keys: list[str]) -> dict[st
 
 
 def machine_info(threads: int, name: str | None) -> dict[str, Any]:
-    import torch
-
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -121,7 +119,12 @@ def machine_info(threads: int, name: str | None) -> dict[str, Any]:
             versions[pkg] = version(pkg)
         except Exception:
             versions[pkg] = None
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    gpu = None
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+        gpu = smi.stdout.strip() or None
+    except OSError:
+        pass
     raw = name or platform.node() or "machine"
     return {
         "name": re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)[:40],
@@ -169,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL
     started = time.time()
-    import transformers
+    from importlib.metadata import version
 
-    ckpt_root = args.cache_dir / f"transformers-{transformers.__version__}"
+    # Versions through metadata: this process stays small, since workers start as forks of it.
+    ckpt_root = args.cache_dir / f"transformers-{version('transformers')}"
     result: dict[str, Any] = {
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if "import" not in args.skip_set:
         log("import overhead over `import torch` (fresh processes)")
-        runs = alternating("import", {}, settings.import_reps, settings.warmup)
+        runs = alternating("import", {}, settings.import_reps, warmup=not args.quick)
         result["import"] = summarise(runs, ["seconds", "rss_mb"])
 
     for family in args.family_list:
@@ -238,8 +242,12 @@ def main(argv: list[str] | None = None) -> int:
 
     result["load_average_end"] = os.getloadavg()
     result["wall_s"] = time.time() - started
+    raw = args.results_dir / "last-raw.json"
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")  # kept if the report below fails
     result["rows"] = build_rows(result)
     write_outputs(result, args)
+    raw.unlink()
     log(f"done in {result['wall_s']:.0f} s")
     return 0
 
