@@ -68,6 +68,7 @@ class TestWav2Vec2ModelSuite(ModelTesterMixin):
         Wav2Vec2ForSequenceClassification,
         Wav2Vec2ForAudioFrameClassification,
     )
+    test_compile = False  # compiling takes ~40 s on 2 cores: see the slow-marked test below
 
     def get_config(self) -> Wav2Vec2Config:
         return tiny_config()
@@ -344,6 +345,17 @@ def test_padded_batch_matches_single_examples_for_ctc_loss() -> None:
         first = model(values[:1], labels=labels[:1]).loss
         second = model(values[1:, :480], labels=labels[1:, :2]).loss
     torch.testing.assert_close(together, first + second, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph_matches_eager_with_padding_mask() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(tiny_config()).eval()
+    values, mask = audio_batch()
+    with torch.no_grad():
+        expected = model(values, attention_mask=mask).logits
+        got = torch.compile(model, fullgraph=True)(values, attention_mask=mask).logits
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.gpu
