@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import huggingface_hub  # noqa: F401  (reads HF_* variables once, before any test changes the environment)
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -12,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(scope="session", autouse=True)
 def _tiny_family_registered():
-    from tinyfamily import TinyPlugin
-
     from plugformers.plugins import get_plugin_manager, get_registry
+
+    from tinyfamily import TinyPlugin
 
     pm = get_plugin_manager()
     if not pm.has_plugin("tiny-test-plugin"):

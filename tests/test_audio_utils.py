@@ -7,6 +7,7 @@ import wave
 
 import numpy as np
 import pytest
+
 from plugformers.audio_utils import load_wav, write_wav
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
+
 from plugformers.backbone_utils import (
     BackboneConfigMixin,
     BackboneMixin,
@@ -17,7 +19,6 @@ from plugformers.backbone_utils import (
     verify_backbone_config_arguments,
 )
 from plugformers.configuration_utils import ConfigError, PretrainedConfig
-from torch import nn
 
 # ----- an in-test backbone family ---------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import torch
+
 from plugformers.cli import main
+
 from tinyfamily import TinyConfig, TinyModel
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from tinyfamily import TinyConfig
 
 from plugformers import AutoConfig, PretrainedConfig
 from plugformers.configuration_utils import ConfigError
+
+from tinyfamily import TinyConfig
 
 
 def test_print_shows_class_name_and_only_non_default_base_fields_sorted():

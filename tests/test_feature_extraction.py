@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from plugformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from plugformers.feature_extraction_utils import BatchFeature
 from plugformers.testing.preprocessing_tests import FeatureExtractorTesterMixin

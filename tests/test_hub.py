@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from plugformers.configuration_utils import PretrainedConfig
 from plugformers.testing.hub_server import LocalHub
 from plugformers.utils.hub import HubDownloadError, PlugformersFileNotFoundError, resolve_file

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from plugformers.image_processing_utils import BaseImageProcessor, BatchFeature, get_size_dict
 from plugformers.image_transforms import (
     center_crop,

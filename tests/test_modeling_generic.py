@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from tinyfamily import TinyConfig, TinyForMaskedLM, TinyForSequenceClassification, TinyModel
 
 from plugformers.testing.model_tests import ModelTesterMixin
+
+from tinyfamily import TinyConfig, TinyForMaskedLM, TinyForSequenceClassification, TinyModel
 
 
 class TestTinyFamily(ModelTesterMixin):

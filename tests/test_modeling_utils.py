@@ -7,8 +7,10 @@ import os
 
 import pytest
 import torch
+
 from plugformers import AutoModel, AutoModelForSequenceClassification
 from plugformers.modeling_utils import WeightsLoadingError, classification_loss
+
 from tinyfamily import TinyConfig, TinyForMaskedLM, TinyForSequenceClassification, TinyModel
 
 

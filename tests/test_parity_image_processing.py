@@ -11,6 +11,7 @@ import pytest
 transformers = pytest.importorskip("transformers")
 
 from PIL import Image  # noqa: E402
+
 from plugformers.image_processing_utils import BaseImageProcessor  # noqa: E402
 from plugformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, PILImageResampling  # noqa: E402
 

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+
 from plugformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from plugformers.feature_extraction_utils import BatchFeature
 from plugformers.processing_utils import ProcessorMixin

@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 import torch
-from plugformers.utils.io import atomic_directory
 from safetensors.torch import load_file
+
+from plugformers.utils.io import atomic_directory
+
 from tinyfamily import TinyConfig, TinyModel
 
 try:

@@ -24,10 +24,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from plugformers.configuration_utils import ConfigError
 from plugformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from plugformers.image_processing_utils import BaseImageProcessor
 from plugformers.modeling_utils import WeightsLoadingError
+
 from tinyfamily import TinyConfig, TinyModel
 
 FUZZ = settings(

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from plugformers.dynamic_module_utils import (
     RemoteCodeError,
     auto_map_files,

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
 from plugformers.testing.tokenizer_tests import TokenizerTesterMixin
 from plugformers.tokenization_utils import PreTrainedTokenizer
 from plugformers.tokenization_utils_base import AddedToken, BatchEncoding, PreTrainedTokenizerBase
 from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
 from plugformers.utils.io import write_json
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
 WORDS = ["<pad>", "<unk>", "<s>", "</s>", "hello", "world", "the", "quick", "brown", "fox", "a", "b", "c", ",", "!", "."]
 VOCAB = {w: i for i, w in enumerate(WORDS)}

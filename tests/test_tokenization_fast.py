@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
 VOCAB = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "un", "##aff", "##able", "a", "b", "c"])}
 

@@ -6,8 +6,6 @@ import logging
 
 import pytest
 import torch
-from plugformers.configuration_utils import ConfigError
-from plugformers.testing.model_tests import ModelTesterMixin, assert_close_outputs
 from plugformers_distilbert.configuration_distilbert import DistilBertConfig
 from plugformers_distilbert.modeling_distilbert import (
     DistilBertForMaskedLM,
@@ -18,6 +16,9 @@ from plugformers_distilbert.modeling_distilbert import (
     DistilBertModel,
     sinusoidal_table,
 )
+
+from plugformers.configuration_utils import ConfigError
+from plugformers.testing.model_tests import ModelTesterMixin, assert_close_outputs
 
 VOCAB = 99
 ALL = (

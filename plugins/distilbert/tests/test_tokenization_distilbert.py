@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugformers.testing.tokenizer_tests import TokenizerTesterMixin
 from plugformers_distilbert.tokenization_distilbert import DistilBertTokenizer
 from plugformers_distilbert.tokenization_distilbert_fast import DistilBertTokenizerFast
+
+from plugformers.testing.tokenizer_tests import TokenizerTesterMixin
 
 VOCAB = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[FOO]", "the", "quick", "brown", "fox", "##es", "jump", "##s",

@@ -7,15 +7,16 @@ from typing import Any
 
 import pytest
 import torch
-from plugformers import AutoModelForInstanceSegmentation, MaskFormerConfig, ResNetConfig
-from plugformers.configuration_utils import ConfigError, PretrainedConfig
-from plugformers.testing.model_tests import ModelTesterMixin
 from plugformers_maskformer.modeling_maskformer import (
     MaskFormerForInstanceSegmentation,
     MaskFormerHungarianMatcher,
     MaskFormerModel,
     sigmoid_focal_loss,
 )
+
+from plugformers import AutoModelForInstanceSegmentation, MaskFormerConfig, ResNetConfig
+from plugformers.configuration_utils import ConfigError, PretrainedConfig
+from plugformers.testing.model_tests import ModelTesterMixin
 
 ALL_STAGES = ["stage1", "stage2", "stage3", "stage4"]
 

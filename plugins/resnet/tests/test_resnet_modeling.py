@@ -6,14 +6,15 @@ from typing import Any
 
 import pytest
 import torch
-from plugformers.configuration_utils import ConfigError
-from plugformers.testing.model_tests import ModelTesterMixin
 from plugformers_resnet.configuration_resnet import ResNetConfig
 from plugformers_resnet.modeling_resnet import (
     ResNetBackbone,
     ResNetForImageClassification,
     ResNetModel,
 )
+
+from plugformers.configuration_utils import ConfigError
+from plugformers.testing.model_tests import ModelTesterMixin
 
 
 def tiny_config(**overrides: Any) -> ResNetConfig:

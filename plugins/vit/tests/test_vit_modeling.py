@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 import torch
-from plugformers.configuration_utils import ConfigError
-from plugformers.testing.model_tests import ModelTesterMixin, assert_close_outputs
 from plugformers_vit.configuration_vit import ViTConfig
 from plugformers_vit.modeling_vit import (
     ViTForImageClassification,
@@ -16,6 +14,9 @@ from plugformers_vit.modeling_vit import (
     ViTModel,
 )
 from safetensors.torch import load_file, save_file
+
+from plugformers.configuration_utils import ConfigError
+from plugformers.testing.model_tests import ModelTesterMixin, assert_close_outputs
 
 
 def tiny_config(**overrides: Any) -> ViTConfig:

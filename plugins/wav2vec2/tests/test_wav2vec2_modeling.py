@@ -10,8 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from plugformers.configuration_utils import ConfigError
-from plugformers.testing.model_tests import ModelTesterMixin
 from plugformers_wav2vec2.configuration_wav2vec2 import Wav2Vec2Config
 from plugformers_wav2vec2.modeling_wav2vec2 import (
     Wav2Vec2ForAudioFrameClassification,
@@ -21,6 +19,9 @@ from plugformers_wav2vec2.modeling_wav2vec2 import (
     compute_mask_indices,
 )
 from safetensors.torch import load_file, save_file
+
+from plugformers.configuration_utils import ConfigError
+from plugformers.testing.model_tests import ModelTesterMixin
 
 
 def tiny_config(**overrides: Any) -> Wav2Vec2Config:

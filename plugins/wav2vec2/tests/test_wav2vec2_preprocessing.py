@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from plugformers.audio_utils import load_wav, write_wav
 from plugformers_wav2vec2.feature_extraction_wav2vec2 import Wav2Vec2FeatureExtractor
 from plugformers_wav2vec2.processing_wav2vec2 import Wav2Vec2Processor
 from plugformers_wav2vec2.tokenization_wav2vec2 import Wav2Vec2CTCTokenizer
+
+from plugformers.audio_utils import load_wav, write_wav
 
 VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "E": 5, "T": 6, "A": 7, "O": 8, "N": 9, "H": 10,
          "L": 11, "W": 12, "R": 13, "D": 14, "'": 15}

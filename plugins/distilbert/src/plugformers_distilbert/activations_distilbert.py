@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
-from plugformers.activations import get_activation
 from torch import nn
+
+from plugformers.activations import get_activation
 
 __all__ = ["distilbert_activation"]
 

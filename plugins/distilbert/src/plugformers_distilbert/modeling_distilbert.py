@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
+
 from plugformers.attention import additive_mask, get_attention_function
 from plugformers.modeling_outputs import (
     BaseModelOutput,
@@ -23,7 +25,6 @@ from plugformers.modeling_outputs import (
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
 from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
 from plugformers.utils.logging import get_logger
-from torch import nn
 
 from .activations_distilbert import distilbert_activation
 from .configuration_distilbert import DistilBertConfig

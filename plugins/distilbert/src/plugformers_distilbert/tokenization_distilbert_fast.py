@@ -10,10 +10,10 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from plugformers.tokenization_utils_base import AddedToken, write_text_lines
-from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from plugformers.tokenization_utils_base import AddedToken, write_text_lines
+from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
 from plugformers_distilbert.tokenization_distilbert import DistilBertTokenizer, load_vocab
 
 __all__ = ["DistilBertTokenizerFast"]

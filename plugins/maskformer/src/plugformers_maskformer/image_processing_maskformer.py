@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from plugformers.feature_extraction_utils import BatchFeature
 from plugformers.image_processing_utils import BaseImageProcessor
 from plugformers.image_transforms import normalize, rescale, resize

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor, nn
+
 from plugformers.activations import ACT2FN
 from plugformers.attention import get_attention_function
 from plugformers.modeling_outputs import ModelOutput
 from plugformers.modeling_utils import PreTrainedModel
-from torch import Tensor, nn
 
 from .configuration_maskformer import MaskFormerConfig, MaskFormerDetrConfig
 

@@ -11,6 +11,8 @@ import math
 from typing import Any
 
 import torch
+from torch import nn
+
 from plugformers.activations import get_activation
 from plugformers.backbone_utils import BackboneMixin
 from plugformers.modeling_outputs import (
@@ -20,7 +22,6 @@ from plugformers.modeling_outputs import (
     ImageClassifierOutputWithNoAttention,
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
-from torch import nn
 
 from .configuration_resnet import ResNetConfig
 

@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 import torch
+from torch import nn
+
 from plugformers.activations import get_activation
 from plugformers.attention import additive_mask, get_attention_function
 from plugformers.modeling_outputs import (
@@ -21,7 +23,6 @@ from plugformers.modeling_outputs import (
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
 from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
-from torch import nn
 
 from .configuration_vit import ViTConfig
 

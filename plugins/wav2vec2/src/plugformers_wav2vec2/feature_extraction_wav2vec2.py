@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from plugformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from plugformers.feature_extraction_utils import BatchFeature
 from plugformers.utils.logging import warn_once

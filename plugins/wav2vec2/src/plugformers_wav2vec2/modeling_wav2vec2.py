@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
 from plugformers.activations import ACT2FN
 from plugformers.attention import additive_mask, get_attention_function
 from plugformers.modeling_outputs import (
@@ -23,8 +26,6 @@ from plugformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
-from torch import nn
-from torch.nn.utils import parametrize
 
 from .configuration_wav2vec2 import Wav2Vec2Config
 
