@@ -21,8 +21,9 @@ import time
 from typing import Any
 
 import numpy as np
-import plugformers
 import torch
+
+import plugformers
 from plugformers.demo_trained import (
     DIGITS_DIR,
     MODELS_DIR,
@@ -61,6 +62,7 @@ def model_specs(mean: float, std: float) -> dict[str, dict[str, Any]]:
             "processor": plugformers.ViTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, **norm),
             "epochs": 50,
             "lr": 5e-3,
+            "max_shift": 2,
         },
         "resnet": {
             "folder": "resnet-digits",
@@ -80,6 +82,7 @@ def model_specs(mean: float, std: float) -> dict[str, dict[str, Any]]:
             ),
             "epochs": 20,
             "lr": 3e-3,
+            "max_shift": 2,
         },
     }
 
@@ -115,7 +118,7 @@ def train_one(name: str, spec: dict[str, Any], train_images: list[Any], train_y:
         total = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
-            loss = model(pixel_values=shifted(pixels[idx], generator), labels=labels[idx]).loss
+            loss = model(pixel_values=shifted(pixels[idx], generator, spec["max_shift"]), labels=labels[idx]).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
