@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import huggingface_hub  # noqa: F401  (reads HF_* variables once, before any test changes the environment)
+import huggingface_hub.constants  # noqa: F401  (reads HF_* variables once, before any test changes them)
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
