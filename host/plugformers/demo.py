@@ -134,7 +134,15 @@ def run_demo(output_dir: str | None = None, families: list[str] | None = None, s
             except Exception as exc:
                 failures.append(model_type)
                 print(f"    FAILED: {type(exc).__name__}: {exc}")
-    ok = ran - len(failures)
+    from plugformers.demo_trained import show_trained_models
+
+    print("\n== trained checkpoints shipped with plugformers (8x8 digits, held-out accuracy and predictions)")
+    try:
+        show_trained_models()
+    except Exception as exc:
+        failures.append("trained checkpoints")
+        print(f"    FAILED: {type(exc).__name__}: {exc}")
+    ok = ran - len([f for f in failures if f != "trained checkpoints"])
     print(f"\n{ok} of {ran} famil{'y' if ran == 1 else 'ies'} ran end to end"
           + (f"; failed: {', '.join(failures)}" if failures else "."))
     return 1 if failures else 0
