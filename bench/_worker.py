@@ -211,9 +211,10 @@ def _max_diff(a: Any, b: Any, names: tuple[str, ...]) -> tuple[float, bool]:
 
 def task_forward(args: dict[str, Any]) -> dict[str, Any]:
     """Forward latency of ours, our fast path and the reference on the same weights and inputs, interleaved."""
-    import plugformers
     import torch
     import transformers
+
+    import plugformers
 
     torch.set_num_threads(args["threads"])
     torch.set_grad_enabled(False)
@@ -269,9 +270,10 @@ def _interleaved(calls: dict[str, Callable[[], Any]], reps: int) -> tuple[dict[s
 
 def task_tokenizer(args: dict[str, Any]) -> dict[str, Any]:
     """Fast-tokenizer throughput (sentences/s) on a batch with padding to ``"pt"`` tensors."""
-    import plugformers
     import torch
     import transformers
+
+    import plugformers
 
     torch.set_num_threads(args["threads"])
     sentences = corpus(args["sentences"])

@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--machine", default=None, help="machine name used in the results file name")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: import,load,forward,tokenizer,image,gpu")
     parser.add_argument("--gpu-dry-run", action="store_true", help="run the GPU section's code on the CPU, tiny")
+    parser.add_argument("--load-reps", type=int, default=None, help="override the from_pretrained repetitions")
+    parser.add_argument("--forward-budget", type=float, default=None, help="override seconds per forward shape")
     parser.add_argument("--no-publish", action="store_true", help="do not update latest.md/latest.png/docs")
     args = parser.parse_args(argv)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
@@ -171,6 +173,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL
+    if args.load_reps is not None:
+        settings = replace(settings, load_reps=max(1, args.load_reps))
+    if args.forward_budget is not None:
+        settings = replace(settings, forward_budget_s=args.forward_budget, forward_max_reps=max(settings.forward_max_reps, 9))
     started = time.time()
     from importlib.metadata import version
 
