@@ -178,7 +178,42 @@ class WordpieceTokenizer:
         return pieces
 
 
-class DistilBertTokenizer(PreTrainedTokenizer):
+class ClsSepSpecialTokensMixin:
+    """The ``[CLS] A [SEP] (B [SEP])`` layout shared by the Python and fast DistilBERT tokenizers."""
+
+    cls_token_id: int
+    sep_token_id: int
+
+    def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
+        """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``."""
+        cls, sep = [self.cls_token_id], [self.sep_token_id]
+        if token_ids_1 is None:
+            return cls + list(token_ids_0) + sep
+        return cls + list(token_ids_0) + sep + list(token_ids_1) + sep
+
+    def create_token_type_ids_from_sequences(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
+    ) -> list[int]:
+        first = [0] * (len(token_ids_0) + 2)
+        if token_ids_1 is None:
+            return first
+        return first + [1] * (len(token_ids_1) + 1)
+
+    def get_special_tokens_mask(
+        self,
+        token_ids_0: list[int],
+        token_ids_1: list[int] | None = None,
+        already_has_special_tokens: bool = False,
+    ) -> list[int]:
+        if already_has_special_tokens:
+            return super().get_special_tokens_mask(token_ids_0, token_ids_1, already_has_special_tokens=True)
+        mask = [1] + [0] * len(token_ids_0) + [1]
+        if token_ids_1 is not None:
+            mask += [0] * len(token_ids_1) + [1]
+        return mask
+
+
+class DistilBertTokenizer(ClsSepSpecialTokensMixin, PreTrainedTokenizer):
     """DistilBERT's tokenizer (identical to BERT's): ``[CLS] A [SEP] B [SEP]``, WordPiece with ``##`` pieces.
 
     ``never_split`` tokens are registered as added tokens so that they are kept whole wherever they
@@ -315,35 +350,6 @@ class DistilBertTokenizer(PreTrainedTokenizer):
                 piece = token
             parts.append(_cleanup(piece))
         return "".join(parts)
-
-    # ----------------------------------------------------------------- special tokens
-    def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
-        """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``."""
-        cls, sep = [self.cls_token_id], [self.sep_token_id]
-        if token_ids_1 is None:
-            return cls + list(token_ids_0) + sep
-        return cls + list(token_ids_0) + sep + list(token_ids_1) + sep
-
-    def create_token_type_ids_from_sequences(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
-    ) -> list[int]:
-        first = [0] * (len(token_ids_0) + 2)
-        if token_ids_1 is None:
-            return first
-        return first + [1] * (len(token_ids_1) + 1)
-
-    def get_special_tokens_mask(
-        self,
-        token_ids_0: list[int],
-        token_ids_1: list[int] | None = None,
-        already_has_special_tokens: bool = False,
-    ) -> list[int]:
-        if already_has_special_tokens:
-            return super().get_special_tokens_mask(token_ids_0, token_ids_1, already_has_special_tokens=True)
-        mask = [1] + [0] * len(token_ids_0) + [1]
-        if token_ids_1 is not None:
-            mask += [0] * len(token_ids_1) + [1]
-        return mask
 
     # ----------------------------------------------------------------- saving
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:

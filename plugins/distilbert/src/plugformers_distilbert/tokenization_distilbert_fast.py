@@ -14,12 +14,16 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from plugformers.tokenization_utils_base import AddedToken, write_text_lines
 from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
-from plugformers_distilbert.tokenization_distilbert import DistilBertTokenizer, load_vocab
+from plugformers_distilbert.tokenization_distilbert import (
+    ClsSepSpecialTokensMixin,
+    DistilBertTokenizer,
+    load_vocab,
+)
 
 __all__ = ["DistilBertTokenizerFast"]
 
 
-class DistilBertTokenizerFast(PreTrainedTokenizerFast):
+class DistilBertTokenizerFast(ClsSepSpecialTokensMixin, PreTrainedTokenizerFast):
     """Fast DistilBERT (= BERT) tokenizer; same ids as :class:`DistilBertTokenizer`.
 
     Options left as None (``do_lower_case``, ``strip_accents``, ``tokenize_chinese_chars``) keep what a
@@ -147,35 +151,6 @@ class DistilBertTokenizerFast(PreTrainedTokenizerFast):
         )
         backend.decoder = decoders.WordPiece(prefix="##", cleanup=True)
         return backend
-
-    # ----------------------------------------------------------------- special tokens
-    def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
-        """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``."""
-        cls, sep = [self.cls_token_id], [self.sep_token_id]
-        if token_ids_1 is None:
-            return cls + list(token_ids_0) + sep
-        return cls + list(token_ids_0) + sep + list(token_ids_1) + sep
-
-    def create_token_type_ids_from_sequences(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
-    ) -> list[int]:
-        first = [0] * (len(token_ids_0) + 2)
-        if token_ids_1 is None:
-            return first
-        return first + [1] * (len(token_ids_1) + 1)
-
-    def get_special_tokens_mask(
-        self,
-        token_ids_0: list[int],
-        token_ids_1: list[int] | None = None,
-        already_has_special_tokens: bool = False,
-    ) -> list[int]:
-        if already_has_special_tokens:
-            return super().get_special_tokens_mask(token_ids_0, token_ids_1, already_has_special_tokens=True)
-        mask = [1] + [0] * len(token_ids_0) + [1]
-        if token_ids_1 is not None:
-            mask += [0] * len(token_ids_1) + [1]
-        return mask
 
     # ----------------------------------------------------------------- saving
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
