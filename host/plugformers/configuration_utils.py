@@ -75,12 +75,7 @@ class PretrainedConfig(PushToHubMixin):
         is_encoder_decoder: bool = False,
         **kwargs: Any,
     ) -> None:
-        for name, value in (
-            ("output_hidden_states", output_hidden_states),
-            ("output_attentions", output_attentions),
-            ("return_dict", return_dict),
-            ("is_encoder_decoder", is_encoder_decoder),
-        ):
+        for name, value in zip(_BOOL_FIELDS, (output_hidden_states, output_attentions, return_dict, is_encoder_decoder)):
             if not isinstance(value, bool):
                 raise ConfigError(f"{name} must be True or False, got {value!r}.")
         if "torch_dtype" in kwargs:  # the name older checkpoints use
@@ -351,7 +346,9 @@ class PretrainedConfig(PushToHubMixin):
         _check_field_types(cls, data, source)
         try:
             config = cls(**data)
-        except ConfigError:
+        except ConfigError as exc:
+            if source and source not in str(exc):
+                raise ConfigError(f"{_where(source)}: {exc}") from exc
             raise
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{_where(source)}: invalid configuration for {cls.__name__}: {exc}") from exc
@@ -486,9 +483,6 @@ def _accepts(default: Any, value: Any) -> bool:
 
 def _check_field_types(cls: type[PretrainedConfig], data: dict[str, Any], source: str | None) -> None:
     """Refuse values whose JSON type cannot be what the field's default says (names file and field)."""
-    for field in _BOOL_FIELDS:
-        if field in data and data[field] is not None and not isinstance(data[field], bool):
-            raise ConfigError(f"{_where(source)}: field {field!r} must be true or false, got {data[field]!r}.")
     for klass in cls.__mro__:
         if klass is PretrainedConfig or not issubclass(klass, PretrainedConfig):
             break

@@ -506,9 +506,8 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         ignore_mismatched_sizes: bool,
     ) -> dict[str, list[Any]]:
         expected = dict(self.state_dict(keep_vars=True))
-        aliases = self._tied_parameter_names()
         prefix = self.base_model_prefix
-        has_prefix_module = bool(prefix) and hasattr(self, prefix) and prefix != ""
+        has_prefix_module = bool(prefix) and hasattr(self, prefix)
         loaded: set[str] = set()
         unexpected: list[str] = []
         mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
