@@ -77,6 +77,17 @@ def _wants_remote(auto_map: Any, key: str, has_local: bool, trust_remote_code: b
     return True  # no local class: resolve_trust_remote_code raises a clear error
 
 
+def _family_for_registration(config_class: type[PretrainedConfig]) -> tuple[Any, str]:
+    """``(registry, model_type)`` for ``register`` calls, registering ``config_class`` itself if still unknown."""
+    model_type = config_class.model_type
+    if not model_type:
+        raise ValueError(f"{config_class.__name__} needs a model_type to be registered.")
+    registry = get_registry()
+    if model_type not in registry.families:
+        registry.register_runtime(model_type, "config", config_class, exist_ok=True)
+    return registry, model_type
+
+
 # ----- configs -----------------------------------------------------------------------------------------
 
 
@@ -241,12 +252,7 @@ class _BaseAutoModelClass:
                 f"{model_class.__name__}.config_class is {declared.__name__}, but it is being registered for "
                 f"{config_class.__name__}; they must match (set `config_class = {config_class.__name__}`)."
             )
-        model_type = config_class.model_type
-        if not model_type:
-            raise ValueError(f"{config_class.__name__} needs a model_type to be registered.")
-        registry = get_registry()
-        if model_type not in registry.families:
-            registry.register_runtime(model_type, "config", config_class, exist_ok=True)
+        registry, model_type = _family_for_registration(config_class)
         registry.register_runtime(model_type, "models", model_class, exist_ok=exist_ok, key=cls._key)
 
 
@@ -379,10 +385,7 @@ class AutoTokenizer:
         """Make configs of ``config_class`` use these tokenizer classes."""
         if slow_tokenizer_class is None and fast_tokenizer_class is None:
             raise ValueError("Pass slow_tokenizer_class, fast_tokenizer_class or both.")
-        registry = get_registry()
-        model_type = config_class.model_type
-        if model_type not in registry.families:
-            registry.register_runtime(model_type, "config", config_class, exist_ok=True)
+        registry, model_type = _family_for_registration(config_class)
         if slow_tokenizer_class is not None:
             registry.register_runtime(model_type, "tokenizer", slow_tokenizer_class, exist_ok=exist_ok)
         if fast_tokenizer_class is not None:
@@ -461,10 +464,7 @@ class _AutoPreprocessor:
 
     @classmethod
     def register(cls, config_class: type[PretrainedConfig], klass: type, exist_ok: bool = False) -> None:
-        registry = get_registry()
-        model_type = config_class.model_type
-        if model_type not in registry.families:
-            registry.register_runtime(model_type, "config", config_class, exist_ok=True)
+        registry, model_type = _family_for_registration(config_class)
         registry.register_runtime(model_type, cls._spec_fields[0], klass, exist_ok=exist_ok)
 
 
@@ -529,8 +529,5 @@ class AutoProcessor:
 
     @staticmethod
     def register(config_class: type[PretrainedConfig], processor_class: type, exist_ok: bool = False) -> None:
-        registry = get_registry()
-        model_type = config_class.model_type
-        if model_type not in registry.families:
-            registry.register_runtime(model_type, "config", config_class, exist_ok=True)
+        registry, model_type = _family_for_registration(config_class)
         registry.register_runtime(model_type, "processor", processor_class, exist_ok=exist_ok)
