@@ -118,13 +118,24 @@ def test_shortest_edge_processor_keeps_aspect_ratio():
 
 
 @pytest.mark.parametrize("resample", list(PILImageResampling))
-@pytest.mark.parametrize("size", [(9, 13), (40, 50), (1, 1)])
-def test_torch_resize_matches_pil_within_one_level(resample, size):
-    img = _gradient(20, 28).transpose(2, 0, 1).copy()
+@pytest.mark.parametrize(
+    ("source", "size"),
+    [
+        ((20, 28), (9, 13)), ((20, 28), (40, 50)), ((20, 28), (1, 1)), ((23, 18), (11, 15)), ((45, 16), (27, 8)),
+        ((8, 32), (54, 48)), ((39, 15), (78, 1)), ((33, 1), (14, 74)), ((300, 200), (224, 224)), ((480, 640), (256, 341)),
+    ],
+)
+def test_torch_resize_matches_pil_on_noise(resample, source, size):
+    # Noise, not a smooth gradient: with smooth input a wrong tap or pass order hides within one level.
+    img = np.random.default_rng(sum(source) + sum(size)).integers(0, 256, (3, *source), dtype=np.uint8)
     pil = resize(img, size, resample).astype(np.int32)
     tor = torch_resize(torch.from_numpy(img)[None], size, resample)[0].numpy().astype(np.int32)
     assert tor.shape == pil.shape
-    assert np.abs(pil - tor).max() <= 1
+    enlarging_with_lobes = resolve_resample(resample).name in ("BICUBIC", "LANCZOS") and (
+        size[0] > source[0] or size[1] > source[1]
+    )
+    # Pillow's fixed-point rounding between passes, amplified by negative lobes, can reach 2 levels there.
+    assert np.abs(pil - tor).max() <= (2 if enlarging_with_lobes else 1)
 
 
 def test_resize_weights_rows_sum_to_one_and_identity():
@@ -164,6 +175,29 @@ def test_torch_tensor_input_uses_torch_path_and_returns_on_device():
     t = torch.from_numpy(_gradient()).permute(2, 0, 1).contiguous()
     out = TinyViTProcessor()([t, t.clone()], return_tensors="pt")["pixel_values"]
     assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 16, 16) and out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_whole_batch_tensor_matches_per_image_and_pil_paths(layout):
+    arrays = [np.asarray(im) for im in make_test_images(3, 24, 32)]
+    nhwc = torch.from_numpy(np.stack(arrays))
+    batch = nhwc.permute(0, 3, 1, 2).contiguous() if layout == "nchw" else nhwc
+    proc = TinyViTProcessor()
+    whole = proc(batch, return_tensors="pt")["pixel_values"]
+    per_image = proc(list(batch), return_tensors="pt")["pixel_values"]
+    pil = proc([Image.fromarray(a) for a in arrays], return_tensors="pt")["pixel_values"]
+    assert whole.shape == (3, 3, 16, 16) and whole.is_contiguous()
+    torch.testing.assert_close(whole, per_image, rtol=0, atol=1e-6)
+    assert (whole - pil).abs().max().item() <= 2 / 255 + 1e-6
+
+
+def test_whole_batch_tensor_names_the_bad_image():
+    batch = torch.rand(3, 3, 8, 8)
+    batch[2, 1, 4, 4] = float("nan")
+    with pytest.raises(ValueError, match="image 2 contains NaN"):
+        TinyViTProcessor()(batch, do_rescale=False, return_tensors="pt")
+    with pytest.raises(ValueError, match="batch of images is empty"):
+        TinyViTProcessor()(torch.zeros(0, 3, 8, 8), return_tensors="pt")
 
 
 @pytest.mark.gpu

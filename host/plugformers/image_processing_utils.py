@@ -253,7 +253,11 @@ class BaseImageProcessor(ImageProcessingMixin):
         if use_torch is None:
             use_torch = device is not None or all(is_torch_tensor(im) for im in image_list)
         if use_torch:
-            pixel_values = self._preprocess_torch(image_list, params, device, input_data_format)
+            if is_torch_tensor(images) and images.ndim == 4:
+                # Already one batch: process it whole rather than image by image.
+                pixel_values = self._preprocess_torch_batch(images, params, device, input_data_format)
+            else:
+                pixel_values = self._preprocess_torch(image_list, params, device, input_data_format)
             if ChannelDimension(data_format) == ChannelDimension.LAST:
                 pixel_values = [pv.permute(-2, -1, -3) for pv in pixel_values] if isinstance(
                     pixel_values, list) else pixel_values.permute(0, 2, 3, 1)
@@ -339,6 +343,16 @@ class BaseImageProcessor(ImageProcessingMixin):
                 results[i] = batch[j]
         return results
 
+    def _preprocess_torch_batch(self, images: Any, params: dict[str, Any], device: Any, input_data_format: Any) -> Any:
+        """One ``(N, C, H, W)`` or ``(N, H, W, C)`` tensor processed as a whole (no splitting and restacking)."""
+        batch = self._to_chw_tensor(images, input_data_format, device, index=0)
+        if self._wants_rgb(batch.shape[1], params):
+            batch = torch_convert_to_rgb(batch)
+        new_size = (
+            get_resize_output_image_size(batch.shape[2], batch.shape[3], params["size"]) if params["do_resize"] else None
+        )
+        return self._torch_chain(batch, new_size, params)
+
     def _torch_chain(self, batch: Any, new_size: tuple[int, int] | None, params: dict[str, Any]) -> Any:
         """Resize, crop, rescale, normalise and pad one ``(N, C, H, W)`` batch on its device."""
         import torch
@@ -372,20 +386,27 @@ class BaseImageProcessor(ImageProcessingMixin):
 
         what = f"image {index}"
         if is_torch_tensor(image):
+            # One image (H, W), (C, H, W) or (H, W, C), or a whole batch of them with a leading axis.
             t = image.detach()
+            if t.ndim == 4 and t.shape[0] == 0:
+                raise ValueError("The batch of images is empty (its first dimension is 0).")
             if t.ndim == 2:
                 t = t[None]
-            elif t.ndim == 3:
+            elif t.ndim in (3, 4):
                 fmt = (
                     ChannelDimension(input_data_format)
                     if input_data_format is not None
-                    else infer_channel_dimension_format(t)
+                    else infer_channel_dimension_format(t if t.ndim == 3 else t[0])
                 )
                 if fmt == ChannelDimension.LAST:
-                    t = t.permute(2, 0, 1)
+                    t = t.movedim(-1, -3)
             else:
                 raise ValueError(f"{what} must have 2 or 3 dimensions, got shape {tuple(t.shape)}.")
-            validate_image_array(t, what=what)
+            if t.ndim == 4:
+                for i, one in enumerate(t):
+                    validate_image_array(one, what=f"image {i}")
+            else:
+                validate_image_array(t, what=what)
             if t.dtype == torch.bool:
                 t = t.to(torch.uint8) * 255
             elif not t.is_floating_point() and t.dtype != torch.uint8:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -213,7 +214,7 @@ def _filter(kind: PILImageResampling) -> tuple[Any, float]:
         return np.sinc(x)
 
     if kind == PILImageResampling.BOX:
-        return (lambda x: ((x >= -0.5) & (x < 0.5)).astype(np.float64)), 0.5
+        return (lambda x: ((x > -0.5) & (x <= 0.5)).astype(np.float64)), 0.5
     if kind == PILImageResampling.BILINEAR:
         return (lambda x: np.clip(1.0 - np.abs(x), 0.0, None)), 1.0
     if kind == PILImageResampling.HAMMING:
@@ -279,18 +280,24 @@ def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PI
         rows = torch.as_tensor(_nearest_indices(images.shape[-2], height), device=images.device)
         cols = torch.as_tensor(_nearest_indices(images.shape[-1], width), device=images.device)
         return images.index_select(-2, rows).index_select(-1, cols)
-    native_ok = min(height, width) > 1  # torch's 8-bit kernel asserts on some 1-pixel outputs
-    if native_ok and is_uint8 and images.device.type == "cpu" and filt == PILImageResampling.BILINEAR:
-        # Torch's native 8-bit antialiased kernel rounds like Pillow and is several times faster. (Not used
-        # for bicubic: it does not clip between its passes as Pillow does, which shows when enlarging.)
-        return F.interpolate(images, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    in_h, in_w = int(images.shape[-2]), int(images.shape[-1])
+    # Pillow resizes 8-bit images in two passes, rounding and clipping to 0-255 in between, so for filters
+    # with negative lobes the pass order changes results by many levels.
+    height_first = (
+        is_uint8 and filt in _OVERSHOOTING and in_h != height and in_w != width
+        and _pillow_resizes_height_first(in_h, in_w, height, width, filt)
+    )
+    native_ok = min(height, width) > 1 and is_uint8 and images.device.type == "cpu"  # (1-pixel outputs assert)
+    shrinking = height <= in_h and width <= in_w
+    if native_ok and (
+        filt == PILImageResampling.BILINEAR or (filt == PILImageResampling.BICUBIC and shrinking and not height_first)
+    ):
+        # Torch's native 8-bit antialiased kernel rounds like Pillow and is several times faster. It goes width
+        # first and does not clip between its passes: for bicubic that matches Pillow only when no axis grows.
+        mode = "bilinear" if filt == PILImageResampling.BILINEAR else "bicubic"
+        return F.interpolate(images, size=(height, width), mode=mode, antialias=True, align_corners=False)
     work = images if images.is_floating_point() else images.float()
     if is_uint8:
-        # Pillow resizes 8-bit images in two passes, rounding and clipping to 0-255 in between, so the
-        # pass order matters for overshooting filters. Width first matches it, except that Pillow 13 goes
-        # height first when the height shrinks while the width grows (measured; a few other shapes differ).
-        in_h, in_w = images.shape[-2], images.shape[-1]
-        height_first = height < in_h and width > in_w
         axes = ((-2, height), (-1, width)) if height_first else ((-1, width), (-2, height))
         out = work
         for axis, new in axes:
@@ -300,6 +307,29 @@ def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PI
     if filt in _OVERSHOOTING:
         out = out.clamp(images.amin(), images.amax())
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _pillow_resizes_height_first(in_h: int, in_w: int, out_h: int, out_w: int, filt: PILImageResampling) -> bool:
+    """Whether the installed Pillow runs its vertical pass first for an 8-bit resize of these sizes.
+
+    The order is Pillow's own choice (it depends on the sizes, and has changed between releases), so rather
+    than restate its rule this resizes a noise probe of exactly these sizes once and sees which order
+    reproduces it. Cached per shape; a 640x480 probe takes a few milliseconds.
+    """
+    from PIL import Image
+
+    probe = np.random.default_rng(0).integers(0, 256, (in_h, in_w), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(probe, "L").resize((out_w, out_h), resample=int(filt)), dtype=np.float64)
+    rows, cols = resize_weights(in_h, out_h, filt), resize_weights(in_w, out_w, filt)
+
+    def settle(x: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor(x + 0.5), 0, 255)
+
+    source = probe.astype(np.float64)
+    width_first = settle(rows @ settle(source @ cols.T))
+    height_first = settle(settle(rows @ source) @ cols.T)
+    return bool(np.abs(height_first - expected).max() < np.abs(width_first - expected).max())
 
 
 def _nearest_indices(in_size: int, out_size: int) -> np.ndarray:
@@ -328,8 +358,11 @@ def _resize_one_axis(images: torch.Tensor, new: int, filt: PILImageResampling, *
         return images
     if filt in (PILImageResampling.BILINEAR, PILImageResampling.BICUBIC):
         mode = "bilinear" if filt == PILImageResampling.BILINEAR else "bicubic"
-        size = (images.shape[-2], new) if axis == -1 else (new, images.shape[-1])
-        return F.interpolate(images, size=size, mode=mode, antialias=True, align_corners=False)
+        # Always along the last axis: torch's antialiased kernel returns garbage when it resizes the height
+        # of a batch whose width is 1 (torch 2.13), and the width pass has no such case.
+        work = images if axis == -1 else images.transpose(-1, -2)
+        out = F.interpolate(work, size=(work.shape[-2], new), mode=mode, antialias=True, align_corners=False)
+        return out if axis == -1 else out.transpose(-1, -2)
     compute = torch.float64 if images.dtype == torch.float64 else torch.float32
     weights = torch.as_tensor(resize_weights(old, new, filt), dtype=compute, device=images.device)
     work = images.to(compute)
@@ -388,11 +421,14 @@ def torch_normalize(
     """Rescale and/or normalise a ``(N, C, H, W)`` batch in one pass; returns float32 on the same device."""
     import torch
 
-    out = images.to(torch.float32)
+    # A fresh contiguous float tensor: converting a channels-last batch (what the 8-bit resize returns) in
+    # place of a copy is about twice as slow for every following operation, and models want NCHW anyway.
+    out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+    out.copy_(images)
     channels = images.shape[-3]
     scale = 1.0 if rescale_factor is None else float(rescale_factor)
     if mean is None or std is None:
-        return out * scale if rescale_factor is not None else out
+        return out.mul_(scale) if rescale_factor is not None else out
     mean_t = torch.tensor(_per_channel(mean, channels, "image_mean"), dtype=torch.float32, device=out.device)
     std_t = torch.tensor(_per_channel(std, channels, "image_std"), dtype=torch.float32, device=out.device)
     if bool((std_t == 0).any()):
@@ -400,5 +436,5 @@ def torch_normalize(
     # (x * scale - mean) / std == x * (scale / std) - mean / std: one multiply-add per pixel.
     mul = (scale / std_t).view(-1, 1, 1)
     add = (-mean_t / std_t).view(-1, 1, 1)
-    return torch.addcmul(add, out, mul)
+    return out.mul_(mul).add_(add)
 
