@@ -26,6 +26,8 @@ class FamilySpec:
     # Name of our opt-in fast-path method (called with no arguments), or None.
     fast_path: str | None = None
     image_processor: str | None = None
+    # Whether that processor has the batched torch path (issue 3 wants it >= 2x its PIL path).
+    torch_image_path: bool = False
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -37,14 +39,14 @@ SPECS: dict[str, FamilySpec] = {
     ),
     "vit": FamilySpec(
         "vit", "ViTForImageClassification", 8, "x224x224", ("logits",), fast_path="enable_fast_path",
-        image_processor="ViTImageProcessor", extra={"size": 224},
+        image_processor="ViTImageProcessor", torch_image_path=True, extra={"size": 224},
     ),
     "wav2vec2": FamilySpec(
         "wav2vec2", "Wav2Vec2ForCTC", 4, "x4 s of 16 kHz audio", ("logits",), extra={"samples": 64000},
     ),
     "resnet": FamilySpec(
         "resnet", "ResNetForImageClassification", 8, "x224x224", ("logits",),
-        image_processor="ConvNextImageProcessor", extra={"size": 224},
+        image_processor="ConvNextImageProcessor", torch_image_path=True, extra={"size": 224},
     ),
     "maskformer": FamilySpec(
         "maskformer", "MaskFormerForInstanceSegmentation", 2, "x384x384",
