@@ -1,9 +1,9 @@
-"""Griffe extension for the docs build: read the docstrings' few reStructuredText habits as Markdown.
+"""Griffe extensions for the docs build (loaded by the mkdocstrings handler, see mkdocs.yml; not a page).
 
 The docstrings use roles such as :class:`Foo` and :meth:`bar`, which Markdown does not know; each becomes
 the code span `Foo`, so the API reference does not print the role's name. A paragraph ending in ``::``
 (reST's "a literal block follows") loses one colon; the indented block after it is already a Markdown code
-block. Loaded by the mkdocstrings handler (see ``extensions`` in mkdocs.yml); not part of the site.
+block. The Auto model classes, made by a factory call, are shown as the classes they are at run time.
 """
 
 from __future__ import annotations
