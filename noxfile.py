@@ -77,7 +77,10 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     install_base(session, *FAMILIES, test=False)
-    session.install("mkdocs", "mkdocs-material", "mkdocstrings[python]")
+    session.install(  # pinned: new releases add warnings, and the build is --strict; ruff formats signatures
+        "mkdocs==1.6.1", "mkdocs-material==9.8.1", "mkdocstrings[python]==1.0.8", "mkdocstrings-python==2.0.11",
+        "griffelib==2.4.1", "mkdocs-autorefs==1.4.5", "pymdown-extensions==13.1", "markdown==3.11.3", "ruff==0.17.6",
+    )
     session.run("mkdocs", "build", "--strict")
 
 
