@@ -107,9 +107,9 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
             if not token.content:
                 continue
             if token.content in self._added_tokens_encoder:
-                idx = self._added_tokens_encoder[token.content]
-                if special_tokens and not self._added_tokens_decoder[idx].special:
-                    self._added_tokens_decoder[idx] = token
+                known = self._added_tokens_encoder[token.content]
+                if special_tokens and not self._added_tokens_decoder[known].special:
+                    self._added_tokens_decoder[known] = token
                 continue
             idx = self._vocab_lookup(token.content)
             if idx is None:

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, TypeVar, Union, overload
 
 import numpy as np
 
@@ -134,9 +134,12 @@ class AddedToken:
         )
 
 
+_E = TypeVar("_E", bound="_StrEnum")
+
+
 class _StrEnum(str, Enum):
     @classmethod
-    def parse(cls, value: Any, what: str) -> Any:
+    def parse(cls: type[_E], value: Any, what: str) -> _E:
         if isinstance(value, cls):
             return value
         try:
@@ -354,7 +357,8 @@ class PreTrainedTokenizerBase(PushToHubMixin):
     """The backend-independent part of every tokenizer (see the module docstring)."""
 
     vocab_files_names: ClassVar[dict[str, str]] = {}
-    model_input_names: ClassVar[list[str]] = ["input_ids", "token_type_ids", "attention_mask"]
+    # The class default; __init__ gives each instance its own copy (overridable with model_input_names=...).
+    model_input_names: list[str] = ["input_ids", "token_type_ids", "attention_mask"]
     padding_side: str = "right"
     truncation_side: str = "right"
     slow_tokenizer_class: ClassVar[Any] = None
@@ -539,7 +543,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             if key == "additional_special_tokens":
                 if isinstance(value, (str, AddedToken)) or not isinstance(value, Sequence):
                     raise TypeError("additional_special_tokens must be a list of str or AddedToken.")
-                values = [self._as_special(v) for v in value]
+                values: list[str | AddedToken] = [self._as_special(v) for v in value]
                 if replace_additional_special_tokens:
                     new = values
                 else:
@@ -595,6 +599,14 @@ class PreTrainedTokenizerBase(PushToHubMixin):
     def __len__(self) -> int:
         raise NotImplementedError
 
+    # One token gives one id, a list or tuple of tokens a list. A str is itself a Sequence[str], so the general
+    # Sequence case can only promise either.
+    @overload
+    def convert_tokens_to_ids(self, tokens: str) -> int: ...
+    @overload
+    def convert_tokens_to_ids(self, tokens: list[str] | tuple[str, ...]) -> list[int]: ...
+    @overload
+    def convert_tokens_to_ids(self, tokens: Sequence[str]) -> int | list[int]: ...
     def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
         raise NotImplementedError
 
@@ -746,7 +758,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             raise TypeError(f"{type(self).__name__}.__call__() got unexpected keyword arguments: {sorted(kwargs)}.")
         if text is None and text_target is None:
             raise ValueError("Pass `text` (and optionally `text_pair`) to encode.")
-        common = {
+        common: dict[str, Any] = {
             "add_special_tokens": add_special_tokens,
             "padding": padding,
             "truncation": truncation,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from plugformers.tokenization_utils import PreTrainedTokenizer
-from plugformers.tokenization_utils_base import AddedToken, write_text_lines
+from plugformers.tokenization_utils_base import AddedToken, PreTrainedTokenizerBase, write_text_lines
 
 __all__ = ["BasicTokenizer", "DistilBertTokenizer", "WordpieceTokenizer", "load_vocab"]
 
@@ -178,11 +178,12 @@ class WordpieceTokenizer:
         return pieces
 
 
-class ClsSepSpecialTokensMixin:
-    """The ``[CLS] A [SEP] (B [SEP])`` layout shared by the Python and fast DistilBERT tokenizers."""
+class ClsSepSpecialTokensMixin(PreTrainedTokenizerBase):
+    """The ``[CLS] A [SEP] (B [SEP])`` layout shared by the Python and fast DistilBERT tokenizers.
 
-    cls_token_id: int
-    sep_token_id: int
+    Listed before the backend class (``PreTrainedTokenizer`` or ``PreTrainedTokenizerFast``), so its methods
+    win and ``super()`` reaches the backend's.
+    """
 
     def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
         """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``."""
