@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from plugformers.configuration_utils import ConfigError, PretrainedConfig
@@ -326,12 +327,13 @@ def _backbone_config_object(backbone_config: PretrainedConfig | dict[str, Any]) 
     raise ConfigError(f"backbone_config must be a config or a dict, got {type(backbone_config).__name__}.")
 
 
-def load_backbone(config: PretrainedConfig) -> Any:
+def load_backbone(config: PretrainedConfig | SimpleNamespace) -> Any:
     """Build the backbone module that ``config`` describes.
 
     ``config`` is either a backbone config itself (random weights) or a composite config with the fields
     ``backbone_config``, ``backbone``, ``use_pretrained_backbone``, ``use_timm_backbone`` and
-    ``backbone_kwargs`` (missing fields count as unset).
+    ``backbone_kwargs`` (missing fields count as unset); the fields are only read, so a ``SimpleNamespace``
+    holding them works too.
     """
     if isinstance(config, TimmBackboneConfig):  # its own `backbone` field is a timm name, not a checkpoint
         _import_timm()
@@ -371,7 +373,7 @@ def load_backbone(config: PretrainedConfig) -> Any:
             return AutoBackbone.from_pretrained(backbone, **backbone_kwargs)
         loaded = AutoConfig.from_pretrained(backbone, **backbone_kwargs)
         return AutoBackbone.from_config(loaded)
-    if isinstance(config, BackboneConfigMixin):
+    if isinstance(config, PretrainedConfig) and isinstance(config, BackboneConfigMixin):
         return AutoBackbone.from_config(config)
     raise ConfigError(
         f"{type(config).__name__} names no backbone: set backbone_config, or backbone=<checkpoint or repo id>."

@@ -103,7 +103,6 @@ class BatchFeature(dict):
 def _to_tensor(value: Any, kind: str) -> Any:
     import sys
 
-    torch = sys.modules.get("torch")
     if kind == "pt":
         import torch
 
@@ -115,7 +114,8 @@ def _to_tensor(value: Any, kind: str) -> Any:
             return torch.stack(list(value))
         array = _to_numpy(value)
         return torch.from_numpy(np.ascontiguousarray(array))
-    if torch is not None and isinstance(value, torch.Tensor):
+    loaded_torch = sys.modules.get("torch")  # a tensor can only exist if torch is already imported
+    if loaded_torch is not None and isinstance(value, loaded_torch.Tensor):
         return value.detach().cpu().numpy()
     return _to_numpy(value)
 

@@ -107,7 +107,7 @@ class ProcessorMixin(PushToHubMixin):
             raise TypeError(f"{type(self).__name__}.{name} must be a {wanted}, got {type(part).__name__}.")
 
     @classmethod
-    def _part_class(cls, name: str, use_fast: bool = True) -> type:
+    def _part_class(cls, name: str, use_fast: bool = True) -> type[Any]:
         names = cls._class_names(name)
         if not names:
             raise ValueError(f"{cls.__name__} declares no {name}_class.")

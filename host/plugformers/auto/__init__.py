@@ -8,7 +8,7 @@ checkpoint (``auto_map``) is only used with ``trust_remote_code=True``.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from plugformers.configuration_utils import CONFIG_NAME, ConfigError, PretrainedConfig, load_json_file
 from plugformers.plugins import get_registry, import_object
@@ -48,26 +48,31 @@ def _no_instances(cls: type) -> None:
 
 def _remote_class(
     auto_map: dict[str, Any], key: str, source: str, trust_remote_code: bool | None, hub: HubOptions
-) -> Any | None:
-    """The class ``auto_map[key]`` names, imported from the repository only if the user trusts it."""
-    ref = auto_map.get(key)
-    if ref is None:
-        return None
-    if isinstance(ref, (list, tuple)):
-        ref = next((r for r in ref if r), None)
-        if ref is None:
-            return None
+) -> Any:
+    """The class ``auto_map[key]`` names, imported from the repository only if the user trusts it.
+
+    Raises :class:`RemoteCodeError` when the entry names no class (``None`` or a list of ``None``).
+    """
     from plugformers.dynamic_module_utils import (
+        RemoteCodeError,
         auto_map_files,
         get_class_from_dynamic_module,
         resolve_trust_remote_code,
     )
 
+    ref = auto_map.get(key)
+    if isinstance(ref, (list, tuple)):
+        ref = next((r for r in ref if r), None)
+    if ref is None:
+        raise RemoteCodeError(f"The auto_map entry {key!r} of {source!r} names no class.")
     resolve_trust_remote_code(trust_remote_code, source, auto_map_files(auto_map))
     return get_class_from_dynamic_module(ref, source, **hub.as_kwargs())
 
 
-def _wants_remote(auto_map: Any, key: str, has_local: bool, trust_remote_code: bool | None) -> bool:
+def _wants_remote(
+    auto_map: Any, key: str, has_local: bool, trust_remote_code: bool | None
+) -> TypeGuard[dict[str, Any]]:
+    """Whether to load ``key`` from the repository's code; True only when ``auto_map`` is a dict holding ``key``."""
     if not isinstance(auto_map, dict) or key not in auto_map:
         return False
     if trust_remote_code:
@@ -131,11 +136,8 @@ class AutoConfig:
         trust_remote_code = kwargs.pop("trust_remote_code", None)
         source = os.fspath(pretrained_model_name_or_path)
         hub = HubOptions.pop_from(kwargs)
-        if os.path.isfile(source):
-            path = source
-        else:
-            path = resolve_file(source, CONFIG_NAME, **hub.as_kwargs())
-            assert path is not None
+        path = source if os.path.isfile(source) else resolve_file(source, CONFIG_NAME, **hub.as_kwargs())
+        assert path is not None  # resolve_file raises when a required file is missing
         data = load_json_file(path)
         model_type = data.get("model_type")
         registry = get_registry()
@@ -219,7 +221,7 @@ class _BaseAutoModelClass:
         trust_remote_code = kwargs.pop("trust_remote_code", None)
         config = kwargs.pop("config", None)
         source = os.fspath(pretrained_model_name_or_path)
-        hub_kwargs = {k: kwargs[k] for k in ("revision", "cache_dir", "local_files_only", "token", "subfolder") if k in kwargs}
+        hub_kwargs: dict[str, Any] = {k: kwargs[k] for k in ("revision", "cache_dir", "local_files_only", "token", "subfolder") if k in kwargs}
         if not isinstance(config, PretrainedConfig):
             result = AutoConfig.from_pretrained(
                 config if config is not None else source,

@@ -6,9 +6,13 @@ transcription's ids under ``labels`` (for CTC training); ``batch_decode`` turns 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plugformers.processing_utils import ProcessorMixin
+
+if TYPE_CHECKING:
+    from plugformers_wav2vec2.feature_extraction_wav2vec2 import Wav2Vec2FeatureExtractor
+    from plugformers_wav2vec2.tokenization_wav2vec2 import Wav2Vec2CTCTokenizer
 
 __all__ = ["Wav2Vec2Processor"]
 
@@ -20,6 +24,9 @@ class Wav2Vec2Processor(ProcessorMixin):
     feature_extractor_class = "Wav2Vec2FeatureExtractor"
     tokenizer_class = "Wav2Vec2CTCTokenizer"
     text_target_key = "labels"
+    # Set by ProcessorMixin.__init__ from ``attributes`` (checked against the classes named above).
+    feature_extractor: Wav2Vec2FeatureExtractor
+    tokenizer: Wav2Vec2CTCTokenizer
 
     def __call__(self, audio: Any = None, text: Any = None, images: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
         """Featurise ``audio`` and/or tokenize ``text`` (its ids become ``labels`` when both are given).
