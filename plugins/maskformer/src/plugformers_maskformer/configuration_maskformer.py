@@ -119,13 +119,13 @@ class MaskFormerDetrConfig(PretrainedConfig):
             raise ConfigError(
                 f"d_model ({d_model}) must be divisible by decoder_attention_heads ({decoder_attention_heads})."
             )
-        for name, value in (
+        for name, rate in (
             ("dropout", dropout),
             ("attention_dropout", attention_dropout),
             ("activation_dropout", activation_dropout),
         ):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be a probability between 0 and 1, got {value!r}.")
+            if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0.0 <= rate <= 1.0:
+                raise ConfigError(f"{name} must be a probability between 0 and 1, got {rate!r}.")
         if backbone_config is None:
             backbone_config = _default_detr_backbone(num_channels)
             if timm_name:

@@ -79,6 +79,7 @@ def convert_segmentation_map_to_binary_masks(
         raise ValueError("do_reduce_labels=True needs an ignore_index for the background pixels.")
     seg = np.asarray(segmentation_map)
     if do_reduce_labels:
+        assert ignore_index is not None  # checked above
         seg = np.where(seg == 0, ignore_index, seg - 1)
     ids = np.unique(seg)
     if ignore_index is not None:
@@ -139,6 +140,8 @@ class MaskFormerImageProcessor(BaseImageProcessor):
     do_normalize = True
     image_mean = IMAGENET_DEFAULT_MEAN
     image_std = IMAGENET_DEFAULT_STD
+    # Always set by __init__ (default 32); 0 means no rounding.
+    size_divisor: int
 
     def __init__(self, **kwargs: Any) -> None:
         # Names older saved configs use for the same settings.
@@ -181,7 +184,7 @@ class MaskFormerImageProcessor(BaseImageProcessor):
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise TypeError(f"{type(self).__name__}.preprocess got unexpected keyword(s) {unknown}.")
-        p = {key: overrides.get(key, getattr(self, key, None)) for key in known}
+        p: dict[str, Any] = {key: overrides.get(key, getattr(self, key, None)) for key in known}
         if return_tensors not in (None, "pt", "np"):
             raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}.")
 
@@ -370,7 +373,8 @@ class MaskFormerImageProcessor(BaseImageProcessor):
                 binary = torch.nn.functional.interpolate(binary[None], size=sizes[i], mode="nearest")[0]
             else:
                 segmentation = torch.zeros(mask_logits.shape[2:]) - 1
-            segments, maps = [], []
+            segments: list[dict[str, Any]] = []
+            maps: list[torch.Tensor] = []
             for j in range(num_queries):
                 score = float(scores[j])
                 if score >= threshold and bool(binary[j].any()):

@@ -9,8 +9,9 @@ every pixel embedding. Module and parameter names follow the reference library's
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +22,9 @@ from plugformers.modeling_outputs import ModelOutput
 from plugformers.modeling_utils import PreTrainedModel
 
 from .configuration_maskformer import MaskFormerConfig, MaskFormerDetrConfig
+
+if TYPE_CHECKING:
+    from plugformers.backbone_utils import BackboneMixin
 
 __all__ = [
     "MaskFormerForInstanceSegmentation",
@@ -173,6 +177,9 @@ class MaskFormerDetrDecoderLayer(nn.Module):
 class MaskFormerDetrDecoder(nn.Module):
     """A stack of decoder layers and a final LayerNorm (also applied to each layer's output for auxiliary losses)."""
 
+    # Installed by PreTrainedModel.gradient_checkpointing_enable(); only called while that is on.
+    _gradient_checkpointing_func: Callable[..., Any]
+
     def __init__(self, config: MaskFormerDetrConfig) -> None:
         super().__init__()
         self.config = config
@@ -276,6 +283,11 @@ class MaskFormerPixelDecoder(nn.Module):
         return self.mask_projection(fpn_features[-1]), fpn_features
 
 
+def _backbone_channels(backbone: nn.Module) -> list[int]:
+    """Channels of each feature map the backbone returns (every backbone model has ``BackboneMixin.channels``)."""
+    return list(cast("BackboneMixin", backbone).channels)
+
+
 def _build_backbone(config: MaskFormerConfig) -> nn.Module:
     """The backbone module ``config.backbone_config`` describes, with pretrained weights when they were asked for."""
     from types import SimpleNamespace
@@ -317,8 +329,9 @@ class MaskFormerPixelLevelModule(nn.Module):
         super().__init__()
         self.encoder = _build_backbone(config)
         for module in self.encoder.modules():
-            module._maskformer_backbone = True
-        channels = list(self.encoder.channels)
+            # torch's stubs type Module.__setattr__ values as Tensor | Module; any object is allowed at runtime.
+            module._maskformer_backbone = True  # type: ignore[assignment]
+        channels = _backbone_channels(self.encoder)
         if config.fpn_feature_size % 32 != 0:
             raise ValueError(f"fpn_feature_size must be a multiple of 32, got {config.fpn_feature_size}.")
         self.decoder = MaskFormerPixelDecoder(
@@ -441,9 +454,11 @@ class MaskFormerPreTrainedModel(PreTrainedModel):
                 init(module)
             return
         if getattr(module, "_maskformer_xavier", False):
-            nn.init.xavier_uniform_(module.weight, gain=self.config.init_xavier_std)
-            if getattr(module, "bias", None) is not None:
-                nn.init.zeros_(module.bias)
+            # Only Linear and Conv2d layers are flagged (see _mark_xavier).
+            layer = cast("nn.Linear | nn.Conv2d", module)
+            nn.init.xavier_uniform_(layer.weight, gain=self.config.init_xavier_std)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
         elif isinstance(module, MaskFormerLoss):
             module.empty_weight.copy_(module.class_weights().to(module.empty_weight.device))
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -457,9 +472,13 @@ class MaskFormerPreTrainedModel(PreTrainedModel):
             nn.init.zeros_(module.bias)
 
 
-def _mark_xavier(module: nn.Module) -> nn.Module:
+_Layer = TypeVar("_Layer", nn.Linear, nn.Conv2d)
+
+
+def _mark_xavier(module: _Layer) -> _Layer:
     """Flag a Linear/Conv for xavier-uniform initialisation (the scheme of the pyramid, projections and mask head)."""
-    module._maskformer_xavier = True
+    # torch's stubs type Module.__setattr__ values as Tensor | Module; any object is allowed at runtime.
+    module._maskformer_xavier = True  # type: ignore[assignment]
     return module
 
 
@@ -470,7 +489,7 @@ class MaskFormerModel(MaskFormerPreTrainedModel):
         super().__init__(config)
         self.pixel_level_module = MaskFormerPixelLevelModule(config)
         self.transformer_module = MaskFormerTransformerModule(
-            in_features=list(self.pixel_level_module.encoder.channels)[-1], config=config
+            in_features=_backbone_channels(self.pixel_level_module.encoder)[-1], config=config
         )
         self.post_init()
 
@@ -632,6 +651,8 @@ class MaskFormerHungarianMatcher(nn.Module):
 
 class MaskFormerLoss(nn.Module):
     """Cross-entropy over classes (no-object class down-weighted) plus focal and dice losses on matched masks."""
+
+    empty_weight: Tensor
 
     def __init__(self, num_labels: int, matcher: MaskFormerHungarianMatcher, eos_coef: float) -> None:
         super().__init__()
