@@ -8,6 +8,7 @@ configuration the reference can build also builds here, with the same numbers an
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -73,6 +74,9 @@ class XIELU(nn.Module):
     ``beta``/``eps`` are bfloat16 and carry the reference's names, so checkpoints load both ways.
     """
 
+    beta: torch.Tensor
+    eps: torch.Tensor
+
     def __init__(self, alpha_p_init: float = 0.8, alpha_n_init: float = 0.8, beta: float = 0.5, eps: float = -1e-6) -> None:
         super().__init__()
         dtype = torch.bfloat16
@@ -93,7 +97,7 @@ class XIELU(nn.Module):
         return torch.where(x > 0, positive, negative)
 
 
-_EXTRA = {
+_EXTRA: dict[str, Callable[[], nn.Module]] = {
     "gelu_10": lambda: ClippedGELU(-10.0, 10.0),
     "gelu_python": ErfGELU,
     "gelu_python_tanh": TanhGELUFormula,
