@@ -41,7 +41,11 @@ def assert_close_outputs(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-5)
     assert len(ta) == len(tb), f"different number of output tensors: {len(ta)} vs {len(tb)}"
     for i, (x, y) in enumerate(zip(ta, tb)):
         assert x.shape == y.shape, f"output {i}: shape {tuple(x.shape)} vs {tuple(y.shape)}"
-        torch.testing.assert_close(x.float(), y.float(), atol=atol, rtol=rtol, msg=lambda m, i=i: f"output {i}: {m}")
+
+        def message(m: str, i: int = i) -> str:
+            return f"output {i}: {m}"
+
+        torch.testing.assert_close(x.float(), y.float(), atol=atol, rtol=rtol, msg=message)
 
 
 class ModelTesterMixin:
