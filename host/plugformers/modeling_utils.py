@@ -366,6 +366,41 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
     def is_gradient_checkpointing(self) -> bool:
         return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
 
+    # ----- opt-in inference fast path (see plugformers.fast_path) ---------------------------------------
+
+    @property
+    def supports_fast_path(self) -> bool:
+        """Whether any submodule of this model routes its matmuls through :mod:`plugformers.fast_path`."""
+        return any(getattr(m, "supports_fast_path", False) for m in self.modules() if m is not self)
+
+    def enable_fast_path(self: M) -> M:
+        """Opt into the inference fast path: fused q/k/v projections and, on x86 CPUs in float32, oneDNN
+        pre-packed weights with the activation fused into the matmul. Returns ``self``.
+
+        Outputs agree with the plain path to float32 rounding; the state dict and saved files do not change.
+        The fast path steps aside while gradients are needed or under ``torch.compile``, and follows weight
+        updates and ``.to()``. It costs memory for the derived weights (about one more copy of the layers it
+        covers). Raises ``NotImplementedError`` for families without one.
+        """
+        from plugformers import fast_path
+
+        owners = [m for m in self.modules() if getattr(m, "supports_fast_path", False)]
+        if not owners:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no fast path (only the transformer families do); it runs as it is."
+            )
+        for module in owners:
+            fast_path.enable(module)
+        return self
+
+    def disable_fast_path(self: M) -> M:
+        """Back to the plain path, freeing the derived weights. Returns ``self``."""
+        from plugformers import fast_path
+
+        for module in self.modules():
+            fast_path.disable(module)
+        return self
+
     # ----- saving ----------------------------------------------------------------------------------------
 
     @classmethod
@@ -469,29 +504,29 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
                 config if config is not None else source, return_unused_kwargs=True, **hub.as_kwargs(), **kwargs
             )
             assert isinstance(loaded, tuple)
-            config, model_kwargs = loaded
+            resolved, model_kwargs = loaded
         else:
             if not isinstance(config, PretrainedConfig):
                 raise TypeError(f"config must be a PretrainedConfig or a path, got {type(config).__name__}.")
-            config = _copy_config(config)
+            resolved = _copy_config(config)
             model_kwargs = {}
             for key, value in kwargs.items():
-                if hasattr(config, key) or key == "num_labels":
-                    setattr(config, key, value)
+                if hasattr(resolved, key) or key == "num_labels":
+                    setattr(resolved, key, value)
                 else:
                     model_kwargs[key] = value
-        if not config.name_or_path:
-            config.name_or_path = source
+        if not resolved.name_or_path:
+            resolved.name_or_path = source
         if attn_implementation is not None:
-            config._attn_implementation = attn_implementation
+            resolved._attn_implementation = attn_implementation
         device = _resolve_device_map(device_map)
         files, is_safetensors = _find_weights(source, hub, use_safetensors)
-        target_dtype = _parse_dtype(dtype, config, files if is_safetensors else None)
+        target_dtype = _parse_dtype(dtype, resolved, files if is_safetensors else None)
         with no_init_weights(), torch.device(device):
-            model = cls(config, *model_args, **model_kwargs)
+            model = cls(resolved, *model_args, **model_kwargs)
         info = model._load_weights(files, is_safetensors, device, target_dtype, ignore_mismatched_sizes)
         if target_dtype is not None:
-            config.dtype = str(target_dtype).rsplit(".", 1)[-1]
+            resolved.dtype = str(target_dtype).rsplit(".", 1)[-1]
         model.eval()
         if output_loading_info:
             return model, info
@@ -784,7 +819,11 @@ def _iter_checkpoint(file: str, is_safetensors: bool, device: torch.device) -> I
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise WeightsLoadingError(f"{file!r}: entry {key!r} is not a tensor.")
-        yield key, (lambda v=value: v)
+        yield key, functools.partial(_identity, value)
+
+
+def _identity(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
 
 def _assign(model: nn.Module, name: str, tensor: torch.Tensor, current: torch.Tensor) -> None:
@@ -801,7 +840,7 @@ def _assign(model: nn.Module, name: str, tensor: torch.Tensor, current: torch.Te
 
 def _dedupe_shared(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Drop the second name of tensors that share storage (tied weights); safetensors cannot store both."""
-    seen: dict[tuple[Any, int, tuple[int, ...], torch.dtype], str] = {}
+    seen: dict[tuple[Any, ...], str] = {}
     out: dict[str, torch.Tensor] = {}
     for name, tensor in state_dict.items():
         if not isinstance(tensor, torch.Tensor):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 from typing import Any
 
 import pytest
@@ -232,6 +233,65 @@ class ModelTesterMixin:
             compiled = torch.compile(model, fullgraph=True, backend="eager" if os.environ.get("PLUGFORMERS_FAST_COMPILE") else "inductor")
             got = compiled(**inputs)
         assert_close_outputs(expected, got, atol=self.compile_atol, rtol=self.compile_atol)
+
+    # ----- the opt-in fast path (families whose modules support it) ------------------------------------
+
+    def _fast_path_model(self, cls: type[PreTrainedModel]) -> tuple[PreTrainedModel, dict[str, Any]]:
+        model, inputs = self._build(cls)
+        if not model.supports_fast_path:
+            with pytest.raises(NotImplementedError, match="no fast path"):
+                model.enable_fast_path()
+            pytest.skip(f"{cls.__name__} has no fast path")
+        return model, inputs
+
+    def test_fast_path_matches_and_follows_weight_changes(self) -> None:
+        for cls in self.all_model_classes:
+            model, inputs = self._fast_path_model(cls)
+            keys = {k: v.shape for k, v in model.state_dict().items()}
+            with torch.no_grad():
+                plain = model(**inputs)
+                assert model.enable_fast_path() is model
+                assert_close_outputs(plain, model(**inputs), atol=1e-5, rtol=1e-5)
+                # An in-place change after the derived weights were built must be seen, not a stale copy.
+                for p in model.parameters():
+                    if p.ndim == 2:
+                        p.mul_(1.5)
+                changed = model(**inputs)
+                model.disable_fast_path()
+                assert_close_outputs(changed, model(**inputs), atol=1e-5, rtol=1e-5)
+            assert not all(torch.equal(a, b) for a, b in zip(_tensors(plain), _tensors(changed)))
+            assert {k: v.shape for k, v in model.state_dict().items()} == keys, "the fast path changed the state dict"
+
+    def test_fast_path_steps_aside_for_training_and_survives_copies(self, tmp_path: Any) -> None:
+        for cls in self.all_model_classes:
+            model, inputs = self._fast_path_model(cls)
+            try:
+                pickle.dumps(model)
+                picklable = True
+            except RuntimeError:  # torch refuses to pickle parametrized (weight-norm) modules at all
+                picklable = False
+            model.enable_fast_path()
+            with torch.no_grad():
+                expected = model(**inputs)
+                assert_close_outputs(expected, copy.deepcopy(model)(**inputs), atol=1e-5, rtol=1e-5)
+                if picklable:
+                    torch.save(model, tmp_path / "model.pt")
+                    again = torch.load(tmp_path / "model.pt", weights_only=False)
+                    assert_close_outputs(expected, again(**inputs), atol=1e-5, rtol=1e-5)
+            model.train()
+            out = model(**inputs)
+            loss = out["loss"] if isinstance(out, dict) and out.get("loss") is not None else torch.stack(
+                [t.float().sum() for t in _tensors(out) if t.is_floating_point()]
+            ).sum()
+            loss.backward()
+            # Gradients must reach the real weights of every layer the fast path covers.
+            covered = [
+                (name, layer) for owner in model.modules() if getattr(owner, "supports_fast_path", False)
+                for name, layer in owner.named_children() if isinstance(layer, torch.nn.Linear)
+            ]
+            assert covered
+            missing = [name for name, layer in covered if layer.weight.grad is None]
+            assert not missing, f"{cls.__name__}: no gradient reached {missing}"
 
     @pytest.mark.gpu
     def test_cuda_half_precision_forward(self) -> None:

@@ -1,0 +1,104 @@
+"""The shared inference fast path (plugformers.fast_path) on a toy module, independent of any family."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from plugformers import fast_path
+
+
+class Block(nn.Module):
+    supports_fast_path = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(8, 6), nn.Linear(8, 6, bias=False), nn.Linear(8, 4)
+        self.fc = nn.Linear(8, 16)
+
+
+def _x(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+
+
+def _expected(block: Block, x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([block.q(x), block.k(x), block.v(x)], dim=-1)
+
+
+def test_off_by_default_and_plain_when_off() -> None:
+    block, x = Block(), _x(2, 3, 8)
+    assert not fast_path.is_enabled(block)
+    assert fast_path.fused_linear(block, x, block.q, block.k, block.v) is None
+    with torch.no_grad():
+        torch.testing.assert_close(fast_path.linear(block, x, block.fc, "gelu"), nn.functional.gelu(block.fc(x)))
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_fused_and_single_layers_match_the_plain_path(monkeypatch: pytest.MonkeyPatch, onednn: bool) -> None:
+    if not onednn:
+        monkeypatch.setattr(fast_path, "onednn_available", lambda: False)
+    torch.manual_seed(0)
+    block, x = Block(), _x(2, 3, 8)
+    fast_path.enable(block)
+    with torch.no_grad():
+        fused = fast_path.fused_linear(block, x, block.q, block.k, block.v)  # a bias-less layer in the group
+        assert fused is not None
+        torch.testing.assert_close(fused, _expected(block, x), atol=1e-6, rtol=1e-6)
+        for act, fn in ((None, lambda t: t), ("gelu", nn.functional.gelu), ("relu", torch.relu)):
+            torch.testing.assert_close(fast_path.linear(block, x, block.fc, act), fn(block.fc(x)), atol=1e-6, rtol=1e-6)
+        with pytest.raises(ValueError, match="fuses only"):
+            fast_path.linear(block, x, block.fc, "tanh")
+
+
+def test_follows_in_place_changes_replaced_layers_and_dtype_changes() -> None:
+    torch.manual_seed(0)
+    block, x = Block(), _x(4, 8)
+    fast_path.enable(block)
+    with torch.no_grad():
+        fast_path.fused_linear(block, x, block.q, block.k, block.v)
+        block.k.weight.add_(1.0)  # bumps the version counter
+        torch.testing.assert_close(fast_path.fused_linear(block, x, block.q, block.k, block.v), _expected(block, x))
+        block.q.weight = nn.Parameter(torch.zeros(6, 8))  # a new tensor altogether
+        torch.testing.assert_close(fast_path.fused_linear(block, x, block.q, block.k, block.v), _expected(block, x))
+        block.double()
+        x64 = x.double()
+        torch.testing.assert_close(fast_path.fused_linear(block, x64, block.q, block.k, block.v), _expected(block, x64))
+
+
+def test_steps_aside_for_gradients_and_other_input_dtypes() -> None:
+    block, x = Block(), _x(4, 8)
+    fast_path.enable(block)
+    assert fast_path.fused_linear(block, x, block.q, block.k, block.v) is None  # weights require grad
+    block.requires_grad_(False)
+    assert fast_path.fused_linear(block, x.requires_grad_(), block.q, block.k, block.v) is None
+    with torch.no_grad():
+        if fast_path.onednn_available():
+            # float32 weights are packed for float32 input only; bfloat16 input takes the plain path.
+            assert fast_path.fused_linear(block, x.bfloat16(), block.q, block.k, block.v) is None
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast decides the matmul dtype, not us
+            assert fast_path.fused_linear(block, x, block.q, block.k, block.v) is None
+            assert fast_path.linear(block, x, block.fc).dtype == torch.bfloat16
+
+
+def test_disable_and_reset_free_the_derived_weights() -> None:
+    block, x = Block(), _x(4, 8)
+    fast_path.enable(block)
+    with torch.no_grad():
+        fast_path.fused_linear(block, x, block.q, block.k, block.v)
+    state = block.__dict__["_plugformers_fast_path"]
+    assert state.entries
+    fast_path.reset(block)
+    assert not state.entries and fast_path.is_enabled(block)
+    fast_path.disable(block)
+    assert not fast_path.is_enabled(block)
+
+
+def test_model_without_fast_path_modules_says_so() -> None:
+    from tinyfamily import TinyConfig, TinyModel
+
+    model = TinyModel(TinyConfig())
+    assert not model.supports_fast_path
+    with pytest.raises(NotImplementedError, match="TinyModel has no fast path"):
+        model.enable_fast_path()
+    assert model.disable_fast_path() is model
