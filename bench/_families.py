@@ -34,7 +34,7 @@ class FamilySpec:
 
 SPECS: dict[str, FamilySpec] = {
     "distilbert": FamilySpec(
-        "distilbert", "DistilBertForSequenceClassification", 8, "x128 tokens", ("logits",), fast_path="fuse_qkv",
+        "distilbert", "DistilBertForSequenceClassification", 8, "x128 tokens", ("logits",), fast_path="enable_fast_path",
         extra={"seq_len": 128},
     ),
     "vit": FamilySpec(
@@ -42,7 +42,8 @@ SPECS: dict[str, FamilySpec] = {
         image_processor="ViTImageProcessor", torch_image_path=True, extra={"size": 224},
     ),
     "wav2vec2": FamilySpec(
-        "wav2vec2", "Wav2Vec2ForCTC", 4, "x4 s of 16 kHz audio", ("logits",), extra={"samples": 64000},
+        "wav2vec2", "Wav2Vec2ForCTC", 4, "x4 s of 16 kHz audio", ("logits",), fast_path="enable_fast_path",
+        extra={"samples": 64000},
     ),
     "resnet": FamilySpec(
         "resnet", "ResNetForImageClassification", 8, "x224x224", ("logits",),

@@ -2,7 +2,7 @@
 
 Both implementations run in one process on the same checkpoint and inputs, alternating, after warm-up;
 the script prints the median of each and the ratio ours / reference, for the default path and for the
-opt-in ``fuse_qkv()`` and ``enable_cpu_fast_path()`` paths. Needs an environment with both ``transformers`` and plugformers importable::
+opt-in ``enable_fast_path()``. Needs an environment with both ``transformers`` and plugformers importable::
 
     python plugins/distilbert/benchmarks/bench_forward.py --batch 8 --seq 128 --repeats 10
 """
@@ -44,21 +44,19 @@ def main() -> None:
         transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig()).save_pretrained(folder)
         ref = transformers.DistilBertForSequenceClassification.from_pretrained(folder).eval()
         ours = DistilBertForSequenceClassification.from_pretrained(folder).eval()
-        fused = DistilBertForSequenceClassification.from_pretrained(folder).eval().fuse_qkv()
-        fast = DistilBertForSequenceClassification.from_pretrained(folder).eval().enable_cpu_fast_path()
+        fast = DistilBertForSequenceClassification.from_pretrained(folder).eval().enable_fast_path()
 
     ids = torch.randint(1000, 30000, (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     runners = {
         "reference": lambda: ref(input_ids=ids, attention_mask=mask),
         "ours": lambda: ours(input_ids=ids, attention_mask=mask),
-        "ours_fused": lambda: fused(input_ids=ids, attention_mask=mask),
         "ours_fast": lambda: fast(input_ids=ids, attention_mask=mask),
     }
     times: dict[str, list[float]] = {name: [] for name in runners}
     with torch.inference_mode():
         expected = runners["reference"]().logits
-        for name in ("ours", "ours_fused", "ours_fast"):
+        for name in ("ours", "ours_fast"):
             diff = (runners[name]().logits - expected).abs().max().item()
             print(f"{name}: max |logits - reference| = {diff:.2e}")
         for _ in range(args.warmup):
@@ -74,7 +72,6 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "median_s": medians,
         "ratio_ours": medians["ours"] / medians["reference"],
-        "ratio_ours_fused": medians["ours_fused"] / medians["reference"],
         "ratio_ours_fast": medians["ours_fast"] / medians["reference"],
     }
     print(json.dumps(result, indent=2))

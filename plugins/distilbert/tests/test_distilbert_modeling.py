@@ -356,51 +356,40 @@ def test_half_precision_masks_stay_finite():
             assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
 
 
-# ----- the opt-in fused fast path ------------------------------------------------------------------------
+# ----- the opt-in fast path (shared behaviour is in the mixin's test_fast_path_*) --------------------------
 
 
-def test_fused_qkv_matches_and_keeps_the_reference_layout(tmp_path):
+def test_fast_path_with_eager_attention_first_token_only_and_pruned_heads():
     torch.manual_seed(0)
     model = DistilBertForQuestionAnswering(tiny_config()).eval()
     inputs = tiny_inputs(DistilBertForQuestionAnswering)
-    keys = {k: v.shape for k, v in model.state_dict().items()}
     with torch.no_grad():
         model.set_attn_implementation("eager")
         before = model(**inputs, output_attentions=True)
-        model.fuse_qkv()
-        assert model.distilbert.transformer.layer[0].attention.is_fused
+        model.enable_fast_path()
         assert_close_outputs(before, model(**inputs, output_attentions=True), atol=1e-5, rtol=1e-5)
-        model.set_attn_implementation("sdpa")
-        after = model(**inputs)
-    assert_close_outputs(before.to_tuple()[:3], after.to_tuple(), atol=1e-5, rtol=1e-5)
-    assert {k: v.shape for k, v in model.state_dict().items()} == keys
-    model.save_pretrained(tmp_path)
-    plain = DistilBertForQuestionAnswering.from_pretrained(tmp_path)
-    assert not plain.distilbert.transformer.layer[0].attention.is_fused
+    # The classification head computes only position 0 of the last layer (queries != keys there).
+    clf = DistilBertForSequenceClassification(tiny_config()).eval()
+    clf_inputs = tiny_inputs(DistilBertForSequenceClassification)
     with torch.no_grad():
-        assert_close_outputs(after, plain(**inputs), atol=1e-5, rtol=1e-5)
-    # load_state_dict of the reference layout into a fused model, and back to unfused.
-    fused_again = DistilBertForQuestionAnswering(tiny_config()).eval().fuse_qkv()
-    fused_again.load_state_dict(plain.state_dict())
-    with torch.no_grad():
-        assert_close_outputs(after, fused_again(**inputs), atol=1e-5, rtol=1e-5)
-        fused_again.unfuse_qkv()
-        assert_close_outputs(after, fused_again(**inputs), atol=1e-5, rtol=1e-5)
+        plain = clf(**clf_inputs).logits
+        torch.testing.assert_close(clf.enable_fast_path()(**clf_inputs).logits, plain, atol=1e-5, rtol=1e-5)
+        # Pruning replaces the projections; the derived weights must follow.
+        clf.prune_heads({0: [2]})
+        pruned_fast = clf(**clf_inputs).logits
+        torch.testing.assert_close(clf.disable_fast_path()(**clf_inputs).logits, pruned_fast, atol=1e-5, rtol=1e-5)
 
 
-def test_fused_model_trains_and_prunes():
+def test_fast_path_without_onednn_uses_the_fused_plain_matmul(monkeypatch):
+    from plugformers import fast_path
+
+    monkeypatch.setattr(fast_path, "onednn_available", lambda: False)
     torch.manual_seed(0)
-    model = DistilBertForSequenceClassification(tiny_config()).fuse_qkv()
-    model.train()
-    model(**tiny_inputs(DistilBertForSequenceClassification)).loss.backward()
-    fused = model.distilbert.transformer.layer[0].attention.qkv_lin
-    assert fused.weight.grad is not None and fused.weight.grad.abs().sum() > 0
-    model.eval()
-    model.prune_heads({0: [2]})
-    attention = model.distilbert.transformer.layer[0].attention
-    assert attention.is_fused and attention.qkv_lin.out_features == 3 * 24
+    model = DistilBertForTokenClassification(tiny_config(activation="relu")).eval()
+    inputs = tiny_inputs(DistilBertForTokenClassification)
     with torch.no_grad():
-        model(**tiny_inputs(DistilBertForSequenceClassification))
+        plain = model(**inputs).logits
+        torch.testing.assert_close(model.enable_fast_path()(**inputs).logits, plain, atol=1e-5, rtol=1e-5)
 
 
 # ----- the user's guide flows ----------------------------------------------------------------------------
@@ -459,50 +448,9 @@ def test_cuda_half_precision_matches_float32():
             half = DistilBertForSequenceClassification(tiny_config()).eval().cuda()
             half.load_state_dict(model.state_dict())
             half = half.to(dtype)
-            for fused in (False, True):
-                if fused:
-                    half.fuse_qkv()
+            for fast in (False, True):
+                if fast:
+                    half.enable_fast_path()
                 got = half(**inputs).logits
                 assert got.dtype == dtype
                 torch.testing.assert_close(got.float(), expected, atol=3e-2, rtol=3e-2)
-
-
-def test_cpu_fast_path_matches_and_never_goes_stale():
-    torch.manual_seed(0)
-    model = DistilBertForTokenClassification(tiny_config()).eval()
-    inputs = tiny_inputs(DistilBertForTokenClassification)
-    keys = sorted(model.state_dict())
-    with torch.no_grad():
-        before = model(**inputs)
-        model.enable_cpu_fast_path()
-        assert_close_outputs(before, model(**inputs), atol=1e-5, rtol=1e-5)
-        # Change a weight in place after packing: the packed copy must not be used any more.
-        lin1 = model.distilbert.transformer.layer[0].ffn.lin1
-        lin1.weight.mul_(2.0)
-        changed = model(**inputs)
-        model.disable_cpu_fast_path()
-        assert_close_outputs(changed, model(**inputs), atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(before.logits, changed.logits)
-    assert sorted(model.state_dict()) == keys
-
-
-def test_cpu_fast_path_still_trains():
-    torch.manual_seed(0)
-    model = DistilBertForSequenceClassification(tiny_config()).enable_cpu_fast_path()
-    model.train()
-    model(**tiny_inputs(DistilBertForSequenceClassification)).loss.backward()
-    assert model.distilbert.transformer.layer[1].ffn.lin2.weight.grad is not None
-
-
-def test_cpu_fast_path_model_can_be_copied_and_pickled(tmp_path):
-    import copy
-
-    torch.manual_seed(0)
-    model = DistilBertForSequenceClassification(tiny_config()).eval().enable_cpu_fast_path()
-    inputs = tiny_inputs(DistilBertForSequenceClassification)
-    with torch.no_grad():
-        expected = model(**inputs)
-        assert_close_outputs(expected, copy.deepcopy(model)(**inputs), atol=1e-5, rtol=1e-5)
-        torch.save(model, tmp_path / "model.pt")
-        again = torch.load(tmp_path / "model.pt", weights_only=False)
-        assert_close_outputs(expected, again(**inputs), atol=1e-5, rtol=1e-5)

@@ -108,9 +108,7 @@ def test_reference_checkpoint_loads_and_matches(tmp_path, name, config_name):
         _assert_close(plain_ref, mine(**inputs))
         mine.set_attn_implementation("sdpa")
         _assert_close(plain_ref, mine(**inputs))
-        mine.fuse_qkv()
-        _assert_close(plain_ref, mine(**inputs))
-        mine.enable_cpu_fast_path()
+        mine.enable_fast_path()
         _assert_close(plain_ref, mine(**inputs))
 
 
@@ -125,9 +123,9 @@ def test_our_checkpoint_loads_in_reference(tmp_path, name):
         _assert_close(ref(**inputs, output_hidden_states=True), mine(**inputs, output_hidden_states=True))
 
 
-def test_fused_checkpoint_loads_in_reference(tmp_path):
+def test_checkpoint_saved_with_fast_path_on_loads_in_reference(tmp_path):
     torch.manual_seed(2)
-    mine = ours.DistilBertForSequenceClassification(DistilBertConfig(**SMALL)).eval().fuse_qkv()
+    mine = ours.DistilBertForSequenceClassification(DistilBertConfig(**SMALL)).eval().enable_fast_path()
     mine.save_pretrained(tmp_path)
     ref = transformers.DistilBertForSequenceClassification.from_pretrained(tmp_path).eval()
     inputs = _inputs("DistilBertForSequenceClassification", SMALL["vocab_size"])

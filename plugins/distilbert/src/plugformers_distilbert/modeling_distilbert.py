@@ -8,11 +8,13 @@ reference's, so checkpoints are interchangeable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from plugformers import fast_path
 from plugformers.attention import additive_mask, get_attention_function
 from plugformers.modeling_outputs import (
     BaseModelOutput,
@@ -107,71 +109,13 @@ def _check_token_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(f"Token id {bad} is out of range for the vocabulary of size {vocab_size} (ids must be in [0, {vocab_size})).")
 
 
-_PACKED = "_plugformers_packed_weight"
-
-
-def _can_pack_linear_weights() -> bool:
-    """Whether this torch build has oneDNN's pre-packed linear (x86 CPU builds do)."""
-    ops = torch.ops.mkldnn
-    return torch.backends.mkldnn.is_available() and hasattr(ops, "_reorder_linear_weight") and hasattr(ops, "_linear_pointwise")
-
-
-def _nothing() -> None:
-    return None
-
-
-class _PackedWeight:
-    """A oneDNN-blocked weight plus the version and address of the weight it was made from.
-
-    Copies and pickles of a model drop it (they become ``None``: the plain path), because opaque oneDNN
-    tensors can be neither copied nor serialised.
-    """
-
-    __slots__ = ("ptr", "version", "weight")
-
-    def __init__(self, weight: torch.Tensor, version: int, ptr: int) -> None:
-        self.weight, self.version, self.ptr = weight, version, ptr
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> None:
-        return None
-
-    def __reduce__(self) -> tuple[Any, tuple[()]]:
-        return (_nothing, ())
-
-
-def _pack_linear(linear: nn.Linear) -> None:
-    """Keep a oneDNN-blocked copy of ``linear.weight`` beside the module (not in its state dict)."""
-    weight = linear.weight
-    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
-    object.__setattr__(linear, _PACKED, _PackedWeight(packed, weight._version, weight.data_ptr()))
-
-
-def _linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``linear(x)``, through the pre-packed weight when one is ready and still matches the live weight.
-
-    The packed copy is used only for float32 CPU inference outside compilation; a weight changed since
-    packing (training step, ``load_state_dict``) bumps its version counter and the plain path is taken.
-    """
-    packed = linear.__dict__.get(_PACKED)
-    if (
-        packed is not None
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and not torch.compiler.is_compiling()
-        and not (torch.is_grad_enabled() and (linear.weight.requires_grad or x.requires_grad))
-    ):
-        live = linear.weight
-        if live._version == packed.version and live.data_ptr() == packed.ptr and live.dtype == torch.float32:
-            return torch.ops.mkldnn._linear_pointwise(x, packed.weight, linear.bias, "none", [], "")
-    return linear(x)
-
-
 class DistilBertSelfAttention(nn.Module):
     """Multi-head self-attention with separate q/k/v projections (``q_lin``, ``k_lin``, ``v_lin``, ``out_lin``).
 
-    After :meth:`fuse_qkv` the three projections are one ``(3*dim, dim)`` matmul (``qkv_lin``); the state
-    dict is still written and read in the three-projection layout.
+    With the model's fast path on, q, k and v come from one matmul (see :mod:`plugformers.fast_path`).
     """
+
+    supports_fast_path = True
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__()
@@ -182,10 +126,9 @@ class DistilBertSelfAttention(nn.Module):
         self.dim = config.dim
         self.attention_head_size = config.dim // config.n_heads
         self.scaling = self.attention_head_size**-0.5
-        self.q_lin: nn.Linear | None = nn.Linear(config.dim, config.dim)
-        self.k_lin: nn.Linear | None = nn.Linear(config.dim, config.dim)
-        self.v_lin: nn.Linear | None = nn.Linear(config.dim, config.dim)
-        self.qkv_lin: nn.Linear | None = None
+        self.q_lin = nn.Linear(config.dim, config.dim)
+        self.k_lin = nn.Linear(config.dim, config.dim)
+        self.v_lin = nn.Linear(config.dim, config.dim)
         self.out_lin = nn.Linear(config.dim, config.dim)
         self.dropout = nn.Dropout(config.attention_dropout)
         self.pruned_heads: set[int] = set()
@@ -193,53 +136,11 @@ class DistilBertSelfAttention(nn.Module):
         # torch.compile(fullgraph=True) cannot trace; later lookups are plain cache hits.
         for name in {"eager", "sdpa", config._attn_implementation or "sdpa"}:
             get_attention_function(name)
-        self.register_state_dict_post_hook(_split_fused_state)
-        self.register_load_state_dict_pre_hook(_fuse_loaded_state)
-
-    @property
-    def is_fused(self) -> bool:
-        return self.qkv_lin is not None
-
-    def fuse_qkv(self) -> None:
-        """Concatenate the q/k/v projections into ``qkv_lin`` (one matmul instead of three)."""
-        if self.qkv_lin is not None:
-            return
-        assert self.q_lin is not None and self.k_lin is not None and self.v_lin is not None
-        q, k, v = self.q_lin, self.k_lin, self.v_lin
-        fused = nn.Linear(q.in_features, 3 * q.out_features, device=q.weight.device, dtype=q.weight.dtype)
-        with torch.no_grad():
-            fused.weight.copy_(torch.cat([q.weight, k.weight, v.weight], dim=0))
-            fused.bias.copy_(torch.cat([q.bias, k.bias, v.bias], dim=0))
-        fused.weight.requires_grad_(q.weight.requires_grad)
-        fused.bias.requires_grad_(q.bias.requires_grad)
-        self.qkv_lin = fused
-        self.q_lin = self.k_lin = self.v_lin = None
-
-    def unfuse_qkv(self) -> None:
-        """Split ``qkv_lin`` back into ``q_lin``, ``k_lin`` and ``v_lin``."""
-        if self.qkv_lin is None:
-            return
-        fused = self.qkv_lin
-        size = fused.out_features // 3
-        parts = []
-        for i in range(3):
-            lin = nn.Linear(fused.in_features, size, device=fused.weight.device, dtype=fused.weight.dtype)
-            with torch.no_grad():
-                lin.weight.copy_(fused.weight[i * size : (i + 1) * size])
-                lin.bias.copy_(fused.bias[i * size : (i + 1) * size])
-            lin.weight.requires_grad_(fused.weight.requires_grad)
-            lin.bias.requires_grad_(fused.bias.requires_grad)
-            parts.append(lin)
-        self.q_lin, self.k_lin, self.v_lin = parts
-        self.qkv_lin = None
 
     def prune_heads(self, heads: list[int]) -> None:
         """Remove attention heads (numbered as in the unpruned layer) from the projections."""
         if not heads:
             return
-        was_fused = self.is_fused
-        self.unfuse_qkv()
-        assert self.q_lin is not None and self.k_lin is not None and self.v_lin is not None
         heads_set, index = find_pruneable_heads_and_indices(heads, self.n_heads, self.attention_head_size, self.pruned_heads)
         self.q_lin = prune_linear_layer(self.q_lin, index)
         self.k_lin = prune_linear_layer(self.k_lin, index)
@@ -248,8 +149,7 @@ class DistilBertSelfAttention(nn.Module):
         self.n_heads -= len(heads_set)
         self.dim = self.attention_head_size * self.n_heads
         self.pruned_heads |= heads_set
-        if was_fused:
-            self.fuse_qkv()
+        fast_path.reset(self)
 
     def forward(
         self,
@@ -262,20 +162,14 @@ class DistilBertSelfAttention(nn.Module):
         """Attend from ``query_states`` (default: every position of ``hidden_states``) to ``hidden_states``."""
         batch, k_len, _ = hidden_states.shape
         head = self.attention_head_size
-        if self.qkv_lin is not None and query_states is None:
-            qkv = _linear(self.qkv_lin, hidden_states).view(batch, k_len, 3, self.n_heads, head)
-            query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        qkv = fast_path.fused_linear(self, hidden_states, self.q_lin, self.k_lin, self.v_lin) if query_states is None else None
+        if qkv is not None:
+            # (batch, k_len, 3 * dim) -> 3 x (batch, heads, k_len, head)
+            query, key, value = qkv.view(batch, k_len, 3, self.n_heads, head).permute(2, 0, 3, 1, 4).unbind(0)
         else:
             queries = hidden_states if query_states is None else query_states
-            if self.qkv_lin is not None:
-                w, b = self.qkv_lin.weight, self.qkv_lin.bias
-                n = w.shape[0] // 3
-                q = nn.functional.linear(queries, w[:n], b[:n])
-                kv = nn.functional.linear(hidden_states, w[n:], b[n:])
-                k, v = kv.view(batch, k_len, 2, n).unbind(2)
-            else:
-                assert self.q_lin is not None and self.k_lin is not None and self.v_lin is not None
-                q, k, v = _linear(self.q_lin, queries), _linear(self.k_lin, hidden_states), _linear(self.v_lin, hidden_states)
+            q = fast_path.linear(self, queries, self.q_lin)
+            k, v = fast_path.linear(self, hidden_states, self.k_lin), fast_path.linear(self, hidden_states, self.v_lin)
             query = q.view(batch, queries.shape[1], self.n_heads, head).transpose(1, 2)
             key = k.view(batch, k_len, self.n_heads, head).transpose(1, 2)
             value = v.view(batch, k_len, self.n_heads, head).transpose(1, 2)
@@ -293,47 +187,21 @@ class DistilBertSelfAttention(nn.Module):
             output_attentions=output_attentions,
         )
         context = context.transpose(1, 2).reshape(batch, query.shape[2], self.n_heads * head)
-        return _linear(self.out_lin, context), weights
-
-
-def _split_fused_state(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
-    """State-dict hook: write a fused ``qkv_lin`` as the reference's ``q_lin``/``k_lin``/``v_lin``."""
-    for kind in ("weight", "bias"):
-        fused = state_dict.pop(f"{prefix}qkv_lin.{kind}", None)
-        if fused is None:
-            continue
-        for name, part in zip(("q_lin", "k_lin", "v_lin"), fused.detach().chunk(3, dim=0)):
-            # A copy, so that the three entries do not share storage (safetensors refuses shared tensors).
-            state_dict[f"{prefix}{name}.{kind}"] = part.clone()
-
-
-def _fuse_loaded_state(
-    module: nn.Module,
-    state_dict: dict[str, Any],
-    prefix: str,
-    local_metadata: Any,
-    strict: bool,
-    missing_keys: list[str],
-    unexpected_keys: list[str],
-    error_msgs: list[str],
-) -> None:
-    """Load-state-dict hook: concatenate reference q/k/v entries for a fused module."""
-    if getattr(module, "qkv_lin", None) is None:
-        return
-    for kind in ("weight", "bias"):
-        names = [f"{prefix}{n}.{kind}" for n in ("q_lin", "k_lin", "v_lin")]
-        if all(n in state_dict for n in names):
-            state_dict[f"{prefix}qkv_lin.{kind}"] = torch.cat([state_dict.pop(n) for n in names], dim=0)
+        return fast_path.linear(self, context, self.out_lin), weights
 
 
 class DistilBertFFN(nn.Module):
     """Position-wise feed-forward: ``lin1`` -> activation -> ``lin2`` -> dropout."""
+
+    supports_fast_path = True
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__()
         self.lin1 = nn.Linear(config.dim, config.hidden_dim)
         self.lin2 = nn.Linear(config.hidden_dim, config.dim)
         self.activation = distilbert_activation(config.activation)
+        # The fast path can run the activation inside the first matmul when it is one it knows.
+        self._fusable_activation = config.activation if config.activation in fast_path.FUSABLE_ACTIVATIONS else None
         self.dropout = nn.Dropout(config.dropout)
         self.chunk_size_feed_forward = config.chunk_size_feed_forward
 
@@ -345,7 +213,11 @@ class DistilBertFFN(nn.Module):
         return self._ff(hidden_states)
 
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(_linear(self.lin2, self.activation(_linear(self.lin1, x))))
+        if self._fusable_activation is not None:
+            hidden = fast_path.linear(self, x, self.lin1, self._fusable_activation)
+        else:
+            hidden = self.activation(fast_path.linear(self, x, self.lin1))
+        return self.dropout(fast_path.linear(self, hidden, self.lin2))
 
 
 class TransformerBlock(nn.Module):
@@ -383,6 +255,9 @@ class TransformerBlock(nn.Module):
 class DistilBertTransformer(nn.Module):
     """The stack of :class:`TransformerBlock` layers (``transformer.layer.<i>``)."""
 
+    # Set by PreTrainedModel.gradient_checkpointing_enable().
+    _gradient_checkpointing_func: Callable[..., Any]
+
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__()
         self.n_layers = config.n_layers
@@ -418,7 +293,7 @@ class DistilBertTransformer(nn.Module):
 
 
 class DistilBertPreTrainedModel(PreTrainedModel):
-    """Shared base of the DistilBERT models: weight initialisation and the opt-in fused fast path."""
+    """Shared base of the DistilBERT models: config class, weight initialisation, position embeddings."""
 
     config_class = DistilBertConfig
     base_model_prefix = "distilbert"
@@ -450,55 +325,14 @@ class DistilBertPreTrainedModel(PreTrainedModel):
                     table = sinusoidal_table(module.position_embeddings.num_embeddings, module.position_embeddings.embedding_dim)
                     module.position_embeddings.weight.copy_(table)
 
-    def _attention_modules(self) -> list[DistilBertSelfAttention]:
-        return [m for m in self.modules() if isinstance(m, DistilBertSelfAttention)]
-
-    def fuse_qkv(self) -> DistilBertPreTrainedModel:
-        """Opt-in fast path: compute q, k and v with one matmul per layer; returns ``self``.
-
-        The numbers stay within float rounding of the unfused model. ``state_dict()``/``save_pretrained``
-        keep writing the reference layout (``q_lin``, ``k_lin``, ``v_lin``), and ``load_state_dict`` accepts
-        it, so checkpoints are unaffected. :meth:`unfuse_qkv` goes back.
-        """
-        for attention in self._attention_modules():
-            attention.fuse_qkv()
-        return self
-
-    def unfuse_qkv(self) -> DistilBertPreTrainedModel:
-        """Undo :meth:`fuse_qkv`; returns ``self``."""
-        for attention in self._attention_modules():
-            attention.unfuse_qkv()
-        return self
-
-    def enable_cpu_fast_path(self) -> DistilBertPreTrainedModel:
-        """Opt-in float32 CPU inference path: :meth:`fuse_qkv` plus oneDNN pre-packed encoder weights.
-
-        Each encoder linear layer keeps a copy of its weight in oneDNN's blocked layout (about the size of
-        the encoder's linear weights again), used for float32 CPU inference only; training, other dtypes
-        and devices, ``torch.compile`` and any weight changed after packing take the ordinary path, so
-        results never go stale. The state dict is unchanged. Returns ``self``.
-        """
-        self.fuse_qkv()
-        if not _can_pack_linear_weights():
-            logger.warning("This torch build has no oneDNN packed linear; only the fused q/k/v projection is used.")
-            return self
-        encoder = getattr(self, self.base_model_prefix, self)
-        with torch.no_grad():
-            for module in encoder.transformer.modules():
-                if isinstance(module, nn.Linear) and module.weight.device.type == "cpu" and module.weight.dtype == torch.float32:
-                    _pack_linear(module)
-        return self
-
-    def disable_cpu_fast_path(self) -> DistilBertPreTrainedModel:
-        """Drop the packed weights and unfuse q/k/v; returns ``self``."""
-        for module in self.modules():
-            module.__dict__.pop(_PACKED, None)
-        return self.unfuse_qkv()
+    def _embeddings(self) -> DistilBertEmbeddings:
+        embeddings = getattr(self, self.base_model_prefix, self).embeddings
+        assert isinstance(embeddings, DistilBertEmbeddings)
+        return embeddings
 
     def get_position_embeddings(self) -> nn.Embedding:
         """The position embedding table of the encoder."""
-        base = getattr(self, self.base_model_prefix, self)
-        return base.embeddings.position_embeddings
+        return self._embeddings().position_embeddings
 
     def resize_position_embeddings(self, new_num_position_embeddings: int) -> None:
         """Grow or shrink the position table to ``new_num_position_embeddings`` rows.
@@ -508,8 +342,7 @@ class DistilBertPreTrainedModel(PreTrainedModel):
         """
         if isinstance(new_num_position_embeddings, bool) or not isinstance(new_num_position_embeddings, int) or new_num_position_embeddings <= 0:
             raise ValueError(f"new_num_position_embeddings must be a positive int, got {new_num_position_embeddings!r}.")
-        base = getattr(self, self.base_model_prefix, self)
-        embeddings: DistilBertEmbeddings = base.embeddings
+        embeddings = self._embeddings()
         old = embeddings.position_embeddings
         if new_num_position_embeddings == old.num_embeddings:
             return
@@ -542,6 +375,8 @@ class DistilBertModel(DistilBertPreTrainedModel):
         return self.embeddings.word_embeddings
 
     def set_input_embeddings(self, new_embeddings: nn.Module) -> None:
+        if not isinstance(new_embeddings, nn.Embedding):
+            raise TypeError(f"The input embeddings must be an nn.Embedding, got {type(new_embeddings).__name__}.")
         self.embeddings.word_embeddings = new_embeddings
 
     def _prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
@@ -549,7 +384,9 @@ class DistilBertModel(DistilBertPreTrainedModel):
         for layer, heads in heads_to_prune.items():
             if not 0 <= layer < len(self.transformer.layer):
                 raise ValueError(f"Cannot prune heads of layer {layer}: the model has layers 0..{len(self.transformer.layer) - 1}.")
-            self.transformer.layer[layer].attention.prune_heads(list(heads))
+            block = self.transformer.layer[layer]
+            assert isinstance(block, TransformerBlock)
+            block.attention.prune_heads(list(heads))
 
     def _head_mask(self, head_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
         """``(n_heads,)`` or ``(n_layers, n_heads)`` 1/0 mask -> ``(n_layers, 1, n_heads, 1, 1)`` multipliers."""
@@ -648,6 +485,8 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
         self.activation = distilbert_activation(config.activation)
+        # The fast path can run the activation inside the first matmul when it is one it knows.
+        self._fusable_activation = config.activation if config.activation in fast_path.FUSABLE_ACTIVATIONS else None
         self.distilbert = DistilBertModel(config)
         self.vocab_transform = nn.Linear(config.dim, config.dim)
         self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
@@ -664,6 +503,8 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         return self.vocab_projector
 
     def set_output_embeddings(self, new_embeddings: nn.Module) -> None:
+        if not isinstance(new_embeddings, nn.Linear):
+            raise TypeError(f"The output embeddings must be an nn.Linear, got {type(new_embeddings).__name__}.")
         self.vocab_projector = new_embeddings
 
     def forward(

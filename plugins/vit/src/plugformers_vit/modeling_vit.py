@@ -9,11 +9,13 @@ Module and parameter names follow the reference library's current layout (``laye
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from plugformers import fast_path
 from plugformers.activations import get_activation
 from plugformers.attention import additive_mask, get_attention_function
 from plugformers.modeling_outputs import (
@@ -32,49 +34,6 @@ __all__ = [
     "ViTModel",
     "ViTPreTrainedModel",
 ]
-
-
-def _is_compiling() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    return bool(compiler is not None and compiler.is_compiling())
-
-
-_ONEDNN_LINEAR: Any = None
-
-
-def _onednn_linear() -> Any:
-    """PyTorch's oneDNN linear kernel (with a fused activation), or None where this build lacks it.
-
-    On x86 CPUs it is noticeably faster than the BLAS matmul behind ``nn.functional.linear`` for the
-    shapes of a ViT, and gives the same results up to float32 rounding.
-    """
-    global _ONEDNN_LINEAR
-    if _ONEDNN_LINEAR is None:
-        op: Any = False
-        try:
-            if torch.backends.mkldnn.is_available():
-                candidate = torch.ops.mkldnn._linear_pointwise
-                probe = torch.ones(2, 4)
-                candidate(probe, torch.ones(3, 4), torch.zeros(3), "gelu", [], "none")
-                op = candidate
-        except (AttributeError, RuntimeError):
-            op = False
-        _ONEDNN_LINEAR = op
-    return _ONEDNN_LINEAR or None
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, fast: bool, gelu: bool = False) -> torch.Tensor:
-    """``linear`` (then exact GELU when ``gelu``), through oneDNN on CPU when ``fast`` and no gradient is needed."""
-    if fast and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16):
-        op = _onednn_linear()
-        if op is not None:
-            return op(x, weight, bias, "gelu" if gelu else "none", [], "none" if gelu else "")
-    out = nn.functional.linear(x, weight, bias)
-    return nn.functional.gelu(out) if gelu else out
-
-
-def _no_grad_needed(*params: torch.Tensor) -> bool:
-    return not torch.is_grad_enabled() or not any(p.requires_grad for p in params)
 
 
 class ViTPatchEmbeddings(nn.Module):
@@ -179,7 +138,9 @@ class ViTEmbeddings(nn.Module):
 
 
 class ViTAttention(nn.Module):
-    """Multi-head self-attention with separate q/k/v projections (fused into one matmul by the fast path)."""
+    """Multi-head self-attention with separate q/k/v projections (one matmul with the model's fast path on)."""
+
+    supports_fast_path = True
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
@@ -194,53 +155,6 @@ class ViTAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, inner, bias=config.qkv_bias)
         self.o_proj = nn.Linear(inner, config.hidden_size)
         self.pruned_heads: set[int] = set()
-        # Fast path state: a concatenated q|k|v weight (not part of the state dict) and the tensor versions
-        # it was built from, so that it is rebuilt whenever the separate weights change.
-        self._fused_weight: torch.Tensor | None = None
-        self._fused_bias: torch.Tensor | None = None
-        self._fused_versions: tuple[int, ...] = ()
-
-    # ----- fast path -------------------------------------------------------------------------------------
-
-    def _weight_versions(self) -> tuple[int, ...]:
-        params = [p for lin in (self.q_proj, self.k_proj, self.v_proj) for p in (lin.weight, lin.bias) if p is not None]
-        return tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
-
-    def fuse_qkv(self) -> None:
-        """Build the concatenated q|k|v projection used by the fast path (one matmul instead of three)."""
-        with torch.no_grad():
-            self._fused_weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight], dim=0)
-            if self.q_proj.bias is not None:
-                self._fused_bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias], dim=0)
-            else:
-                self._fused_bias = None
-        self._fused_versions = self._weight_versions()
-
-    def unfuse_qkv(self) -> None:
-        """Drop the fused projection (back to three separate matmuls)."""
-        self._fused_weight = self._fused_bias = None
-        self._fused_versions = ()
-
-    def _use_fused(self) -> bool:
-        if self._fused_weight is None:
-            return False
-        if not _no_grad_needed(self.q_proj.weight):
-            return False  # gradients must reach the separate weights
-        fused = self._fused_weight
-        if fused.device != self.q_proj.weight.device or fused.dtype != self.q_proj.weight.dtype:
-            self.fuse_qkv()
-        elif not _is_compiling() and self._fused_versions != self._weight_versions():
-            self.fuse_qkv()
-        return True
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> ViTAttention:
-        # .to()/.half()/.cuda() move the separate weights; the fused copy is rebuilt lazily from them.
-        out = super()._apply(fn, *args, **kwargs)
-        if self._fused_weight is not None:
-            self.fuse_qkv()
-        return out
-
-    # ----- forward ---------------------------------------------------------------------------------------
 
     def forward(
         self,
@@ -250,11 +164,10 @@ class ViTAttention(nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, seq, _ = hidden_states.shape
-        fast = self._use_fused()
-        if fast:
-            qkv = _linear(hidden_states, self._fused_weight, self._fused_bias, fast)
-            qkv = qkv.view(batch, seq, 3, -1, self.head_dim).permute(2, 0, 3, 1, 4)
-            query, key, value = qkv.unbind(0)
+        qkv = fast_path.fused_linear(self, hidden_states, self.q_proj, self.k_proj, self.v_proj)
+        if qkv is not None:
+            # (batch, seq, 3 * inner) -> 3 x (batch, heads, seq, head_dim)
+            query, key, value = qkv.view(batch, seq, 3, -1, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         else:
             shape = (batch, seq, -1, self.head_dim)
             query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
@@ -274,7 +187,7 @@ class ViTAttention(nn.Module):
             output_attentions=output_attentions,
         )
         context = context.transpose(1, 2).reshape(batch, seq, -1)
-        return _linear(context, self.o_proj.weight, self.o_proj.bias, fast), weights
+        return fast_path.linear(self, context, self.o_proj), weights
 
     def prune_heads(self, heads: list[int] | set[int]) -> None:
         """Remove attention heads (indices as originally numbered) from the q/k/v/o projections."""
@@ -289,29 +202,29 @@ class ViTAttention(nn.Module):
         self.o_proj = prune_linear_layer(self.o_proj, index, dim=1)
         self.num_attention_heads -= len(heads)
         self.pruned_heads |= set(heads)
-        if self._fused_weight is not None:
-            self.fuse_qkv()
+        fast_path.reset(self)
 
 
 class ViTMLP(nn.Module):
     """The feed-forward block: ``fc2(act(fc1(x)))``."""
+
+    supports_fast_path = True
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.activation_fn = get_activation(config.hidden_act)
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
-        self._exact_gelu = config.hidden_act == "gelu"
-        self.fast_path = False
+        # The fast path can run the activation inside the first matmul when it is one it knows.
+        act = config.hidden_act if isinstance(config.hidden_act, str) else None
+        self._fusable_activation = act if act in fast_path.FUSABLE_ACTIVATIONS else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.fast_path and _no_grad_needed(self.fc1.weight, self.fc2.weight):
-            if self._exact_gelu:
-                hidden_states = _linear(hidden_states, self.fc1.weight, self.fc1.bias, True, gelu=True)
-            else:
-                hidden_states = self.activation_fn(_linear(hidden_states, self.fc1.weight, self.fc1.bias, True))
-            return _linear(hidden_states, self.fc2.weight, self.fc2.bias, True)
-        return self.fc2(self.activation_fn(self.fc1(hidden_states)))
+        if self._fusable_activation is not None:
+            hidden_states = fast_path.linear(self, hidden_states, self.fc1, self._fusable_activation)
+        else:
+            hidden_states = self.activation_fn(fast_path.linear(self, hidden_states, self.fc1))
+        return fast_path.linear(self, hidden_states, self.fc2)
 
 
 class ViTLayer(nn.Module):
@@ -365,7 +278,7 @@ _LEGACY_KEY_RULES = [
 
 
 class ViTPreTrainedModel(PreTrainedModel):
-    """Shared plumbing of the ViT models: config class, weight init, checkpoint key names, fast path."""
+    """Shared plumbing of the ViT models: config class, weight init, checkpoint key names."""
 
     config_class = ViTConfig
     base_model_prefix = "vit"
@@ -396,33 +309,6 @@ class ViTPreTrainedModel(PreTrainedModel):
             key = pattern.sub(replacement, key)
         return key
 
-    def enable_fast_path(self) -> ViTPreTrainedModel:
-        """Opt into the inference fast path; outputs agree with the plain path to float32 rounding.
-
-        * fused q|k|v projections: one matmul per layer instead of three. The fused weights are derived
-          from the regular ones (the state dict does not change) and are rebuilt when those change;
-        * on CPU, the projections and the MLP run through PyTorch's oneDNN linear kernel, with the exact
-          GELU fused into the first MLP matmul.
-
-        Both apply only when no gradient is needed (``torch.no_grad()``/``inference_mode()`` or frozen
-        weights); training uses the plain path. Returns ``self``.
-        """
-        for module in self.modules():
-            if isinstance(module, ViTAttention):
-                module.fuse_qkv()
-            elif isinstance(module, ViTMLP):
-                module.fast_path = True
-        return self
-
-    def disable_fast_path(self) -> ViTPreTrainedModel:
-        """Back to the plain path. Returns ``self``."""
-        for module in self.modules():
-            if isinstance(module, ViTAttention):
-                module.unfuse_qkv()
-            elif isinstance(module, ViTMLP):
-                module.fast_path = False
-        return self
-
 
 def _check_pixel_values(pixel_values: torch.Tensor | None) -> torch.Tensor:
     if pixel_values is None:
@@ -440,6 +326,9 @@ def _check_pixel_values(pixel_values: torch.Tensor | None) -> torch.Tensor:
 class ViTModel(ViTPreTrainedModel):
     """The bare ViT encoder: embeddings, ``num_hidden_layers`` blocks, a final LayerNorm and an optional pooler."""
 
+    # Set by PreTrainedModel.gradient_checkpointing_enable().
+    _gradient_checkpointing_func: Callable[..., Any]
+
     def __init__(self, config: ViTConfig, add_pooling_layer: bool = True, use_mask_token: bool = False) -> None:
         super().__init__(config)
         self.embeddings = ViTEmbeddings(config, use_mask_token=use_mask_token)
@@ -454,7 +343,9 @@ class ViTModel(ViTPreTrainedModel):
 
     def _prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
         for layer, heads in heads_to_prune.items():
-            self.layers[layer].attention.prune_heads(heads)
+            block = self.layers[layer]
+            assert isinstance(block, ViTLayer)
+            block.attention.prune_heads(heads)
 
     def _expand_head_mask(self, head_mask: torch.Tensor | None) -> list[torch.Tensor | None]:
         """``(heads,)`` or ``(layers, heads)`` 1/0 mask -> per-layer ``(1, heads, 1, 1)`` multipliers."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from plugformers import fast_path
 from plugformers.activations import ACT2FN
 from plugformers.attention import additive_mask, get_attention_function
 from plugformers.modeling_outputs import (
@@ -153,6 +155,8 @@ class Wav2Vec2FeatureEncoder(nn.Module):
     """Raw audio ``(batch, samples)`` -> conv features ``(batch, channels, frames)``."""
 
     gradient_checkpointing = False
+    # Set by PreTrainedModel.gradient_checkpointing_enable().
+    _gradient_checkpointing_func: Callable[..., Any]
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -227,7 +231,12 @@ class Wav2Vec2PositionalConvEmbedding(nn.Module):
 
 
 class Wav2Vec2Attention(nn.Module):
-    """Multi-head self-attention through the configured backend ("eager", "sdpa", ...)."""
+    """Multi-head self-attention through the configured backend ("eager", "sdpa", ...).
+
+    With the model's fast path on, q, k and v come from one matmul (see :mod:`plugformers.fast_path`).
+    """
+
+    supports_fast_path = True
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -249,10 +258,15 @@ class Wav2Vec2Attention(nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, _ = hidden_states.shape
-        shape = (batch, length, self.num_heads, self.head_dim)
-        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
-        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
-        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        qkv = fast_path.fused_linear(self, hidden_states, self.q_proj, self.k_proj, self.v_proj)
+        if qkv is not None:
+            # (batch, length, 3 * embed) -> 3 x (batch, heads, length, head_dim)
+            query, key, value = qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            shape = (batch, length, self.num_heads, self.head_dim)
+            query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+            key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+            value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
         attend = get_attention_function(self.config._attn_implementation or "eager")
         output, weights = attend(
             self,
@@ -265,10 +279,14 @@ class Wav2Vec2Attention(nn.Module):
             output_attentions=output_attentions,
         )
         output = output.transpose(1, 2).reshape(batch, length, self.embed_dim)
-        return self.out_proj(output), weights
+        return fast_path.linear(self, output, self.out_proj), weights
 
 
 class Wav2Vec2FeedForward(nn.Module):
+    """``output_dense(act(intermediate_dense(x)))`` with dropouts; the activation can run inside the matmul."""
+
+    supports_fast_path = True
+
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
         self.intermediate_dropout = nn.Dropout(config.activation_dropout)
@@ -276,10 +294,16 @@ class Wav2Vec2FeedForward(nn.Module):
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
         self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.output_dropout = nn.Dropout(config.hidden_dropout)
+        act = config.hidden_act if isinstance(config.hidden_act, str) else None
+        self._fusable_activation = act if act in fast_path.FUSABLE_ACTIVATIONS else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.intermediate_dropout(self.intermediate_act_fn(self.intermediate_dense(hidden_states)))
-        return self.output_dropout(self.output_dense(hidden_states))
+        if self._fusable_activation is not None:
+            hidden_states = fast_path.linear(self, hidden_states, self.intermediate_dense, self._fusable_activation)
+        else:
+            hidden_states = self.intermediate_act_fn(fast_path.linear(self, hidden_states, self.intermediate_dense))
+        hidden_states = self.intermediate_dropout(hidden_states)
+        return self.output_dropout(fast_path.linear(self, hidden_states, self.output_dense))
 
 
 class Wav2Vec2AttnAdapterLayer(nn.Module):
@@ -287,6 +311,8 @@ class Wav2Vec2AttnAdapterLayer(nn.Module):
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
+        if config.adapter_attn_dim is None:
+            raise ValueError("Wav2Vec2AttnAdapterLayer needs config.adapter_attn_dim (the bottleneck width).")
         self.norm = nn.LayerNorm(config.hidden_size)
         self.linear_1 = nn.Linear(config.hidden_size, config.adapter_attn_dim)
         self.act_fn = nn.ReLU()
@@ -343,6 +369,8 @@ class Wav2Vec2Encoder(nn.Module):
     """Positional conv + transformer layers; post-norm, or pre-norm with a final LayerNorm when ``stable``."""
 
     gradient_checkpointing = False
+    # Set by PreTrainedModel.gradient_checkpointing_enable().
+    _gradient_checkpointing_func: Callable[..., Any]
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -717,7 +745,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
         attention_mask: torch.Tensor | None,
         labels: torch.Tensor,
     ) -> torch.Tensor:
-        vocab_size = self.config.vocab_size
+        vocab_size = logits.shape[-1]
         if labels.dim() != 2 or labels.shape[0] != logits.shape[0]:
             raise ValueError(
                 f"labels must have shape (batch={logits.shape[0]}, target_length), got {tuple(labels.shape)}."
