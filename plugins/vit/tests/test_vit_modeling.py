@@ -391,3 +391,21 @@ def test_fast_path_without_onednn_falls_back_to_plain_linear(monkeypatch: pytest
         plain = model(x).last_hidden_state
         monkeypatch.setattr(fast_path, "onednn_available", lambda: False)
         torch.testing.assert_close(model.enable_fast_path()(x).last_hidden_state, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_classifier_first_token_shortcut_gives_the_full_computation() -> None:
+    # The head computes only [CLS] in the last layer unless hidden states or attentions are asked for.
+    torch.manual_seed(0)
+    model = ViTForImageClassification(tiny_config()).eval()
+    x, mask = pixels(), torch.ones(2, 17, dtype=torch.long)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        for fast in (False, True):
+            if fast:
+                model.enable_fast_path()
+            for kwargs in ({}, {"attention_mask": mask}, {"head_mask": torch.tensor([1.0, 0.0, 1.0, 1.0])}):
+                short = model(x, **kwargs).logits
+                full = model(x, output_hidden_states=True, **kwargs).logits
+                torch.testing.assert_close(short, full, atol=1e-6, rtol=1e-6)
+        base = model.vit(x, first_token_only=True)
+    assert base.last_hidden_state.shape[1] == 1

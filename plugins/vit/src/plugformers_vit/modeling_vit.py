@@ -162,15 +162,21 @@ class ViTAttention(nn.Module):
         attention_mask: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
+        first_token_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``first_token_only`` attends from the [CLS] position only (to every position); the output is then
+        ``(batch, 1, hidden)``."""
         batch, seq, _ = hidden_states.shape
         qkv = fast_path.fused_linear(self, hidden_states, self.q_proj, self.k_proj, self.v_proj)
         if qkv is not None:
             # (batch, seq, 3 * inner) -> 3 x (batch, heads, seq, head_dim)
             query, key, value = qkv.view(batch, seq, 3, -1, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            if first_token_only:
+                query = query[:, :, :1]
         else:
-            shape = (batch, seq, -1, self.head_dim)
-            query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+            shape = (batch, -1, self.num_attention_heads, self.head_dim)
+            queries = hidden_states[:, :1] if first_token_only else hidden_states
+            query = self.q_proj(queries).view(shape).transpose(1, 2)
             key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
             value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
 
@@ -186,7 +192,7 @@ class ViTAttention(nn.Module):
             head_mask=head_mask,
             output_attentions=output_attentions,
         )
-        context = context.transpose(1, 2).reshape(batch, seq, -1)
+        context = context.transpose(1, 2).reshape(batch, query.shape[2], -1)
         return fast_path.linear(self, context, self.o_proj), weights
 
     def prune_heads(self, heads: list[int] | set[int]) -> None:
@@ -244,10 +250,14 @@ class ViTLayer(nn.Module):
         attention_mask: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
+        first_token_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``first_token_only`` computes the output of the [CLS] position only (all positions are attended)."""
         attn_out, weights = self.attention(
-            self.layernorm_before(hidden_states), attention_mask, head_mask, output_attentions
+            self.layernorm_before(hidden_states), attention_mask, head_mask, output_attentions, first_token_only
         )
+        if first_token_only:
+            hidden_states = hidden_states[:, :1]
         hidden_states = hidden_states + self.dropout(attn_out)
         hidden_states = hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
         return hidden_states, weights
@@ -372,8 +382,14 @@ class ViTModel(ViTPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        *,
+        first_token_only: bool = False,
     ) -> BaseModelOutputWithPooling | tuple[torch.Tensor, ...]:
         """Encode images.
+
+        ``first_token_only=True`` (used by the classification head, which reads only the [CLS] state) computes
+        the last layer for the [CLS] position only, so ``last_hidden_state`` is then ``(batch, 1, hidden)``;
+        it is ignored when hidden states or attentions are requested.
 
         ``bool_masked_pos`` (batch, num_patches) replaces the marked patches with the mask token (models built
         with ``use_mask_token=True``). ``interpolate_pos_encoding=True`` accepts images of any size by
@@ -404,15 +420,18 @@ class ViTModel(ViTPreTrainedModel):
 
         all_hidden: tuple[torch.Tensor, ...] | None = () if output_hidden_states else None
         all_attn: tuple[torch.Tensor, ...] | None = () if output_attentions else None
-        for layer, layer_head_mask in zip(self.layers, head_masks):
+        trim_last = first_token_only and not output_hidden_states and not output_attentions
+        last = len(self.layers) - 1
+        for i, (layer, layer_head_mask) in enumerate(zip(self.layers, head_masks)):
             if all_hidden is not None:
                 all_hidden = (*all_hidden, hidden_states)
+            trim = trim_last and i == last
             if self.gradient_checkpointing and self.training:
                 hidden_states, weights = self._gradient_checkpointing_func(
-                    layer.__call__, hidden_states, mask, layer_head_mask, output_attentions
+                    layer.__call__, hidden_states, mask, layer_head_mask, output_attentions, trim
                 )
             else:
-                hidden_states, weights = layer(hidden_states, mask, layer_head_mask, output_attentions)
+                hidden_states, weights = layer(hidden_states, mask, layer_head_mask, output_attentions, trim)
             if all_attn is not None:
                 all_attn = (*all_attn, weights)
         if all_hidden is not None:
@@ -465,6 +484,7 @@ class ViTForImageClassification(ViTPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            first_token_only=True,  # the classifier reads only [CLS]; skip the rest of the last layer
         )
         logits = self.classifier(outputs.last_hidden_state[:, 0, :])
         loss = None
