@@ -1,5 +1,7 @@
 """The opt-in inference fast path that the transformer families share.
 
+Imported by the families' modeling modules only (it imports torch), never by ``import plugformers``.
+
 A module that supports it sets ``supports_fast_path = True`` and sends its hot matmuls through
 :func:`linear` (one layer, optionally with its activation fused) and :func:`fused_linear` (several layers that
 read the same input, such as q/k/v, as one matmul). Until a model calls
@@ -16,11 +18,10 @@ never changes what is saved. Results agree with the plain path to float32 roundi
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
+import torch
+from torch import nn
 
 __all__ = [
     "FUSABLE_ACTIVATIONS", "disable", "enable", "fused_linear", "is_enabled", "linear", "onednn_available", "reset",
@@ -79,8 +80,6 @@ def reset(module: nn.Module) -> None:
 @functools.lru_cache(maxsize=1)
 def onednn_available() -> bool:
     """Whether this torch build has oneDNN's pre-packed linear kernel (x86 CPU builds do)."""
-    import torch
-
     try:
         if not torch.backends.mkldnn.is_available():
             return False
@@ -99,12 +98,10 @@ def linear(owner: nn.Module, x: torch.Tensor, layer: nn.Linear, activation: str 
     out = _fast(owner, x, (layer,), activation)
     if out is not None:
         return out
-    import torch.nn.functional as F
-
     out = layer(x)
     if activation == "gelu":
-        return F.gelu(out)
-    return F.relu(out) if activation == "relu" else out
+        return nn.functional.gelu(out)
+    return torch.relu(out) if activation == "relu" else out
 
 
 def fused_linear(owner: nn.Module, x: torch.Tensor, *layers: nn.Linear) -> torch.Tensor | None:
@@ -116,8 +113,6 @@ def fused_linear(owner: nn.Module, x: torch.Tensor, *layers: nn.Linear) -> torch
 
 
 def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], activation: str | None) -> Any:
-    import torch
-
     if activation is not None and activation not in FUSABLE_ACTIVATIONS:
         raise ValueError(f"The fast path fuses only {sorted(FUSABLE_ACTIVATIONS)}, not {activation!r}.")
     state = owner.__dict__.get(_STATE)
@@ -143,8 +138,6 @@ def _params(layers: tuple[nn.Linear, ...]) -> list[torch.Tensor]:
 
 def _entry(state: _State, layers: tuple[nn.Linear, ...]) -> _Entry:
     """The derived weights for ``layers``, rebuilt when any source tensor changed since they were made."""
-    import torch
-
     params = _params(layers)
     first = layers[0].weight
     signature = (first.device, first.dtype, *((p._version, p.data_ptr()) for p in params))
