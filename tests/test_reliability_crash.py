@@ -7,7 +7,7 @@ weight equal to ``g``, ``config.generation == g``, the vocabulary token ``gen<g>
 holds one complete generation of each save: config and weights agree, tokenizer files agree, everything
 loads, nothing half-written or stray sits inside it, and generations never go backwards. Leftover
 ``.<folder>.staging-*`` siblings (a kill inside ``atomic_directory``) are allowed and counted; they never
-change what the folder holds.
+change what the folder holds, and the next save of the folder removes them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ KILLS = 36
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 MODEL_FILES = {"config.json", "model.safetensors"}
 TOKENIZER_FILES = {"tokenizer_config.json", "special_tokens_map.json", "vocab.txt"}
-SIBLING = re.compile(r"^\.ckpt\.(staging|old)-[A-Za-z0-9_]+$")
+SIBLING = re.compile(r"^\.ckpt\.(staging|old)-[A-Za-z0-9]+-\d+-[A-Za-z0-9_]+$")
 
 # Filled in by the test, read by docs/reliability.md's numbers.
 STATS: dict[str, int] = {}
@@ -227,3 +227,30 @@ def test_sigkill_at_the_swap(tmp_path: Path, what: str, when: str) -> None:
     assert all(SIBLING.match(n) for n in leftovers), leftovers
     # Killed before the swap: the staging folder is left behind; after: the old contents are.
     assert len(leftovers) == 1
+    # The next save of the folder removes what the killed process left.
+    _model(3).save_pretrained(folder)
+    assert [p.name for p in tmp_path.iterdir() if SIBLING.match(p.name)] == []
+
+
+def test_only_leftovers_of_dead_processes_on_this_machine_are_removed(tmp_path: Path) -> None:
+    from plugformers.utils import io
+
+    host = io._owner_tag().rsplit("-", 1)[0]
+    ctx = multiprocessing.get_context("fork")
+    dead = ctx.Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join()
+    assert dead.pid is not None
+    made = {
+        "dead": f".ckpt.staging-{host}-{dead.pid}-abc123",
+        "alive": f".ckpt.staging-{host}-{os.getppid()}-abc123",
+        "other-host": f".ckpt.staging-otherhost{host}-{dead.pid}-abc123",
+        "other-folder": f".ckpt2.staging-{host}-{dead.pid}-abc123",
+        "old-style": ".ckpt.staging-abc123",
+    }
+    for name in made.values():
+        (tmp_path / name).mkdir()
+    _model(1).save_pretrained(tmp_path / "ckpt")
+    left = {p.name for p in tmp_path.iterdir()}
+    assert made["dead"] not in left
+    assert {made[k] for k in ("alive", "other-host", "other-folder", "old-style")} <= left

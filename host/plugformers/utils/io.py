@@ -13,7 +13,9 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -112,13 +114,56 @@ def _link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link_or_copy, dirs_exist_ok=True, symlinks=True)
 
 
+def _owner_tag() -> str:
+    """``<host>-<pid>``: which process on which machine a staging folder belongs to."""
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:staging|old)-(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Delete the staging folders of earlier saves of ``target`` whose process died mid-save.
+
+    Only folders made by a process of this machine that no longer exists are touched (a folder of a live
+    save, or of another machine sharing the file system, is left alone). POSIX only: elsewhere there is no
+    safe way to ask whether a process exists.
+    """
+    if os.name != "posix":
+        return
+    host = _owner_tag().rsplit("-", 1)[0]
+    try:
+        siblings = list(target.parent.iterdir())
+    except OSError:
+        return
+    for entry in siblings:
+        match = _LEFTOVER.match(entry.name)
+        if match is None or match["name"] != target.name or match["host"] != host:
+            continue
+        pid = int(match["pid"])
+        if pid != os.getpid() and not _process_is_alive(pid):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a staging folder that replaces ``path`` atomically when the block succeeds.
 
     The staging folder starts with a copy of what ``path`` already holds (very large files are hard
     links), so saving a tokenizer next to a model keeps the model. Writers overwrite or delete files in it freely: the target is only
-    touched by the final swap, and if the block raises, the target is left exactly as it was.
+    touched by the final swap, and if the block raises, the target is left exactly as it was. Staging
+    folders left by earlier saves of ``path`` whose process was killed are removed first.
     """
     target = Path(path).absolute()
     if str(target) in _OPEN_STAGING.get():
@@ -127,7 +172,8 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"Cannot save into {str(path)!r}: it exists and is a file, not a directory.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    _remove_leftovers(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-{_owner_tag()}-", dir=target.parent))
     token = None
     try:
         if target.exists():
@@ -148,7 +194,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         elif _exchange(staging, target):
             shutil.rmtree(staging, ignore_errors=True)  # staging now holds the old contents
         else:
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{_owner_tag()}-", dir=target.parent))
             os.rmdir(backup)
             os.rename(target, backup)
             os.rename(staging, target)
