@@ -94,5 +94,6 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Speed and memory against the reference on the same weights (not part of CI)."""
     install_base(session, *FAMILIES)
-    session.install("transformers>=5,<6", "matplotlib")
+    # accelerate: the reference needs it for device_map loading (the GPU section compares host RSS there).
+    session.install("transformers>=5,<6", "matplotlib", "accelerate")
     session.run("python", "bench/run.py", *session.posargs)
