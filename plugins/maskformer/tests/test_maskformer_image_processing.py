@@ -27,6 +27,21 @@ def test_resize_keeps_aspect_caps_long_side_and_rounds_to_divisor() -> None:
     assert (out["pixel_values"][1, :, :, 32:] == 0).all()
 
 
+def test_padding_is_the_same_for_every_return_type_and_for_mixed_channel_counts() -> None:
+    proc = MaskFormerImageProcessor(size={"shortest_edge": 40, "longest_edge": 64})
+    images = [_image(45, 61), _image(70, 33, 1)]
+    pt = proc(images, return_tensors="pt")
+    listed = proc(images)
+    assert isinstance(listed["pixel_values"], list) and len(listed["pixel_values"]) == 2
+    for i in range(2):
+        np.testing.assert_array_equal(listed["pixel_values"][i], pt["pixel_values"][i].numpy())
+        np.testing.assert_array_equal(listed["pixel_mask"][i], pt["pixel_mask"][i].numpy())
+    # A grayscale image among RGB ones keeps its own channel count (one array per image).
+    gray = proc([images[0], _image(45, 61)[..., 0]], do_normalize=False)
+    assert [v.shape[0] for v in gray["pixel_values"]] == [3, 1]
+    np.testing.assert_array_equal(gray["pixel_mask"][0], gray["pixel_mask"][1])
+
+
 def test_segmentation_maps_become_masks_and_classes(tmp_path: Any) -> None:
     seg = np.zeros((8, 8), dtype=np.int64)
     seg[:4] = 2

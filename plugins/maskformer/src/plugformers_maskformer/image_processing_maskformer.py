@@ -250,17 +250,31 @@ class MaskFormerImageProcessor(BaseImageProcessor):
         else:
             pad_h = max(img.shape[1] for img in processed)
             pad_w = max(img.shape[2] for img in processed)
-        pixel_values, pixel_mask = [], []
         for img in processed:
-            _, h, w = img.shape
-            if h > pad_h or w > pad_w:
-                raise ValueError(f"pad_size {pad_h}x{pad_w} is smaller than a processed image ({h}x{w}).")
-            canvas = np.zeros((img.shape[0], pad_h, pad_w), dtype=np.float32)
-            canvas[:, :h, :w] = img
-            valid = np.zeros((pad_h, pad_w), dtype=np.int64)
-            valid[:h, :w] = 1
-            pixel_values.append(canvas)
-            pixel_mask.append(valid)
+            if img.shape[1] > pad_h or img.shape[2] > pad_w:
+                raise ValueError(
+                    f"pad_size {pad_h}x{pad_w} is smaller than a processed image ({img.shape[1]}x{img.shape[2]})."
+                )
+        pixel_values: Any
+        pixel_mask: Any
+        if len({img.shape[0] for img in processed}) == 1:
+            # Pad straight into one batch array: no per-image canvases to stack (and copy) afterwards.
+            pixel_values = np.zeros((len(processed), processed[0].shape[0], pad_h, pad_w), dtype=np.float32)
+            pixel_mask = np.zeros((len(processed), pad_h, pad_w), dtype=np.int64)
+            for i, img in enumerate(processed):
+                pixel_values[i, :, : img.shape[1], : img.shape[2]] = img
+                pixel_mask[i, : img.shape[1], : img.shape[2]] = 1
+            if return_tensors is None:
+                pixel_values, pixel_mask = list(pixel_values), list(pixel_mask)
+        else:
+            pixel_values, pixel_mask = [], []
+            for img in processed:
+                canvas = np.zeros((img.shape[0], pad_h, pad_w), dtype=np.float32)
+                canvas[:, : img.shape[1], : img.shape[2]] = img
+                valid = np.zeros((pad_h, pad_w), dtype=np.int64)
+                valid[: img.shape[1], : img.shape[2]] = 1
+                pixel_values.append(canvas)
+                pixel_mask.append(valid)
         # Padding of the binary masks uses ignore_index, as the reference does (0 without one).
         fill = p["ignore_index"] if p["ignore_index"] is not None else 0
         for i, masks in enumerate(mask_labels):
