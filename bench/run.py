@@ -51,9 +51,9 @@ class Settings:
     image_reps: int
 
 
-# At least 3 alternating runs of each (a median of 2 is just their mean, so one slow run shows), after an
+# Forward: 5 to 11 alternating runs of each (fewer left ratios swinging +-10% between runs). Loading: 3, after an
 # untimed round that warms the page cache (else whichever loads a checkpoint first pays for the disk).
-FULL = Settings(4, 3, True, 3, 7, 30.0, True, 10_000, 3, 64, 2)
+FULL = Settings(4, 3, True, 5, 11, 45.0, True, 10_000, 3, 64, 2)
 QUICK = Settings(2, 1, False, 2, 2, 1.0, False, 1_000, 2, 8, 1)
 
 
