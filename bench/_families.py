@@ -46,12 +46,13 @@ SPECS: dict[str, FamilySpec] = {
         extra={"samples": 64000},
     ),
     "resnet": FamilySpec(
-        "resnet", "ResNetForImageClassification", 8, "x224x224", ("logits",),
+        "resnet", "ResNetForImageClassification", 8, "x224x224", ("logits",), fast_path="enable_fast_path",
         image_processor="ConvNextImageProcessor", torch_image_path=True, extra={"size": 224},
     ),
     "maskformer": FamilySpec(
         "maskformer", "MaskFormerForInstanceSegmentation", 2, "x384x384",
-        ("class_queries_logits", "masks_queries_logits"), image_processor="MaskFormerImageProcessor",
+        ("class_queries_logits", "masks_queries_logits"), fast_path="enable_fast_path",
+        image_processor="MaskFormerImageProcessor",
         note="ResNet-50 backbone (the reference's default Swin backbone has no plugformers plugin)",
         extra={"size": 384},
     ),

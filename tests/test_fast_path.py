@@ -102,3 +102,57 @@ def test_model_without_fast_path_modules_says_so() -> None:
     with pytest.raises(NotImplementedError, match="TinyModel has no fast path"):
         model.enable_fast_path()
     assert model.disable_fast_path() is model
+
+
+class ConvBlock(nn.Module):
+    supports_fast_path = True
+
+    def __init__(self, conv_bias: bool = False, affine: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=conv_bias)
+        self.norm = nn.BatchNorm2d(8, affine=affine)
+        with torch.no_grad():  # statistics and affine terms far from the identity, so that folding them matters
+            self.norm.running_mean.uniform_(-1.0, 1.0)
+            self.norm.running_var.uniform_(0.2, 3.0)
+            if affine:
+                self.norm.weight.uniform_(0.5, 2.0)
+                self.norm.bias.uniform_(-1.0, 1.0)
+
+
+@pytest.mark.parametrize(("conv_bias", "affine"), [(False, True), (True, False)])
+def test_conv_bn_folds_the_norm_and_follows_its_statistics(conv_bias: bool, affine: bool) -> None:
+    block, x = ConvBlock(conv_bias, affine).eval(), _x(2, 3, 9, 9)
+    fast_path.enable(block)
+    with torch.no_grad():
+        out = fast_path.conv_bn(block, x, block.conv, block.norm, nn.ReLU())
+        torch.testing.assert_close(out, torch.relu(block.norm(block.conv(x))), atol=1e-5, rtol=1e-5)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        assert block.__dict__["_plugformers_fast_path"].entries, "the folded weights were not used"
+        block.norm.running_var.mul_(3.0)  # e.g. after a training step: the folded copy must be rebuilt
+        torch.testing.assert_close(
+            fast_path.conv_bn(block, x, block.conv, block.norm), block.norm(block.conv(x)), atol=1e-5, rtol=1e-5
+        )
+        torch.testing.assert_close(fast_path.conv_bn(block, x, block.conv), block.conv(x), atol=1e-5, rtol=1e-5)
+        block.double()
+        x64 = x.double()
+        torch.testing.assert_close(
+            fast_path.conv_bn(block, x64, block.conv, block.norm), block.norm(block.conv(x64)), atol=1e-12, rtol=1e-12
+        )
+
+
+def test_conv_bn_keeps_batch_statistics_in_training_and_gradients() -> None:
+    import copy
+
+    block, x = ConvBlock().train(), _x(4, 3, 9, 9)
+    twin = copy.deepcopy(block)
+    fast_path.enable(block)
+    with torch.no_grad():
+        out = fast_path.conv_bn(block, x, block.conv, block.norm)
+        torch.testing.assert_close(out, twin.norm(twin.conv(x)))  # batch statistics, not the running ones
+    torch.testing.assert_close(block.norm.running_mean, twin.norm.running_mean)  # updated once, like the plain path
+    block.eval()
+    out = fast_path.conv_bn(block, x, block.conv, block.norm)
+    out.sum().backward()
+    assert block.conv.weight.grad is not None and block.norm.weight.grad is not None
+    assert not block.__dict__["_plugformers_fast_path"].entries

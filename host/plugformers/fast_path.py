@@ -1,15 +1,17 @@
-"""The opt-in inference fast path that the transformer families share.
+"""The opt-in inference fast path that the model families share.
 
 Imported by the families' modeling modules only (it imports torch), never by ``import plugformers``.
 
-A module that supports it sets ``supports_fast_path = True`` and sends its hot matmuls through
-:func:`linear` (one layer, optionally with its activation fused) and :func:`fused_linear` (several layers that
-read the same input, such as q/k/v, as one matmul). Until a model calls
-:meth:`~plugformers.modeling_utils.PreTrainedModel.enable_fast_path`, both are the plain ``nn.Linear`` path.
+A module that supports it sets ``supports_fast_path = True`` and sends its hot layers through
+:func:`linear` (one layer, optionally with its activation fused), :func:`fused_linear` (several layers that
+read the same input, such as q/k/v, as one matmul) and :func:`conv_bn` (a convolution and the batch norm after
+it). Until a model calls :meth:`~plugformers.modeling_utils.PreTrainedModel.enable_fast_path`, these are the
+plain layers.
 
 Once enabled, each module keeps *derived* copies of its weights: the q|k|v weights concatenated, and on x86 CPUs
 in float32 oneDNN's pre-packed (blocked) layout, which its linear kernel reads faster than a plain matrix and
-which can carry a fused GELU or ReLU. The copies are rebuilt whenever a source weight changes (a training step,
+which can carry a fused GELU or ReLU; for convolutions, the weight with the batch norm's inference-time scale
+folded in, in channels-last layout (oneDNN's and cuDNN's preferred one), and the norm's shift as a bias. The copies are rebuilt whenever a source weight changes (a training step,
 ``load_state_dict``, ``.to()``), are never part of the state dict, and are skipped whenever a gradient is
 needed, under autocast, or while the model is being compiled, so the fast path never returns stale numbers and
 never changes what is saved. Results agree with the plain path to float32 rounding.
@@ -24,7 +26,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "FUSABLE_ACTIVATIONS", "disable", "enable", "fused_linear", "is_enabled", "linear", "onednn_available", "reset",
+    "FUSABLE_ACTIVATIONS", "conv_bn", "disable", "enable", "fused_linear", "is_enabled", "linear", "onednn_available",
+    "reset",
 ]
 
 # Activations that the fast path applies inside the matmul kernel (exact GELU, not the tanh approximation).
@@ -112,15 +115,45 @@ def fused_linear(owner: nn.Module, x: torch.Tensor, *layers: nn.Linear) -> torch
     return _fast(owner, x, layers, None)
 
 
-def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], activation: str | None) -> Any:
-    if activation is not None and activation not in FUSABLE_ACTIVATIONS:
-        raise ValueError(f"The fast path fuses only {sorted(FUSABLE_ACTIVATIONS)}, not {activation!r}.")
+def conv_bn(
+    owner: nn.Module,
+    x: torch.Tensor,
+    conv: nn.Conv2d,
+    norm: nn.BatchNorm2d | None = None,
+    activation: nn.Module | None = None,
+) -> torch.Tensor:
+    """``activation(norm(conv(x)))``; through the fast path when ``owner`` has it on and it applies.
+
+    The fast path runs one convolution with ``norm``'s running statistics and affine parameters folded into the
+    weight and bias, on channels-last tensors, and returns a channels-last result (same values and shape; call
+    ``.contiguous()`` before ``.view()``). A norm in training mode uses batch statistics, so it is never folded.
+    """
+    out = _fast_conv(owner, x, conv, norm)
+    if out is None:
+        out = conv(x)
+        if norm is not None:
+            out = norm(out)
+    return activation(out) if activation is not None else out
+
+
+def _usable_state(owner: nn.Module, x: torch.Tensor, params: list[torch.Tensor]) -> _State | None:
+    """The module's state when the fast path may run on ``x``, else None."""
     state = owner.__dict__.get(_STATE)
     if state is None or torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
         return None  # off, or compiling (the compiler fuses by itself), or autocast (it picks the matmul dtype)
-    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in _params(layers))):
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
         return None  # gradients must reach the real weights
-    entry = _entry(state, layers)
+    return state
+
+
+def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], activation: str | None) -> Any:
+    if activation is not None and activation not in FUSABLE_ACTIVATIONS:
+        raise ValueError(f"The fast path fuses only {sorted(FUSABLE_ACTIVATIONS)}, not {activation!r}.")
+    params = _params(layers)
+    state = _usable_state(owner, x, params)
+    if state is None:
+        return None
+    entry = _entry(state, tuple(id(layer) for layer in layers), params, lambda: _build_linear(layers))
     if entry.packed is not None:
         if x.device.type != "cpu" or x.dtype != torch.float32:
             return None  # e.g. bfloat16 activations with float32 weights: left to the plain path
@@ -132,33 +165,70 @@ def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], acti
     return torch.relu(out) if activation == "relu" else out
 
 
+def _fast_conv(owner: nn.Module, x: torch.Tensor, conv: nn.Conv2d, norm: nn.BatchNorm2d | None) -> Any:
+    if conv.padding_mode != "zeros" or x.dim() != 4 or isinstance(conv.padding, str):
+        return None
+    if norm is not None and (norm.training or norm.running_mean is None or norm.running_var is None):
+        return None  # batch statistics, not foldable
+    params = [p for p in (conv.weight, conv.bias) if p is not None]
+    if norm is not None:
+        params += [t for t in (norm.weight, norm.bias, norm.running_mean, norm.running_var) if t is not None]
+    state = _usable_state(owner, x, params)
+    if state is None or x.dtype != conv.weight.dtype:
+        return None
+    entry = _entry(state, (id(conv), id(norm)), params, lambda: _build_conv(conv, norm))
+    x = x.contiguous(memory_format=torch.channels_last)
+    return torch.nn.functional.conv2d(x, entry.weight, entry.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
 def _params(layers: tuple[nn.Linear, ...]) -> list[torch.Tensor]:
     return [p for layer in layers for p in (layer.weight, layer.bias) if p is not None]
 
 
-def _entry(state: _State, layers: tuple[nn.Linear, ...]) -> _Entry:
-    """The derived weights for ``layers``, rebuilt when any source tensor changed since they were made."""
-    params = _params(layers)
-    first = layers[0].weight
-    signature = (first.device, first.dtype, *((p._version, p.data_ptr()) for p in params))
-    key = tuple(id(layer) for layer in layers)
+def _entry(state: _State, key: tuple[int, ...], sources: list[torch.Tensor], build: Any) -> _Entry:
+    """The derived weights under ``key``, rebuilt by ``build()`` when any of ``sources`` changed since."""
+    first = sources[0]
+    signature = (first.device, first.dtype, *((t._version, t.data_ptr()) for t in sources))
     entry = state.entries.get(key)
-    if entry is not None and entry.signature == signature:
-        return entry
-    with torch.no_grad():
-        weight: torch.Tensor = first if len(layers) == 1 else torch.cat([layer.weight for layer in layers], dim=0)
-        biases = [layer.bias for layer in layers]
-        bias: torch.Tensor | None = None
-        if len(layers) == 1:
-            bias = biases[0]
-        elif any(b is not None for b in biases):
-            bias = torch.cat([b if b is not None else layer.weight.new_zeros(layer.out_features)
-                              for b, layer in zip(biases, layers)])
-        if first.device.type == "cpu" and first.dtype == torch.float32 and onednn_available():
-            # On CPU only the packed copy is read: do not keep a second plain one.
-            packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
-            entry = _Entry(signature, None, bias.detach() if bias is not None else None, packed)
-        else:
-            entry = _Entry(signature, weight.detach(), bias.detach() if bias is not None else None, None)
-    state.entries[key] = entry
+    if entry is None or entry.signature != signature:
+        with torch.no_grad():
+            weight, bias, packed = build()
+        entry = state.entries[key] = _Entry(signature, weight, bias, packed)
     return entry
+
+
+def _build_linear(layers: tuple[nn.Linear, ...]) -> tuple[Any, Any, Any]:
+    """q|k|v-style concatenated weight and bias; on x86 CPUs in float32 only the oneDNN-packed weight is kept."""
+    first = layers[0].weight
+    weight: torch.Tensor = first if len(layers) == 1 else torch.cat([layer.weight for layer in layers], dim=0)
+    biases = [layer.bias for layer in layers]
+    bias: torch.Tensor | None = None
+    if len(layers) == 1:
+        bias = biases[0]
+    elif any(b is not None for b in biases):
+        bias = torch.cat([b if b is not None else layer.weight.new_zeros(layer.out_features)
+                          for b, layer in zip(biases, layers)])
+    bias = bias.detach() if bias is not None else None
+    if first.device.type == "cpu" and first.dtype == torch.float32 and onednn_available():
+        # On CPU only the packed copy is read: do not keep a second plain one.
+        return None, bias, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
+    return weight.detach(), bias, None
+
+
+def _build_conv(conv: nn.Conv2d, norm: nn.BatchNorm2d | None) -> tuple[Any, Any, Any]:
+    """The convolution with ``norm`` folded in: w * s and (b - mean) * s + shift, s = gamma / sqrt(var + eps)."""
+    weight, bias = conv.weight.detach(), conv.bias.detach() if conv.bias is not None else None
+    if norm is not None:
+        assert norm.running_mean is not None and norm.running_var is not None
+        dtype = torch.promote_types(weight.dtype, torch.float32)  # fold half-precision weights in float32
+        scale = torch.rsqrt(norm.running_var.to(dtype) + norm.eps)
+        if norm.weight is not None:
+            scale = scale * norm.weight.to(dtype)
+        shift = -norm.running_mean.to(dtype) * scale
+        if bias is not None:
+            shift = shift + bias.to(dtype) * scale
+        if norm.bias is not None:
+            shift = shift + norm.bias.to(dtype)
+        weight = (weight.to(dtype) * scale[:, None, None, None]).to(weight.dtype)
+        bias = shift.to(weight.dtype)
+    return weight.contiguous(memory_format=torch.channels_last), bias, None

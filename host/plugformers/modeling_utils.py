@@ -370,13 +370,15 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
 
     @property
     def supports_fast_path(self) -> bool:
-        """Whether any submodule of this model routes its matmuls through :mod:`plugformers.fast_path`."""
+        """Whether any submodule of this model routes its hot layers through :mod:`plugformers.fast_path`."""
         return any(getattr(m, "supports_fast_path", False) for m in self.modules() if m is not self)
 
     def enable_fast_path(self: M) -> M:
-        """Opt into the inference fast path: fused q/k/v projections and, on x86 CPUs in float32, oneDNN
-        pre-packed weights with the activation fused into the matmul. Returns ``self``.
+        """Opt into the inference fast path. Returns ``self``.
 
+        Transformer families get fused q/k/v projections and, on x86 CPUs in float32, oneDNN pre-packed weights
+        with the activation fused into the matmul; convolutional ones get batch norms folded into the
+        convolutions before them, in channels-last layout (their feature maps come out channels-last).
         Outputs agree with the plain path to float32 rounding; the state dict and saved files do not change.
         The fast path steps aside while gradients are needed or under ``torch.compile``, and follows weight
         updates and ``.to()``. It costs memory for the derived weights (about one more copy of the layers it
@@ -387,7 +389,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         owners = [m for m in self.modules() if getattr(m, "supports_fast_path", False)]
         if not owners:
             raise NotImplementedError(
-                f"{type(self).__name__} has no fast path (only the transformer families do); it runs as it is."
+                f"{type(self).__name__} has no fast path (no module of it supports one); it runs as it is."
             )
         for module in owners:
             fast_path.enable(module)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from plugformers import fast_path
 from plugformers.activations import get_activation
 from plugformers.backbone_utils import BackboneMixin
 from plugformers.modeling_outputs import (
@@ -34,7 +35,12 @@ __all__ = [
 
 
 class ResNetConvLayer(nn.Module):
-    """Convolution (no bias, "same" padding for odd kernels), batch norm, then an optional activation."""
+    """Convolution (no bias, "same" padding for odd kernels), batch norm, then an optional activation.
+
+    With the model's fast path on, the batch norm is folded into the convolution (see :mod:`plugformers.fast_path`).
+    """
+
+    supports_fast_path = True
 
     def __init__(
         self,
@@ -52,7 +58,7 @@ class ResNetConvLayer(nn.Module):
         self.activation = _activation(activation) if activation is not None else nn.Identity()
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.normalization(self.convolution(hidden_state)))
+        return fast_path.conv_bn(self, hidden_state, self.convolution, self.normalization, self.activation)
 
 
 def _activation(name: str) -> nn.Module:
@@ -92,13 +98,15 @@ class ResNetEmbeddings(nn.Module):
 class ResNetShortCut(nn.Module):
     """1x1 projection (and stride) of the residual when a layer changes channels or resolution."""
 
+    supports_fast_path = True
+
     def __init__(self, in_channels: int, out_channels: int, stride: int = 2) -> None:
         super().__init__()
         self.convolution = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
         self.normalization = nn.BatchNorm2d(out_channels)
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
-        return self.normalization(self.convolution(hidden_state))
+        return fast_path.conv_bn(self, hidden_state, self.convolution, self.normalization)
 
 
 def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
