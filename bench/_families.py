@@ -52,7 +52,7 @@ SPECS: dict[str, FamilySpec] = {
     "maskformer": FamilySpec(
         "maskformer", "MaskFormerForInstanceSegmentation", 2, "x384x384",
         ("class_queries_logits", "masks_queries_logits"), fast_path="enable_fast_path",
-        image_processor="MaskFormerImageProcessor",
+        image_processor="MaskFormerImageProcessor", torch_image_path=True,
         note="ResNet-50 backbone (the reference's default Swin backbone has no plugformers plugin)",
         extra={"size": 384},
     ),

@@ -417,13 +417,20 @@ def torch_normalize(
     rescale_factor: float | None,
     mean: float | Iterable[float] | None,
     std: float | Iterable[float] | None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Rescale and/or normalise a ``(N, C, H, W)`` batch in one pass; returns float32 on the same device."""
+    """Rescale and/or normalise a ``(N, C, H, W)`` batch in one pass; returns float32 on the same device.
+
+    ``out`` (float32, the batch's shape, for example a view into a padded canvas) receives the result.
+    """
     import torch
 
     # A fresh contiguous float tensor: converting a channels-last batch (what the 8-bit resize returns) in
     # place of a copy is about twice as slow for every following operation, and models want NCHW anyway.
-    out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+    if out is None:
+        out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+    elif out.shape != images.shape or out.dtype != torch.float32:
+        raise ValueError(f"out must be float32 of shape {tuple(images.shape)}, got {out.dtype} {tuple(out.shape)}.")
     out.copy_(images)
     channels = images.shape[-3]
     scale = 1.0 if rescale_factor is None else float(rescale_factor)

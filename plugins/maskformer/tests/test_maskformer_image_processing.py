@@ -42,6 +42,43 @@ def test_padding_is_the_same_for_every_return_type_and_for_mixed_channel_counts(
     np.testing.assert_array_equal(gray["pixel_mask"][0], gray["pixel_mask"][1])
 
 
+def test_torch_path_matches_the_numpy_path_on_every_return_type() -> None:
+    # Enlarging (bilinear) and shrinking, sizes rounded to the divisor, padding of unequal sizes.
+    proc = MaskFormerImageProcessor(size={"shortest_edge": 40, "longest_edge": 64})
+    images = [_image(45, 61), _image(70, 33, 1), _image(20, 25, 2)]
+    reference = proc(images, return_tensors="pt", use_torch=False)
+    # One pixel level of difference, after normalising by the smallest std (0.225), is 0.0175.
+    level = 1 / 255 / min(proc.image_std)
+    for inputs in ([torch.from_numpy(im).permute(2, 0, 1) for im in images], images):
+        out = proc(inputs, return_tensors="pt", use_torch=True)
+        assert isinstance(out["pixel_values"], torch.Tensor) and out["pixel_values"].dtype == torch.float32
+        torch.testing.assert_close(out["pixel_values"], reference["pixel_values"], atol=level * 1.01, rtol=0)
+        assert torch.equal(out["pixel_mask"], reference["pixel_mask"])
+    as_np = proc([torch.from_numpy(im) for im in images], return_tensors="np")
+    assert isinstance(as_np["pixel_values"], np.ndarray) and as_np["pixel_values"].shape == (3, 3, 64, 64)
+    listed = proc([torch.from_numpy(im) for im in images])
+    assert isinstance(listed["pixel_values"], list) and isinstance(listed["pixel_values"][0], torch.Tensor)
+    np.testing.assert_array_equal(np.stack([m.numpy() for m in listed["pixel_mask"]]), as_np["pixel_mask"])
+    # Mixed channel counts keep one tensor per image, as on the NumPy path.
+    gray = proc([torch.from_numpy(images[0]), torch.from_numpy(images[0][..., 0])], do_normalize=False)
+    assert [v.shape[0] for v in gray["pixel_values"]] == [3, 1]
+
+
+def test_torch_path_takes_segmentation_maps_and_float_input() -> None:
+    seg = np.zeros((8, 8), dtype=np.int64)
+    seg[:4] = 2
+    proc = MaskFormerImageProcessor(size={"shortest_edge": 16, "longest_edge": 32}, ignore_index=255)
+    image = _image(8, 8)
+    numpy_out = proc(image, segmentation_maps=seg, return_tensors="pt")
+    torch_out = proc(torch.from_numpy(image), segmentation_maps=seg, return_tensors="pt")
+    assert torch_out["class_labels"][0].tolist() == numpy_out["class_labels"][0].tolist() == [0, 2]
+    assert torch.equal(torch_out["mask_labels"][0], numpy_out["mask_labels"][0])
+    floats = proc(torch.from_numpy(image).float() / 255, do_rescale=False, return_tensors="pt")
+    torch.testing.assert_close(floats["pixel_values"], numpy_out["pixel_values"], atol=0.02, rtol=0)
+    with pytest.raises(ValueError, match=r"(?i)nan"):
+        proc(torch.full((3, 8, 8), float("nan")), return_tensors="pt")
+
+
 def test_segmentation_maps_become_masks_and_classes(tmp_path: Any) -> None:
     seg = np.zeros((8, 8), dtype=np.int64)
     seg[:4] = 2
@@ -131,3 +168,15 @@ def test_instance_and_panoptic_post_processing_are_consistent() -> None:
         ids = [s["id"] for s in result["segments_info"] if s["label_id"] != 1]
         assert len(ids) == len(set(ids))
         assert set(result["segmentation"].unique().tolist()) - {0, -1} <= {s["id"] for s in result["segments_info"]}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_torch_path_runs_on_cuda_and_matches_the_numpy_path() -> None:
+    proc = MaskFormerImageProcessor(size={"shortest_edge": 40, "longest_edge": 64})
+    images = [_image(45, 61), _image(70, 33, 1)]
+    reference = proc(images, return_tensors="pt", use_torch=False)
+    out = proc([torch.from_numpy(im).permute(2, 0, 1).cuda() for im in images], return_tensors="pt")
+    assert out["pixel_values"].device.type == "cuda" and out["pixel_mask"].device.type == "cuda"
+    assert (out["pixel_values"].cpu() - reference["pixel_values"]).abs().max().item() <= 2 / 255 / 0.225 + 1e-6
+    assert torch.equal(out["pixel_mask"].cpu(), reference["pixel_mask"])

@@ -13,7 +13,7 @@ import numpy as np
 
 from plugformers.feature_extraction_utils import BatchFeature
 from plugformers.image_processing_utils import BaseImageProcessor
-from plugformers.image_transforms import normalize, rescale, resize
+from plugformers.image_transforms import normalize, rescale, resize, torch_normalize, torch_resize
 from plugformers.image_utils import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
@@ -173,10 +173,17 @@ class MaskFormerImageProcessor(BaseImageProcessor):
         instance_id_to_semantic_id: list[dict[int, int]] | dict[int, int] | None = None,
         *,
         return_tensors: str | None = None,
+        use_torch: bool | None = None,
+        device: Any = None,
         input_data_format: Any = None,
         **overrides: Any,
     ) -> BatchFeature:
-        """Images (and optionally their segmentation maps) to model inputs; keyword arguments override settings."""
+        """Images (and optionally their segmentation maps) to model inputs; keyword arguments override settings.
+
+        Like the other image processors, torch tensor inputs (or ``use_torch=True``, or a ``device``) take the
+        torch path: images are resized, normalised and padded on their device, and ``pixel_values`` and
+        ``pixel_mask`` come back there. Segmentation maps always take the NumPy path.
+        """
         known = {
             "do_resize", "size", "resample", "size_divisor", "do_rescale", "rescale_factor", "do_normalize",
             "image_mean", "image_std", "ignore_index", "do_reduce_labels", "pad_size", "num_labels",
@@ -189,7 +196,13 @@ class MaskFormerImageProcessor(BaseImageProcessor):
             raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}.")
 
         image_list = make_list_of_images(images)
-        arrays = [to_channel_first_array(im, input_data_format, index=i) for i, im in enumerate(image_list)]
+        if use_torch is None:
+            use_torch = device is not None or all(is_torch_tensor(im) for im in image_list)
+        arrays: list[Any]
+        if use_torch:
+            arrays = [self._to_chw_tensor(im, input_data_format, device, index=i) for i, im in enumerate(image_list)]
+        else:
+            arrays = [to_channel_first_array(im, input_data_format, index=i) for i, im in enumerate(image_list)]
         seg_list: list[np.ndarray] | None = None
         if segmentation_maps is not None:
             raw = segmentation_maps if isinstance(segmentation_maps, (list, tuple)) else [segmentation_maps]
@@ -214,7 +227,7 @@ class MaskFormerImageProcessor(BaseImageProcessor):
             size = dict(p["size"])
             for i, img in enumerate(arrays):
                 new_size = _target_size(img.shape[1], img.shape[2], size, int(p["size_divisor"] or 0))
-                arrays[i] = resize(img, new_size, resample)
+                arrays[i] = torch_resize(img[None], new_size, resample)[0] if use_torch else resize(img, new_size, resample)
                 if seg_list is not None:
                     seg_list[i] = self._resize_segmentation_map(seg_list[i], new_size)
 
@@ -239,11 +252,17 @@ class MaskFormerImageProcessor(BaseImageProcessor):
 
         processed = []
         for img in arrays:
-            if p["do_rescale"]:
-                img = rescale(img, p["rescale_factor"])
-            if p["do_normalize"]:
-                img = normalize(img, p["image_mean"], p["image_std"])
-            processed.append(img.astype(np.float32, copy=False))
+            if use_torch:
+                if p["do_rescale"]:
+                    self._warn_if_already_scaled(img)
+                # Normalised later, straight into the padded batch (see _pad_torch).
+            else:
+                if p["do_rescale"]:
+                    img = rescale(img, p["rescale_factor"])
+                if p["do_normalize"]:
+                    img = normalize(img, p["image_mean"], p["image_std"])
+                img = img.astype(np.float32, copy=False)
+            processed.append(img)
 
         if p["pad_size"] is not None:
             pad_h, pad_w = int(p["pad_size"]["height"]), int(p["pad_size"]["width"])
@@ -257,7 +276,9 @@ class MaskFormerImageProcessor(BaseImageProcessor):
                 )
         pixel_values: Any
         pixel_mask: Any
-        if len({img.shape[0] for img in processed}) == 1:
+        if use_torch:
+            pixel_values, pixel_mask = self._normalise_and_pad_torch(processed, p, pad_h, pad_w, return_tensors)
+        elif len({img.shape[0] for img in processed}) == 1:
             # Pad straight into one batch array: no per-image canvases to stack (and copy) afterwards.
             pixel_values = np.zeros((len(processed), processed[0].shape[0], pad_h, pad_w), dtype=np.float32)
             pixel_mask = np.zeros((len(processed), pad_h, pad_w), dtype=np.int64)
@@ -295,6 +316,48 @@ class MaskFormerImageProcessor(BaseImageProcessor):
                 encoded["mask_labels"] = mask_labels
                 encoded["class_labels"] = class_labels
         return encoded
+
+    @staticmethod
+    def _normalise_and_pad_torch(
+        images: list[Any], p: dict[str, Any], pad_h: int, pad_w: int, return_tensors: str | None
+    ) -> tuple[Any, Any]:
+        """Rescale and normalise the torch path's images straight into one padded batch on their device.
+
+        Every element of the (large) outputs is written once: no zero-filled canvas that the images are then
+        copied into. Images with different channel counts get one canvas each, as on the NumPy path.
+        """
+        import torch
+
+        def fill(values: Any, mask: Any, img: Any) -> None:
+            h, w = img.shape[1], img.shape[2]
+            torch_normalize(
+                img[None],
+                rescale_factor=p["rescale_factor"] if p["do_rescale"] else None,
+                mean=p["image_mean"] if p["do_normalize"] else None,
+                std=p["image_std"] if p["do_normalize"] else None,
+                out=values[None, :, :h, :w],
+            )
+            values[:, h:, :] = 0
+            values[:, :h, w:] = 0
+            mask[:h, :w] = 1
+            mask[h:, :] = 0
+            mask[:h, w:] = 0
+
+        first = images[0]
+        if len({img.shape[0] for img in images}) == 1:
+            values = torch.empty((len(images), first.shape[0], pad_h, pad_w), dtype=torch.float32, device=first.device)
+            mask = torch.empty((len(images), pad_h, pad_w), dtype=torch.int64, device=first.device)
+            for i, img in enumerate(images):
+                fill(values[i], mask[i], img)
+            if return_tensors == "np":
+                return values.cpu().numpy(), mask.cpu().numpy()
+            return (values, mask) if return_tensors == "pt" else (list(values), list(mask))
+        values_list, mask_list = [], []
+        for img in images:
+            values_list.append(torch.empty((img.shape[0], pad_h, pad_w), dtype=torch.float32, device=img.device))
+            mask_list.append(torch.empty((pad_h, pad_w), dtype=torch.int64, device=img.device))
+            fill(values_list[-1], mask_list[-1], img)
+        return values_list, mask_list
 
     @staticmethod
     def _resize_segmentation_map(seg: np.ndarray, size: tuple[int, int]) -> np.ndarray:
