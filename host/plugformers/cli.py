@@ -286,7 +286,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if task == "automatic-speech-recognition":
                 ids = out.logits[0].argmax(-1)
                 assert processor is not None
-                results.append({"input": path, "text": processor.batch_decode(ids[None])[0]})
+                # As the reference's speech pipeline does: the transcription leaves out <s>, </s>, <unk>.
+                text = processor.batch_decode(ids[None], skip_special_tokens=True)[0]
+                results.append({"input": path, "text": text})
             else:
                 results.append({"input": path, "top": _softmax_top(out.logits[0], id2label, args.top_k)})
     elapsed = time.perf_counter() - start
@@ -308,14 +310,21 @@ def _open_image(path: str, image_module: Any) -> Any:
 
 
 def _write_overlay(image: Any, seg: Any, path: Path) -> None:
+    """Blend one colour per class over the photo and save it as a PNG, atomically."""
+    import io
+
     import numpy as np
     from PIL import Image
+
+    from plugformers.utils.io import atomic_write_bytes
 
     rng = np.random.default_rng(0)
     palette = rng.integers(0, 255, size=(int(seg.max()) + 2, 3), dtype=np.uint8)
     colors = palette[seg.cpu().numpy().clip(min=0)]
     blended = (0.5 * np.asarray(image, dtype=np.float32) + 0.5 * colors).astype(np.uint8)
-    Image.fromarray(blended).save(path)
+    buffer = io.BytesIO()
+    Image.fromarray(blended).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _format_result(task: str, r: dict[str, Any]) -> str:
@@ -359,6 +368,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ----- entry point -----------------------------------------------------------------------------------------
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plugformers", description="Transformers-compatible models as plugins.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -380,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=sorted(_TASK_AUTO))
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=_positive_int, default=3, help="how many labels or fills to show (default 3)")
     p.add_argument("--revision")
     p.add_argument("--output-dir", help="where segmentation overlays are written (default: current folder)")
     p.add_argument("--json", action="store_true")

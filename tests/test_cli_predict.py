@@ -1,0 +1,257 @@
+"""``plugformers predict`` end to end on every task, each on a tiny random checkpoint saved in the reference layout.
+
+Random weights cannot give right answers, so these tests check what the command promises whatever the
+weights: the task inferred from ``architectures``, one result per input, labels from ``id2label``, scores
+that are probabilities in order, the segmentation overlay written as a PNG the size of the input, and
+the CTC transcription drawn from the tokenizer's vocabulary. A family whose plugin is not installed is
+skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from plugformers.cli import main
+
+SENTENCES = ["the quick brown fox", "over the lazy dog"]
+LABELS = {0: "negative", 1: "positive", 2: "neutral"}
+
+
+def _predict(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    code = main(["predict", *argv, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def _assert_ranked(top: list[dict[str, Any]], k: int, labels: set[str]) -> None:
+    assert len(top) == k
+    scores = [t["score"] for t in top]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    assert {t["label"] for t in top} <= labels
+
+
+# ----- text ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def distilbert_folder(tmp_path: Path):
+    pytest.importorskip("plugformers_distilbert")
+    from plugformers import DistilBertConfig, DistilBertTokenizerFast
+    from plugformers.demo import _SMALL, _vocab_file
+
+    def build(head: str, **config: Any) -> Path:
+        import plugformers
+
+        folder = tmp_path / head
+        tokenizer = DistilBertTokenizerFast(vocab_file=str(_vocab_file(tmp_path)))
+        torch.manual_seed(0)
+        model = getattr(plugformers, head)(DistilBertConfig(**_SMALL["distilbert"], vocab_size=len(tokenizer), **config))
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return folder
+
+    return build
+
+
+def test_text_classification_ranks_the_configured_labels(distilbert_folder, capsys):
+    folder = distilbert_folder("DistilBertForSequenceClassification", id2label=LABELS)
+    out = _predict(capsys, str(folder), *SENTENCES, "--top-k", "2")
+    assert out["task"] == "text-classification"
+    assert [r["input"] for r in out["results"]] == SENTENCES
+    for r in out["results"]:
+        _assert_ranked(r["top"], 2, set(LABELS.values()))
+
+
+def test_token_classification_labels_every_word_piece_but_specials(distilbert_folder, capsys):
+    folder = distilbert_folder("DistilBertForTokenClassification", id2label={0: "O", 1: "B-ANIMAL"})
+    out = _predict(capsys, str(folder), "the lazy dog")
+    (result,) = out["results"]
+    assert out["task"] == "token-classification"
+    assert [t["token"] for t in result["tokens"]] == ["the", "lazy", "dog"]
+    assert {t["label"] for t in result["tokens"]} <= {"O", "B-ANIMAL"}
+
+
+def test_question_answering_answers_with_a_span_of_the_context(distilbert_folder, capsys):
+    folder = distilbert_folder("DistilBertForQuestionAnswering")
+    out = _predict(capsys, str(folder), "what jumps", "the quick brown fox jumps over the lazy dog")
+    (result,) = out["results"]
+    assert out["task"] == "question-answering"
+    assert result["answer"] in "the quick brown fox jumps over the lazy dog what jumps"
+
+
+def test_question_answering_needs_exactly_question_and_context(distilbert_folder, capsys):
+    folder = distilbert_folder("DistilBertForQuestionAnswering")
+    assert main(["predict", str(folder), "only a question"]) == 1
+    assert "the question and the context" in capsys.readouterr().err
+
+
+def test_fill_mask_fills_each_mask_from_the_vocabulary(distilbert_folder, capsys):
+    folder = distilbert_folder("DistilBertForMaskedLM")
+    vocab = set((folder / "vocab.txt").read_text(encoding="utf-8").split())
+    out = _predict(capsys, str(folder), "the [MASK] fox [MASK] over", "--top-k", "4")
+    (result,) = out["results"]
+    assert out["task"] == "fill-mask"
+    assert len(result["fills"]) == 2
+    for fill in result["fills"]:
+        assert len(fill) == 4 and {c["token"] for c in fill} <= vocab
+        scores = [c["score"] for c in fill]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_fill_mask_without_a_mask_is_a_clear_error(distilbert_folder, capsys):
+    folder = distilbert_folder("DistilBertForMaskedLM")
+    assert main(["predict", str(folder), "no mask here"]) == 1
+    assert "[MASK]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("k", ["0", "-2"])
+def test_top_k_must_be_positive(distilbert_folder, capsys, k):
+    folder = distilbert_folder("DistilBertForSequenceClassification")
+    with pytest.raises(SystemExit):
+        main(["predict", str(folder), "hello", "--top-k", k])
+    assert "--top-k" in capsys.readouterr().err
+
+
+def test_text_batches_show_a_progress_bar_on_stderr(distilbert_folder, capsys):
+    folder = distilbert_folder("DistilBertForSequenceClassification")
+    assert main(["predict", str(folder), *(["the dog"] * 8)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 8
+    assert "texts" in captured.err and "8/8" in captured.err
+
+
+# ----- images -------------------------------------------------------------------------------------------
+
+
+def _photo(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_image_classification_on_an_image_file(tmp_path, capsys):
+    pytest.importorskip("plugformers_vit")
+    from plugformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                       image_size=32, patch_size=8, id2label=LABELS)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "vit")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
+    out = _predict(capsys, str(tmp_path / "vit"), str(_photo(tmp_path / "a.png")), "--top-k", "3")
+    assert out["task"] == "image-classification"
+    _assert_ranked(out["results"][0]["top"], 3, set(LABELS.values()))
+
+
+def test_an_unreadable_image_is_named(tmp_path, capsys):
+    pytest.importorskip("plugformers_resnet")
+    from plugformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
+
+    folder = tmp_path / "resnet"
+    ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8], depths=[1], layer_type="basic")
+                                 ).save_pretrained(folder)
+    ConvNextImageProcessor(size={"shortest_edge": 32}).save_pretrained(folder)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    assert main(["predict", str(folder), str(tmp_path / "broken.png")]) == 1
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "\n" not in err.strip()
+
+
+def test_segmentation_writes_an_overlay_and_names_the_classes(tmp_path, capsys):
+    pytest.importorskip("plugformers_maskformer")
+    from PIL import Image
+
+    from plugformers import (
+        MaskFormerConfig,
+        MaskFormerForInstanceSegmentation,
+        MaskFormerImageProcessor,
+        ResNetConfig,
+    )
+
+    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], layer_type="basic",
+                            out_features=["stage1", "stage2", "stage3", "stage4"])
+    decoder = {"model_type": "detr", "d_model": 32, "decoder_layers": 1, "decoder_attention_heads": 2,
+               "decoder_ffn_dim": 64, "num_queries": 4}
+    config = MaskFormerConfig(backbone_config=backbone, decoder_config=decoder, fpn_feature_size=32,
+                              mask_feature_size=32, id2label={0: "sky", 1: "tree", 2: "road"})
+    folder = tmp_path / "maskformer"
+    MaskFormerForInstanceSegmentation(config).save_pretrained(folder)
+    MaskFormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
+    photo = _photo(tmp_path / "street.png", size=(50, 36))
+    out_dir = tmp_path / "overlays" / "nested"
+    out = _predict(capsys, str(folder), str(photo), "--output-dir", str(out_dir))
+    (result,) = out["results"]
+    assert out["task"] == "image-segmentation"
+    assert result["classes"] and set(result["classes"]) <= {"sky", "tree", "road"}
+    overlay = Path(result["overlay"])
+    assert overlay.parent == out_dir and overlay.name == "street.segmentation.png"
+    with Image.open(overlay) as im:
+        assert im.size == (50, 36) and im.mode == "RGB"
+
+
+# ----- audio --------------------------------------------------------------------------------------------
+
+
+def _wav(path: Path, seconds: float = 0.5, rate: int = 16000) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as fh:
+        fh.setnchannels(1)
+        fh.setsampwidth(2)
+        fh.setframerate(rate)
+        fh.writeframes(samples.tobytes())
+    return path
+
+
+def _wav2vec2_config(**extra: Any) -> Any:
+    from plugformers import Wav2Vec2Config
+    from plugformers.demo import _SMALL
+
+    return Wav2Vec2Config(**_SMALL["wav2vec2"], **extra)
+
+
+def test_ctc_transcribes_with_the_tokenizer_vocabulary(tmp_path, capsys):
+    pytest.importorskip("plugformers_wav2vec2")
+    from plugformers import (
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "a": 5, "b": 6, "c": 7}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    folder = tmp_path / "ctc"
+    torch.manual_seed(0)
+    Wav2Vec2ForCTC(_wav2vec2_config(vocab_size=len(vocab))).save_pretrained(folder)
+    processor = Wav2Vec2Processor(Wav2Vec2FeatureExtractor(), Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json")))
+    processor.save_pretrained(folder)
+    out = _predict(capsys, str(folder), str(_wav(tmp_path / "tone.wav")))
+    (result,) = out["results"]
+    assert out["task"] == "automatic-speech-recognition"
+    assert set(result["text"]) <= set("abc ")
+
+
+def test_audio_classification_and_a_wrong_sampling_rate(tmp_path, capsys):
+    pytest.importorskip("plugformers_wav2vec2")
+    from plugformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    folder = tmp_path / "kws"
+    Wav2Vec2ForSequenceClassification(_wav2vec2_config(id2label=LABELS)).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    out = _predict(capsys, str(folder), str(_wav(tmp_path / "tone.wav")), "--top-k", "2")
+    assert out["task"] == "audio-classification"
+    _assert_ranked(out["results"][0]["top"], 2, set(LABELS.values()))
+
+    assert main(["predict", str(folder), str(_wav(tmp_path / "8k.wav", rate=8000))]) == 1
+    err = capsys.readouterr().err
+    assert "8000" in err and "16000" in err
