@@ -36,8 +36,7 @@ def test_off_by_default_and_plain_when_off() -> None:
 
 @pytest.mark.parametrize("onednn", [True, False])
 def test_fused_and_single_layers_match_the_plain_path(monkeypatch: pytest.MonkeyPatch, onednn: bool) -> None:
-    if not onednn:
-        monkeypatch.setattr(fast_path, "onednn_available", lambda: False)
+    monkeypatch.setenv(fast_path.ONEDNN_ENV, "1" if onednn else "0")
     torch.manual_seed(0)
     block, x = Block(), _x(2, 3, 8)
     fast_path.enable(block)
@@ -49,6 +48,43 @@ def test_fused_and_single_layers_match_the_plain_path(monkeypatch: pytest.Monkey
             torch.testing.assert_close(fast_path.linear(block, x, block.fc, act), fn(block.fc(x)), atol=1e-6, rtol=1e-6)
         with pytest.raises(ValueError, match="fuses only"):
             fast_path.linear(block, x, block.fc, "tanh")
+
+
+def _packed(block: nn.Module) -> list[bool]:
+    return [entry.packed is not None for entry in block.__dict__["_plugformers_fast_path"].entries.values()]
+
+
+@pytest.mark.parametrize(
+    ("capability", "setting", "packed"),
+    [
+        ("AVX512", None, True), ("AMX", None, True), ("AVX2", None, False), ("DEFAULT", None, False),
+        ("AVX2", "1", True), ("AVX512", "0", False), ("AVX512", "off", False), ("AVX2", "yes", True),
+    ],
+)
+def test_onednn_only_where_it_pays_unless_overridden(
+    monkeypatch: pytest.MonkeyPatch, capability: str, setting: str | None, packed: bool
+) -> None:
+    if not fast_path.onednn_available():
+        pytest.skip("this torch build has no oneDNN linear kernel")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    if setting is None:
+        monkeypatch.delenv(fast_path.ONEDNN_ENV, raising=False)
+    else:
+        monkeypatch.setenv(fast_path.ONEDNN_ENV, setting)
+    assert fast_path.onednn_preferred() is packed
+    block, x = Block(), _x(3, 8)
+    fast_path.enable(block)
+    with torch.no_grad():
+        torch.testing.assert_close(fast_path.linear(block, x, block.fc, "gelu"), nn.functional.gelu(block.fc(x)))
+    assert _packed(block) == [packed]
+
+
+def test_onednn_setting_must_be_a_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(fast_path.ONEDNN_ENV, "fast")
+    block, x = Block(), _x(3, 8)
+    fast_path.enable(block)
+    with torch.no_grad(), pytest.raises(ValueError, match="PLUGFORMERS_FAST_PATH_ONEDNN='fast'"):
+        fast_path.linear(block, x, block.fc)
 
 
 def test_follows_in_place_changes_replaced_layers_and_dtype_changes() -> None:
@@ -73,7 +109,7 @@ def test_steps_aside_for_gradients_and_other_input_dtypes() -> None:
     block.requires_grad_(False)
     assert fast_path.fused_linear(block, x.requires_grad_(), block.q, block.k, block.v) is None
     with torch.no_grad():
-        if fast_path.onednn_available():
+        if fast_path.onednn_preferred():
             # float32 weights are packed for float32 input only; bfloat16 input takes the plain path.
             assert fast_path.fused_linear(block, x.bfloat16(), block.q, block.k, block.v) is None
         with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast decides the matmul dtype, not us

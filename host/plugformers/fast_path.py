@@ -9,9 +9,10 @@ it). Until a model calls :meth:`~plugformers.modeling_utils.PreTrainedModel.enab
 plain layers.
 
 Once enabled, each module keeps *derived* copies of its weights: the q|k|v weights concatenated, and on x86 CPUs
-in float32 oneDNN's pre-packed (blocked) layout, which its linear kernel reads faster than a plain matrix and
-which can carry a fused GELU or ReLU; for convolutions, the weight with the batch norm's inference-time scale
-folded in, in channels-last layout (oneDNN's and cuDNN's preferred one), and the norm's shift as a bias. The copies are rebuilt whenever a source weight changes (a training step,
+with AVX-512 in float32 oneDNN's pre-packed (blocked) layout, which its linear kernel reads faster than a plain
+matrix and which can carry a fused GELU or ReLU (see :func:`onednn_preferred`); for convolutions, the weight with
+the batch norm's inference-time scale folded in, in channels-last layout (oneDNN's and cuDNN's preferred one),
+and the norm's shift as a bias. The copies are rebuilt whenever a source weight changes (a training step,
 ``load_state_dict``, ``.to()``), are never part of the state dict, and are skipped whenever a gradient is
 needed, under autocast, or while the model is being compiled, so the fast path never returns stale numbers and
 never changes what is saved. Results agree with the plain path to float32 rounding.
@@ -20,6 +21,7 @@ never changes what is saved. Results agree with the plain path to float32 roundi
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import torch
@@ -27,13 +29,14 @@ from torch import nn
 
 __all__ = [
     "FUSABLE_ACTIVATIONS", "conv_bn", "disable", "enable", "fused_linear", "is_enabled", "linear", "onednn_available",
-    "reset",
+    "onednn_preferred", "reset",
 ]
 
 # Activations that the fast path applies inside the matmul kernel (exact GELU, not the tanh approximation).
 FUSABLE_ACTIVATIONS = frozenset({"gelu", "relu"})
 
 _STATE = "_plugformers_fast_path"
+ONEDNN_ENV = "PLUGFORMERS_FAST_PATH_ONEDNN"
 
 
 class _State:
@@ -91,6 +94,31 @@ def onednn_available() -> bool:
     except (AttributeError, RuntimeError):
         return False
     return True
+
+
+def _cpu_has_avx512() -> bool:
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    return capability.startswith("AVX512") or "AMX" in capability
+
+
+def onednn_preferred() -> bool:
+    """Whether float32 CPU matmuls on the fast path read oneDNN-packed weights (else plain ones, q|k|v still fused).
+
+    Only where that pays off. On an AVX2-only x86 CPU (2026-12-01, one thread) oneDNN's packed kernel took
+    1.00-1.11x the time of torch's ``addmm`` at DistilBERT, ViT and Wav2Vec2 shapes and its fused GELU 1.26-1.62x
+    the time of ``addmm`` then ``gelu``, which made ``enable_fast_path()`` 13-27% slower than the plain model; on
+    the machine of the earlier benchmark runs (its instruction set was not recorded) it took 0.72-1.00x. So by
+    default oneDNN is used where torch reports AVX-512 or AMX. ``PLUGFORMERS_FAST_PATH_ONEDNN=1`` or ``0``
+    overrides that; it is read whenever derived weights are built.
+    """
+    setting = os.environ.get(ONEDNN_ENV, "").strip().lower()
+    if setting in ("1", "true", "yes", "on"):
+        return onednn_available()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    if setting:
+        raise ValueError(f"{ONEDNN_ENV}={os.environ[ONEDNN_ENV]!r}: expected 1 or 0 (or leave it unset).")
+    return _cpu_has_avx512() and onednn_available()
 
 
 def linear(owner: nn.Module, x: torch.Tensor, layer: nn.Linear, activation: str | None = None) -> torch.Tensor:
@@ -198,7 +226,7 @@ def _entry(state: _State, key: tuple[int, ...], sources: list[torch.Tensor], bui
 
 
 def _build_linear(layers: tuple[nn.Linear, ...]) -> tuple[Any, Any, Any]:
-    """q|k|v-style concatenated weight and bias; on x86 CPUs in float32 only the oneDNN-packed weight is kept."""
+    """q|k|v-style concatenated weight and bias; where oneDNN is preferred, only its packed weight is kept."""
     first = layers[0].weight
     weight: torch.Tensor = first if len(layers) == 1 else torch.cat([layer.weight for layer in layers], dim=0)
     biases = [layer.bias for layer in layers]
@@ -209,7 +237,7 @@ def _build_linear(layers: tuple[nn.Linear, ...]) -> tuple[Any, Any, Any]:
         bias = torch.cat([b if b is not None else layer.weight.new_zeros(layer.out_features)
                           for b, layer in zip(biases, layers)])
     bias = bias.detach() if bias is not None else None
-    if first.device.type == "cpu" and first.dtype == torch.float32 and onednn_available():
+    if first.device.type == "cpu" and first.dtype == torch.float32 and onednn_preferred():
         # On CPU only the packed copy is read: do not keep a second plain one.
         return None, bias, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
     return weight.detach(), bias, None

@@ -244,7 +244,10 @@ class ModelTesterMixin:
             pytest.skip(f"{cls.__name__} has no fast path")
         return model, inputs
 
-    def test_fast_path_matches_and_follows_weight_changes(self) -> None:
+    # Both matmul flavours, whichever one this CPU would pick by default (see fast_path.onednn_preferred).
+    @pytest.mark.parametrize("onednn", ["1", "0"], ids=["onednn", "plain-weights"])
+    def test_fast_path_matches_and_follows_weight_changes(self, onednn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PLUGFORMERS_FAST_PATH_ONEDNN", onednn)
         for cls in self.all_model_classes:
             model, inputs = self._fast_path_model(cls)
             keys = {k: v.shape for k, v in model.state_dict().items()}
