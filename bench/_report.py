@@ -110,8 +110,12 @@ def render_markdown(result: dict[str, Any]) -> str:
     versions = machine["versions"]
     load0 = ", ".join(f"{x:.1f}" for x in result["load_average_start"])
     load1 = ", ".join(f"{x:.1f}" for x in result.get("load_average_end", []))
+    cpu = machine["cpu"]
+    if "cpu_capability" in machine:  # recorded since 2026-12-01
+        onednn = "with" if machine["fast_path_onednn"] else "without"
+        cpu += f" ({machine['cpu_capability']}; fast path {onednn} oneDNN)"
     lines = [
-        f"Run {result['date']} ({result['mode']}) on `{machine['name']}`: {machine['cpu']}, "
+        f"Run {result['date']} ({result['mode']}) on `{machine['name']}`: {cpu}, "
         f"{machine['cpu_count']} CPUs, torch threads {machine['threads']}; load average {load0} at start, "
         f"{load1} at end (shared machine). plugformers {versions.get('plugformers')}, transformers "
         f"{versions.get('transformers')}, torch {versions.get('torch')}. Float32 CPU; median of "

@@ -127,10 +127,17 @@ def machine_info(threads: int, name: str | None) -> dict[str, Any]:
         gpu = smi.stdout.strip() or None
     except OSError:
         pass
+    import torch
+
+    from plugformers import fast_path
+
     raw = name or platform.node() or "machine"
     return {
         "name": re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)[:40],
         "cpu": cpu,
+        # The vector instruction set torch dispatches to; it decides whether the fast path uses oneDNN.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "fast_path_onednn": fast_path.onednn_preferred(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "gpu": gpu,
