@@ -190,11 +190,12 @@ def write_chart(result: dict[str, Any], path: Path) -> bool:
     ax.set_yticks(ypos, labels, fontsize=7)
     ax.set_xscale("log")
     ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("ours / reference (time and memory: lower is better; throughput: higher is better); | = target")
+    ax.set_xlabel("ours / reference (time and memory: lower is better; throughput: higher is better); | = target",
+                  fontsize=8)
     ax.set_title(f"plugformers vs transformers, CPU float32 ({result['date'][:10]}, {result['machine']['name']})",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight": long labels and the axis title are not clipped
     plt.close(fig)
     return True
 

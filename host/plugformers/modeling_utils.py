@@ -376,8 +376,9 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
     def enable_fast_path(self: M) -> M:
         """Opt into the inference fast path. Returns ``self``.
 
-        Transformer families get fused q/k/v projections and, on x86 CPUs in float32, oneDNN pre-packed weights
-        with the activation fused into the matmul; convolutional ones get batch norms folded into the
+        Transformer families get fused q/k/v projections and, on x86 CPUs with AVX-512 in float32, oneDNN
+        pre-packed weights with the activation fused into the matmul (elsewhere plain weights; see
+        :func:`plugformers.fast_path.onednn_preferred`); convolutional ones get batch norms folded into the
         convolutions before them, in channels-last layout (their feature maps come out channels-last).
         Outputs agree with the plain path to float32 rounding; the state dict and saved files do not change.
         The fast path steps aside while gradients are needed or under ``torch.compile``, and follows weight
