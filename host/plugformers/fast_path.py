@@ -21,11 +21,12 @@ never changes what is saved. Results agree with the plain path to float32 roundi
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import torch
 from torch import nn
+
+from plugformers.utils.env import env_switch
 
 __all__ = [
     "FUSABLE_ACTIVATIONS", "conv_bn", "disable", "enable", "fused_linear", "is_enabled", "linear", "onednn_available",
@@ -111,14 +112,9 @@ def onednn_preferred() -> bool:
     default oneDNN is used where torch reports AVX-512 or AMX. ``PLUGFORMERS_FAST_PATH_ONEDNN=1`` or ``0``
     overrides that; it is read whenever derived weights are built.
     """
-    setting = os.environ.get(ONEDNN_ENV, "").strip().lower()
-    if setting in ("1", "true", "yes", "on"):
-        return onednn_available()
-    if setting in ("0", "false", "no", "off"):
-        return False
-    if setting:
-        raise ValueError(f"{ONEDNN_ENV}={os.environ[ONEDNN_ENV]!r}: expected 1 or 0 (or leave it unset).")
-    return _cpu_has_avx512() and onednn_available()
+    setting = env_switch(ONEDNN_ENV)
+    wanted = _cpu_has_avx512() if setting is None else setting
+    return wanted and onednn_available()
 
 
 def linear(owner: nn.Module, x: torch.Tensor, layer: nn.Linear, activation: str | None = None) -> torch.Tensor:

@@ -24,6 +24,7 @@ from typing import Any
 import pluggy
 
 from plugformers import hookspecs
+from plugformers.utils.env import env_true
 
 __all__ = [
     "KNOWN_FAMILIES",
@@ -158,7 +159,7 @@ def _env_list(var: str) -> set[str] | None:
 
 
 def _strict() -> bool:
-    return os.environ.get("PLUGFORMERS_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_true("PLUGFORMERS_STRICT_PLUGINS")
 
 
 def _check_ref(what: str, ref: Any) -> None:

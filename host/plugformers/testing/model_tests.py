@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch
 
+from plugformers import fast_path
 from plugformers.configuration_utils import PretrainedConfig
 from plugformers.modeling_utils import PreTrainedModel
 
@@ -247,7 +248,7 @@ class ModelTesterMixin:
     # Both matmul flavours, whichever one this CPU would pick by default (see fast_path.onednn_preferred).
     @pytest.mark.parametrize("onednn", ["1", "0"], ids=["onednn", "plain-weights"])
     def test_fast_path_matches_and_follows_weight_changes(self, onednn: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("PLUGFORMERS_FAST_PATH_ONEDNN", onednn)
+        monkeypatch.setenv(fast_path.ONEDNN_ENV, onednn)
         for cls in self.all_model_classes:
             model, inputs = self._fast_path_model(cls)
             keys = {k: v.shape for k, v in model.state_dict().items()}
