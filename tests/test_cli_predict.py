@@ -10,7 +10,6 @@ skipped.
 from __future__ import annotations
 
 import json
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from plugformers.audio_utils import write_wav
 from plugformers.cli import main
 
 SENTENCES = ["the quick brown fox", "over the lazy dog"]
@@ -203,12 +203,7 @@ def test_segmentation_writes_an_overlay_and_names_the_classes(tmp_path, capsys):
 
 def _wav(path: Path, seconds: float = 0.5, rate: int = 16000) -> Path:
     t = np.arange(int(seconds * rate)) / rate
-    samples = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as fh:
-        fh.setnchannels(1)
-        fh.setsampwidth(2)
-        fh.setframerate(rate)
-        fh.writeframes(samples.tobytes())
+    write_wav(path, 0.3 * np.sin(2 * np.pi * 220 * t), rate)
     return path
 
 
