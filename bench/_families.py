@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAMILIES = ["distilbert", "vit", "wav2vec2", "resnet", "maskformer"]
+# Height and width of the generated photographs the image processors are measured on.
+PHOTO_HW = (480, 640)
 MASKFORMER_STAGES = ["stage1", "stage2", "stage3", "stage4"]
 
 

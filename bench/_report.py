@@ -6,7 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from _families import SPECS
+from _families import PHOTO_HW, SPECS
+
+PHOTOS = f"{PHOTO_HW[1]}x{PHOTO_HW[0]}"  # as the table writes image sizes: width x height
 
 DOCS_START = "<!-- bench:table:start -->"
 DOCS_END = "<!-- bench:table:end -->"
@@ -73,7 +75,7 @@ def build_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         proc = entry.get("image_processor")
         if proc:
             tp = proc["throughput"]
-            rows.append(_row(f"image processor ({proc['shape'][0]} imgs 640x480)", family, tp["ours"],
+            rows.append(_row(f"image processor ({proc['shape'][0]} imgs {PHOTOS})", family, tp["ours"],
                              tp["reference"], "img/s", target=None, higher_is_better=True,
                              note=f"max abs diff {proc['max_abs_diff']:.1e}; ref {proc['classes']['reference']}"))
             if "ours_torch" in tp:
@@ -81,8 +83,8 @@ def build_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 # down (ViT to 224x224, ResNet to 384x384); MaskFormer enlarges to about 800x1088 and pads,
                 # which is memory-bound.
                 height, width = proc["shape"][-2:]
-                target = 2.0 if height <= 480 and width <= 640 else None
-                rows.append(_row(f"image processor, torch path vs our PIL path ({proc['shape'][0]} imgs 640x480)",
+                target = 2.0 if height <= PHOTO_HW[0] and width <= PHOTO_HW[1] else None
+                rows.append(_row(f"image processor, torch path vs our PIL path ({proc['shape'][0]} imgs {PHOTOS})",
                                  family, tp["ours_torch"], tp["ours"], "img/s", target=target, higher_is_better=True,
                                  note=f"uint8 NCHW batch in; max abs diff to ref {proc['torch_path_max_abs_diff']:.1e}"))
     tok = result.get("tokenizer")

@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _families import SPECS, make_inputs, reference_config
+from _families import PHOTO_HW, SPECS, make_inputs, reference_config
 
 RESULT_MARK = "BENCH_RESULT "
 # Absolute and relative tolerance of the parity tests: every variant of ours must stay within it.
@@ -294,12 +294,12 @@ def task_tokenizer(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def images(count: int) -> list[Any]:
-    """``count`` deterministic 640x480 RGB photographs-like images (smooth gradients plus noise)."""
+    """``count`` deterministic RGB photograph-like images of ``PHOTO_HW`` (smooth gradients plus noise)."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(3)
-    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    yy, xx = np.mgrid[0 : PHOTO_HW[0], 0 : PHOTO_HW[1]].astype(np.float32)
     out = []
     for i in range(count):
         base = np.stack([(xx * (i + 1) / 7) % 256, (yy * (i + 2) / 5) % 256, ((xx + yy) / (i + 3)) % 256], axis=-1)

@@ -16,24 +16,15 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from _families import SPECS, make_inputs
+from _worker import _timed
 from torch.utils.flop_counter import FlopCounterMode
 
 TRANSFORMERS = ["distilbert", "vit", "wav2vec2"]
-
-
-def median_time(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def matmul() -> Callable[[], object]:
@@ -82,7 +73,7 @@ def measure(family: str, runs: int) -> dict[str, Any]:
         times: dict[str, list[float]] = {name: [] for name in calls}
         for _ in range(runs):
             for name, call in calls.items():
-                times[name].append(median_time(call, 1))
+                times[name].append(_timed(call)[0])
     return {"flops": flops, "seconds": {name: statistics.median(ts) for name, ts in times.items()}}
 
 

@@ -26,7 +26,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _families import FAMILIES, SPECS  # noqa: E402
+from _families import FAMILIES, PHOTO_HW, SPECS  # noqa: E402
 from _report import build_rows, render_markdown, update_docs, write_chart  # noqa: E402
 
 WORKER = BENCH / "_worker.py"
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 "budget_s": settings.forward_budget_s,
             })
         if "image" not in args.skip_set and SPECS[family].image_processor:
-            log(f"{family}: image processor throughput ({settings.images} images 640x480)")
+            log(f"{family}: image processor throughput ({settings.images} images {PHOTO_HW[1]}x{PHOTO_HW[0]})")
             entry["image_processor"] = run_worker("image", {
                 "family": family, "checkpoint": ckpt, "threads": args.threads,
                 "images": settings.images, "reps": settings.image_reps,
