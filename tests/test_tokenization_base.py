@@ -242,3 +242,12 @@ def test_legacy_added_tokens_and_special_map_files(tmp_path: Path) -> None:
     (folder / "tokenizer_config.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"tokenizer_config\.json"):
         WordTokenizer.from_pretrained(folder)
+
+
+def test_max_length_with_padding_does_not_truncate(tok: PreTrainedTokenizerBase) -> None:
+    text = "hello world the quick brown fox"
+    full = tok(text)["input_ids"]
+    for padding in ("max_length", True, "longest"):
+        assert tok(text, padding=padding, max_length=4)["input_ids"] == full, padding
+    assert len(tok(text, max_length=4)["input_ids"]) == 4  # padding off: max_length alone still truncates
+    assert len(tok(text, padding=True, max_length=4, truncation=True)["input_ids"]) == 4

@@ -697,7 +697,8 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         else:
             padding_strategy = PaddingStrategy.parse(padding, "padding value")
         if truncation is None:
-            truncation = max_length is not None
+            # A bare max_length means "truncate" only when padding is off (False); with padding it is the pad target.
+            truncation = max_length is not None and (padding is False or padding is None)
         if truncation is True:
             truncation_strategy = TruncationStrategy.LONGEST_FIRST
         elif truncation is False:

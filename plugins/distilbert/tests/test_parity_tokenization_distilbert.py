@@ -87,3 +87,22 @@ def test_reference_folders_load_in_ours(tmp_path: Path) -> None:
         assert ours.all_special_tokens == ref.all_special_tokens
         ids = ref("Hello brandnewtoken <extra> World")["input_ids"]
         assert ours.decode(ids, skip_special_tokens=True) == ref.decode(ids, skip_special_tokens=True)
+
+
+def _both(tmp_path: Path, **options: Any) -> tuple[Any, list[Any]]:
+    vocab = str(write_vocab(tmp_path))
+    return transformers.DistilBertTokenizer(vocab, **options), [cls(vocab, **options) for cls in OURS]
+
+
+def test_max_length_with_padding_is_the_pad_target_not_a_cut(tmp_path: Path) -> None:
+    ref, ours = _both(tmp_path)
+    texts = REF_CORPUS[:6]
+    for options in (
+        {"padding": "max_length", "max_length": 5},
+        {"padding": True, "max_length": 5},
+        {"padding": "longest", "max_length": 5},
+        {"max_length": 5},
+    ):
+        expected = _encode(ref, texts, **options)
+        for tok in ours:
+            assert _encode(tok, texts, **options) == expected, (type(tok).__name__, options)
