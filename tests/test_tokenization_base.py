@@ -251,3 +251,28 @@ def test_max_length_with_padding_does_not_truncate(tok: PreTrainedTokenizerBase)
         assert tok(text, padding=padding, max_length=4)["input_ids"] == full, padding
     assert len(tok(text, max_length=4)["input_ids"]) == 4  # padding off: max_length alone still truncates
     assert len(tok(text, padding=True, max_length=4, truncation=True)["input_ids"]) == 4
+
+
+def test_pad_list_of_tensor_rows_infers_the_tensor_type(tok: PreTrainedTokenizerBase) -> None:
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    rows = [{"input_ids": torch.tensor([2, 4, 3]), "labels": torch.tensor(1)}, {"input_ids": torch.tensor([2, 4, 5, 6, 3]), "labels": torch.tensor(0)}]
+    out = tok.pad(rows)
+    assert isinstance(out["input_ids"], torch.Tensor)
+    assert out["input_ids"].tolist() == [[2, 4, 3, 0, 0], [2, 4, 5, 6, 3]]
+    assert out["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert out["labels"].tolist() == [1, 0]
+    arrays = tok.pad([{"input_ids": np.array([2, 4, 3])}, {"input_ids": np.array([2, 3])}])
+    assert isinstance(arrays["input_ids"], np.ndarray) and arrays["input_ids"].tolist() == [[2, 4, 3], [2, 3, 0]]
+    assert isinstance(tok.pad(rows, return_tensors="np")["input_ids"], np.ndarray)
+    assert tok.pad([{"input_ids": [2, 3]}, {"input_ids": [2]}])["input_ids"] == [[2, 3], [2, 0]]
+
+
+def test_pad_false_ignores_pad_to_multiple_of(tok: PreTrainedTokenizerBase) -> None:
+    rows = [{"input_ids": [2, 4, 3]}, {"input_ids": [2, 4, 5, 6, 3]}]
+    out = tok.pad(rows, padding=False, pad_to_multiple_of=4)
+    assert out["input_ids"] == [[2, 4, 3], [2, 4, 5, 6, 3]]
+    assert out["attention_mask"] == [[1, 1, 1], [1, 1, 1, 1, 1]]
+    assert tok.pad(rows, padding=True, pad_to_multiple_of=4)["input_ids"][0] == [2, 4, 3, 0, 0, 0, 0, 0]
+    assert tok(["hello", "hello world"], pad_to_multiple_of=4)["input_ids"] == tok(["hello", "hello world"])["input_ids"]

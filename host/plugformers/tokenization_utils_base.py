@@ -184,6 +184,15 @@ def _to_py(value: Any) -> Any:
     return value
 
 
+def _tensor_type_of(value: Any) -> TensorType | None:
+    """``np`` for numpy arrays and scalars, ``pt`` for torch tensors, None for Python values."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return TensorType.NUMPY
+    if _is_tensor_like(value) and type(value).__module__.split(".")[0] == "torch":
+        return TensorType.PYTORCH
+    return None
+
+
 def _as_tensor(value: Any, tensor_type: TensorType, key: str) -> Any:
     if tensor_type is TensorType.NUMPY:
         if isinstance(value, np.ndarray):
@@ -1104,7 +1113,11 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             for row in encoded_inputs:
                 if row.keys() != keys:
                     raise ValueError("pad() got a list of dicts with different keys; every example needs the same keys.")
-            encoded_inputs = {k: [row[k] for row in encoded_inputs] for k in keys}
+            first_row = encoded_inputs[0]
+            if return_tensors is None:
+                # Rows from a torch- or numpy-formatted dataset come back as the same kind of array.
+                return_tensors = _tensor_type_of(first_row.get(self.model_input_names[0]))
+            encoded_inputs = {k: [_to_py(row[k]) for row in encoded_inputs] for k in keys}
         if not isinstance(encoded_inputs, Mapping):
             raise TypeError(
                 "pad() takes a BatchEncoding/dict of lists or a list of dicts, got " f"{type(encoded_inputs).__name__}."
@@ -1115,7 +1128,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         data = {k: _to_py(v) for k, v in encoded_inputs.items()}
         if return_tensors is None and any(_is_tensor_like(v) for v in encoded_inputs.values()):
             first = next(v for v in encoded_inputs.values() if _is_tensor_like(v))
-            return_tensors = "np" if isinstance(first, np.ndarray) else "pt"
+            return_tensors = _tensor_type_of(first)
         padding_strategy, _, max_length = self._resolve_strategies(padding, False, max_length, pad_to_multiple_of)
         if padding_side is None:
             padding_side = self.padding_side
@@ -1159,7 +1172,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         target = length if strategy is PaddingStrategy.DO_NOT_PAD or max_length is None else max(max_length, 0)
         if strategy is PaddingStrategy.DO_NOT_PAD:
             target = length
-        if pad_to_multiple_of and target % pad_to_multiple_of:
+        if strategy is not PaddingStrategy.DO_NOT_PAD and pad_to_multiple_of and target % pad_to_multiple_of:
             target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
         if return_attention_mask and "attention_mask" not in row:
             row["attention_mask"] = [1] * length

@@ -106,3 +106,31 @@ def test_max_length_with_padding_is_the_pad_target_not_a_cut(tmp_path: Path) -> 
         expected = _encode(ref, texts, **options)
         for tok in ours:
             assert _encode(tok, texts, **options) == expected, (type(tok).__name__, options)
+
+
+def _plain(value: Any) -> Any:
+    """Arrays/tensors to (kind, nested lists) so results of different libraries compare."""
+    if hasattr(value, "tolist"):
+        return (type(value).__module__.split(".")[0], value.tolist())
+    return value
+
+
+def test_pad_like_a_data_collator(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    ref, ours = _both(tmp_path)
+    ids = [ref(t)["input_ids"] for t in REF_CORPUS[:4]]
+    cases: list[tuple[list[dict[str, Any]], dict[str, Any]]] = [
+        ([{"input_ids": torch.tensor(i)} for i in ids], {}),
+        ([{"input_ids": np.array(i)} for i in ids], {}),
+        ([{"input_ids": torch.tensor(i), "labels": torch.tensor(n)} for n, i in enumerate(ids)], {}),
+        ([{"input_ids": i} for i in ids], {"padding": False, "pad_to_multiple_of": 4}),
+        ([{"input_ids": i} for i in ids], {"padding": True, "pad_to_multiple_of": 4}),
+        ([{"input_ids": i} for i in ids], {"padding": "max_length", "max_length": 30, "return_tensors": "pt"}),
+    ]
+    for rows, options in cases:
+        expected = {k: _plain(v) for k, v in ref.pad(rows, **options).items()}
+        for tok in ours:
+            got = {k: _plain(v) for k, v in tok.pad(rows, **options).items()}
+            assert got == expected, (type(tok).__name__, options)
