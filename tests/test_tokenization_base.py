@@ -276,3 +276,28 @@ def test_pad_false_ignores_pad_to_multiple_of(tok: PreTrainedTokenizerBase) -> N
     assert out["attention_mask"] == [[1, 1, 1], [1, 1, 1, 1, 1]]
     assert tok.pad(rows, padding=True, pad_to_multiple_of=4)["input_ids"][0] == [2, 4, 3, 0, 0, 0, 0, 0]
     assert tok(["hello", "hello world"], pad_to_multiple_of=4)["input_ids"] == tok(["hello", "hello world"])["input_ids"]
+
+
+def test_split_special_tokens_per_call_at_init_and_saved(tmp_path: Path) -> None:
+    for cls in (WordTokenizer, WordTokenizerFast):
+        tok = cls(vocab_file(tmp_path))
+        tok.add_special_tokens({"additional_special_tokens": ["<x>"]})
+        tok.add_tokens(["newword"])
+        whole = tok("hello <x> newword", add_special_tokens=False)["input_ids"]
+        split = tok("hello <x> newword", add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        x, new, unk = tok.convert_tokens_to_ids(["<x>", "newword", "<unk>"])
+        assert whole == [4, x, new], cls.__name__
+        assert x not in split and new in split and unk in split, cls.__name__
+        assert tok.tokenize("hello <x>", split_special_tokens=True) != tok.tokenize("hello <x>")
+        assert tok("hello <x>", add_special_tokens=False)["input_ids"] == [4, x]  # the override did not stick
+        tok.split_special_tokens = True
+        assert tok("hello <x> newword", add_special_tokens=False)["input_ids"] == split
+        assert tok("hello <x> newword", add_special_tokens=False, split_special_tokens=False)["input_ids"] == whole
+        tok.save_pretrained(tmp_path / cls.__name__)
+        config = json.loads((tmp_path / cls.__name__ / "tokenizer_config.json").read_text())
+        assert config["split_special_tokens"] is True
+        loaded = cls.from_pretrained(tmp_path / cls.__name__)
+        assert loaded.split_special_tokens is True
+        assert loaded("hello <x> newword", add_special_tokens=False)["input_ids"] == split
+        fresh = cls(vocab_file(tmp_path), split_special_tokens=True, additional_special_tokens=["<x>"])
+        assert fresh.convert_tokens_to_ids("<x>") not in fresh("hello <x>")["input_ids"], cls.__name__

@@ -401,7 +401,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         names = kwargs.pop("model_input_names", None)
         self.model_input_names = list(names) if names is not None else list(type(self).model_input_names)
         self.clean_up_tokenization_spaces = bool(kwargs.pop("clean_up_tokenization_spaces", False))
-        self.split_special_tokens = bool(kwargs.pop("split_special_tokens", False))
+        self._split_special_tokens = bool(kwargs.pop("split_special_tokens", False))
         self._warned_too_long = False
         self._special_tokens: dict[str, str | AddedToken | None] = dict.fromkeys(self.SPECIAL_TOKENS_ATTRIBUTES[:-1])
         self._additional_special_tokens: list[str | AddedToken] = []
@@ -420,6 +420,19 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         for key in ("tokenizer_class", "auto_map", "backend", "processor_class", "tokenizer_file", "name_or_path"):
             kwargs.pop(key, None)
         self._unused_init_kwargs = kwargs
+
+    @property
+    def split_special_tokens(self) -> bool:
+        """Whether special tokens written in the text are split like ordinary text instead of matched whole."""
+        return self._split_special_tokens
+
+    @split_special_tokens.setter
+    def split_special_tokens(self, value: bool) -> None:
+        self._split_special_tokens = bool(value)
+        self._on_split_special_tokens_set()
+
+    def _on_split_special_tokens_set(self) -> None:
+        """Hook for backends that keep their own copy of ``split_special_tokens`` (no-op here)."""
 
     # ----------------------------------------------------------------- lengths
     @property
@@ -647,6 +660,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         return_length: bool,
         verbose: bool,
         batched: bool,
+        split_special_tokens: bool,
     ) -> BatchEncoding:
         raise NotImplementedError
 
@@ -761,9 +775,13 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         return_offsets_mapping: bool = False,
         return_length: bool = False,
         verbose: bool = True,
+        split_special_tokens: bool | None = None,
         **kwargs: Any,
     ) -> BatchEncoding:
-        """Encode a text, a pair, a batch of texts or pairs, or pre-split words, into model inputs."""
+        """Encode a text, a pair, a batch of texts or pairs, or pre-split words, into model inputs.
+
+        ``split_special_tokens`` overrides the tokenizer's setting for this call.
+        """
         if kwargs:
             raise TypeError(f"{type(self).__name__}.__call__() got unexpected keyword arguments: {sorted(kwargs)}.")
         if text is None and text_target is None:
@@ -785,6 +803,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             "return_offsets_mapping": return_offsets_mapping,
             "return_length": return_length,
             "verbose": verbose,
+            "split_special_tokens": self.split_special_tokens if split_special_tokens is None else bool(split_special_tokens),
         }
         encodings = self._call_one(text, text_pair, **common) if text is not None else None
         if text_target is None:
@@ -1295,6 +1314,10 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         config["padding_side"] = self.padding_side
         config["truncation_side"] = self.truncation_side
         config["clean_up_tokenization_spaces"] = self.clean_up_tokenization_spaces
+        if self.split_special_tokens:
+            config["split_special_tokens"] = True
+        else:
+            config.pop("split_special_tokens", None)
         if self.model_input_names != list(type(self).model_input_names):
             config["model_input_names"] = self.model_input_names
         name = type(self).__name__

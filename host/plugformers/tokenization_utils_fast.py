@@ -83,6 +83,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         backend.no_truncation()
         backend.no_padding()
         self._tokenizer = backend
+        backend.encode_special_tokens = bool(kwargs.get("split_special_tokens", False))
         self._ready = False
         super().__init__(**kwargs)
         self._ready = True
@@ -145,6 +146,9 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     def get_added_vocab(self) -> dict[str, int]:
         return self.added_tokens_encoder
 
+    def _on_split_special_tokens_set(self) -> None:
+        self._tokenizer.encode_special_tokens = self.split_special_tokens
+
     def _is_backend_special(self, content: str) -> bool:
         return any(t.content == content and t.special for t in self._tokenizer.get_added_tokens_decoder().values())
 
@@ -186,12 +190,25 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         decoder = self._tokenizer.decoder
         return decoder.decode(tokens) if decoder is not None else " ".join(tokens)
 
-    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs: Any) -> list[str]:
+    def tokenize(
+        self,
+        text: str,
+        pair: str | None = None,
+        add_special_tokens: bool = False,
+        split_special_tokens: bool | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
         """The token strings of ``text`` (and ``pair``)."""
         if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
             raise TypeError("tokenize() takes str inputs.")
         pair = None if pair is None else clean_lone_surrogates(pair)
-        return list(self._tokenizer.encode(clean_lone_surrogates(text), pair, add_special_tokens=add_special_tokens).tokens)
+        backend = self._tokenizer
+        if split_special_tokens is not None:
+            backend.encode_special_tokens = bool(split_special_tokens)
+        try:
+            return list(backend.encode(clean_lone_surrogates(text), pair, add_special_tokens=add_special_tokens).tokens)
+        finally:
+            backend.encode_special_tokens = self.split_special_tokens
 
     # ----------------------------------------------------------------- special-token layout from the post-processor
     def _layout(self, pair: bool) -> list[tuple[int, int, int | None]]:
@@ -311,6 +328,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         return_length: bool,
         verbose: bool,
         batched: bool,
+        split_special_tokens: bool,
     ) -> BatchEncoding:
         inputs = self._clean_inputs(batch, is_pair, is_split_into_words)
         if truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None and stride:
@@ -324,6 +342,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             self._configure_backend(
                 padding_strategy, truncation_strategy, max_length, stride, pad_to_multiple_of, padding_side
             )
+            self._tokenizer.encode_special_tokens = split_special_tokens
             encodings = self._tokenizer.encode_batch(
                 inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
             )
@@ -334,6 +353,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         finally:
             self._tokenizer.no_truncation()
             self._tokenizer.no_padding()
+            self._tokenizer.encode_special_tokens = self.split_special_tokens
 
         mapping: list[int] | None = None
         if return_overflowing_tokens:

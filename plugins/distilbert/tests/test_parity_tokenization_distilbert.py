@@ -134,3 +134,20 @@ def test_pad_like_a_data_collator(tmp_path: Path) -> None:
         for tok in ours:
             got = {k: _plain(v) for k, v in tok.pad(rows, **options).items()}
             assert got == expected, (type(tok).__name__, options)
+
+
+def test_split_special_tokens_matches_reference(tmp_path: Path) -> None:
+    vocab = str(write_vocab(tmp_path))
+    text = ["hello [MASK] world [SEP]", "[CLS][PAD] x"]
+    ref = transformers.DistilBertTokenizer(vocab)
+    ref_split = transformers.DistilBertTokenizer(vocab, split_special_tokens=True)
+    for cls in OURS:
+        ours = cls(vocab)
+        for flag in (True, False):
+            assert _encode(ours, text, split_special_tokens=flag) == _encode(ref, text, split_special_tokens=flag)
+        assert _encode(cls(vocab, split_special_tokens=True), text) == _encode(ref_split, text)
+        cls(vocab, split_special_tokens=True).save_pretrained(tmp_path / cls.__name__)
+        assert transformers.AutoTokenizer.from_pretrained(tmp_path / cls.__name__).split_special_tokens is True
+    ref_split.save_pretrained(tmp_path / "ref")
+    for cls in OURS:
+        assert _encode(cls.from_pretrained(tmp_path / "ref"), text) == _encode(ref_split, text)
