@@ -151,3 +151,11 @@ def test_split_special_tokens_matches_reference(tmp_path: Path) -> None:
     ref_split.save_pretrained(tmp_path / "ref")
     for cls in OURS:
         assert _encode(cls.from_pretrained(tmp_path / "ref"), text) == _encode(ref_split, text)
+
+
+def test_python_whitespace_chars_match_reference(tmp_path: Path) -> None:
+    ref, ours = _both(tmp_path)
+    texts = [f"hello{ch}world un{ch}affable" for ch in map(chr, range(0x110000)) if ch.isspace()]
+    expected = _encode(ref, texts)
+    for tok in ours:
+        assert _encode(tok, texts) == expected, type(tok).__name__
