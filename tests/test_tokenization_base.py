@@ -301,3 +301,15 @@ def test_split_special_tokens_per_call_at_init_and_saved(tmp_path: Path) -> None
         assert loaded("hello <x> newword", add_special_tokens=False)["input_ids"] == split
         fresh = cls(vocab_file(tmp_path), split_special_tokens=True, additional_special_tokens=["<x>"])
         assert fresh.convert_tokens_to_ids("<x>") not in fresh("hello <x>")["input_ids"], cls.__name__
+
+
+def test_tokens_added_as_special_are_skipped_in_decode(tok: PreTrainedTokenizerBase) -> None:
+    assert tok.add_tokens(["<sp>"], special_tokens=True) == 1
+    sp = tok.convert_tokens_to_ids("<sp>")
+    ids = tok("hello <sp> world")["input_ids"]
+    assert sp in ids and "<sp>" not in tok.all_special_tokens
+    assert tok.decode(ids, skip_special_tokens=True) == "hello world"
+    assert tok.batch_decode([ids], skip_special_tokens=True) == ["hello world"]
+    assert "<sp>" in tok.decode(ids)
+    # Like the reference's fast tokenizer, token-level helpers only drop the named special tokens.
+    assert tok.convert_ids_to_tokens(ids, skip_special_tokens=True) == ["hello", "<sp>", "world"]

@@ -335,8 +335,12 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         return [k for k in order if k in data] + [k for k in data if k not in order]
 
     # ----------------------------------------------------------------- decoding
+    def _skipped_ids(self) -> set[int]:
+        """What ``decode(skip_special_tokens=True)`` drops: the special tokens and every added token marked special."""
+        return set(self.all_special_ids) | {i for i, tok in self._added_tokens_decoder.items() if tok.special}
+
     def _decode(self, token_ids: list[int], skip_special_tokens: bool = False, **kwargs: Any) -> str:
-        special = set(self.all_special_ids) if skip_special_tokens else set()
+        special = self._skipped_ids() if skip_special_tokens else set()
         limit = len(self)
         tokens = []
         for i in token_ids:

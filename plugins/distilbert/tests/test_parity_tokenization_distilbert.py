@@ -159,3 +159,20 @@ def test_python_whitespace_chars_match_reference(tmp_path: Path) -> None:
     expected = _encode(ref, texts)
     for tok in ours:
         assert _encode(tok, texts) == expected, type(tok).__name__
+
+
+def test_tokens_added_as_special_match_reference(tmp_path: Path) -> None:
+    ref, ours = _both(tmp_path)
+    for tok in (ref, *ours):
+        tok.add_tokens(["<sp>"], special_tokens=True)
+    ids = ref("a <sp> b")["input_ids"]
+    for tok in ours:
+        assert tok("a <sp> b")["input_ids"] == ids
+        for skip in (True, False):
+            assert tok.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip)
+            assert tok.convert_ids_to_tokens(ids, skip_special_tokens=skip) == ref.convert_ids_to_tokens(
+                ids, skip_special_tokens=skip
+            )
+        assert tok.get_special_tokens_mask(ids, already_has_special_tokens=True) == ref.get_special_tokens_mask(
+            ids, already_has_special_tokens=True
+        )
