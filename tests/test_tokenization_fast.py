@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from plugformers.tokenization_utils_base import BatchEncoding, CharSpan, TokenSpan
 from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
 VOCAB = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "un", "##aff", "##able", "a", "b", "c"])}
@@ -94,3 +95,30 @@ def test_large_padded_batch_to_tensors() -> None:
     out = tok(texts, padding=True, return_tensors="pt")
     assert out["input_ids"].shape == (1500, 7) and out["input_ids"].dtype == torch.int64
     assert out["attention_mask"].sum().item() == 500 * (7 + 4 + 3)
+
+
+def test_batch_encoding_position_helpers() -> None:
+    tok = make()
+    enc = tok(["Hello unaffable", "a"], ["b c", "b"], padding=True)
+    # row 0: [CLS] hello un ##aff ##able [SEP] b c [SEP]
+    assert enc.word_to_tokens(0, 1) == TokenSpan(2, 5) and isinstance(enc.word_to_tokens(1), TokenSpan)
+    assert enc.word_to_tokens(0, 1, sequence_index=1) == TokenSpan(7, 8)
+    assert enc.word_to_tokens(0, 9) is None
+    assert enc.word_to_chars(0, 1) == CharSpan(6, 15) and enc.word_to_chars(0, 1, 1) == CharSpan(2, 3)
+    assert enc.word_to_chars(0, 9) is None
+    assert enc.token_to_chars(0, 3) == CharSpan(8, 11) and enc.token_to_chars(0) is None  # [CLS]
+    assert enc.token_to_chars(1, -1) is None and enc.token_to_chars(0, -2) == CharSpan(2, 3)
+    assert [enc.token_to_sequence(0, i) for i in range(9)] == [None, 0, 0, 0, 0, None, 1, 1, None]
+    assert enc.token_to_sequence(7) == 1 and enc.token_to_word(0, -2) == 1
+    assert enc.char_to_word(0, 9) == 1 and enc.char_to_word(0, 5) is None and enc.char_to_word(0, 2, 1) == 1
+    assert enc.char_to_word(7) == 1
+    with pytest.raises(IndexError):
+        enc.token_to_word(0, -100)
+
+
+def test_batch_encoding_position_helpers_need_a_fast_tokenizer() -> None:
+    enc = BatchEncoding({"input_ids": [[1, 2]]})
+    for name in ("token_to_word", "token_to_sequence", "token_to_chars", "word_to_tokens", "word_to_chars",
+                 "char_to_token", "char_to_word"):
+        with pytest.raises(ValueError, match="fast tokenizer"):
+            getattr(enc, name)(0, 0)

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Any, ClassVar, TypeVar, Union, overload
+from typing import Any, ClassVar, NamedTuple, TypeVar, Union, overload
 
 import numpy as np
 
@@ -35,9 +35,11 @@ __all__ = [
     "VERY_LARGE_INTEGER",
     "AddedToken",
     "BatchEncoding",
+    "CharSpan",
     "PaddingStrategy",
     "PreTrainedTokenizerBase",
     "TensorType",
+    "TokenSpan",
     "TruncationStrategy",
 ]
 
@@ -226,6 +228,20 @@ def _is_int_nested(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+class CharSpan(NamedTuple):
+    """Characters ``start`` (inclusive) to ``end`` (exclusive) of the original text."""
+
+    start: int
+    end: int
+
+
+class TokenSpan(NamedTuple):
+    """Tokens ``start`` (inclusive) to ``end`` (exclusive) of an encoded row."""
+
+    start: int
+    end: int
+
+
 class BatchEncoding(dict):
     """The result of encoding: a dict (``input_ids``, ``attention_mask``, ...) with attribute access.
 
@@ -312,15 +328,63 @@ class BatchEncoding(dict):
         """For each token, 0/1 for the first/second sequence of a pair, None for special tokens."""
         return list(self._encoding(batch_index, "sequence_ids").sequence_ids)
 
-    def token_to_word(self, batch_index: int, token_index: int | None = None) -> int | None:
+    # The position helpers below take (index) for row 0 or (batch_index, index), as the reference does.
+    def _token_at(self, batch_index: int, token_index: int | None, what: str) -> tuple[Any, int]:
+        """The row's Encoding and the token index, counted from the row's end when negative."""
         if token_index is None:
             batch_index, token_index = 0, batch_index
-        return self._encoding(batch_index, "token_to_word").token_to_word(token_index)
+        encoding = self._encoding(batch_index, what)
+        if token_index < 0:
+            token_index += len(encoding)
+        if token_index < 0:
+            raise IndexError(f"Token index {token_index - len(encoding)} is out of range for a row of {len(encoding)} tokens.")
+        return encoding, token_index
+
+    def token_to_word(self, batch_index: int, token_index: int | None = None) -> int | None:
+        """The index of the word (in its own sequence) that a token came from; None for special tokens."""
+        encoding, token_index = self._token_at(batch_index, token_index, "token_to_word")
+        return encoding.token_to_word(token_index)
+
+    def token_to_sequence(self, batch_index: int, token_index: int | None = None) -> int | None:
+        """0 or 1: which sequence of the input a token belongs to; None for special tokens."""
+        encoding, token_index = self._token_at(batch_index, token_index, "token_to_sequence")
+        return encoding.token_to_sequence(token_index)
+
+    def token_to_chars(self, batch_index: int, token_index: int | None = None) -> CharSpan | None:
+        """The characters of its own text that a token covers; None for special tokens."""
+        encoding, token_index = self._token_at(batch_index, token_index, "token_to_chars")
+        span = encoding.token_to_chars(token_index)
+        return None if span is None else CharSpan(*span)
+
+    def word_to_tokens(
+        self, batch_index: int, word_index: int | None = None, sequence_index: int = 0
+    ) -> TokenSpan | None:
+        """The tokens a word of sequence ``sequence_index`` became; None if no token comes from that word."""
+        if word_index is None:
+            batch_index, word_index = 0, batch_index
+        span = self._encoding(batch_index, "word_to_tokens").word_to_tokens(word_index, sequence_index)
+        return None if span is None else TokenSpan(*span)
+
+    def word_to_chars(
+        self, batch_index: int, word_index: int | None = None, sequence_index: int = 0
+    ) -> CharSpan | None:
+        """The characters of a word of sequence ``sequence_index``; None if there is no such word."""
+        if word_index is None:
+            batch_index, word_index = 0, batch_index
+        span = self._encoding(batch_index, "word_to_chars").word_to_chars(word_index, sequence_index)
+        return None if span is None else CharSpan(*span)
 
     def char_to_token(self, batch_index: int, char_index: int | None = None, sequence_index: int = 0) -> int | None:
+        """The token covering a character of sequence ``sequence_index``; None for spaces and dropped characters."""
         if char_index is None:
             batch_index, char_index = 0, batch_index
         return self._encoding(batch_index, "char_to_token").char_to_token(char_index, sequence_index)
+
+    def char_to_word(self, batch_index: int, char_index: int | None = None, sequence_index: int = 0) -> int | None:
+        """The word holding a character of sequence ``sequence_index``; None for spaces and dropped characters."""
+        if char_index is None:
+            batch_index, char_index = 0, batch_index
+        return self._encoding(batch_index, "char_to_word").char_to_word(char_index, sequence_index)
 
     def convert_to_tensors(
         self, tensor_type: str | TensorType | None = None, prepend_batch_axis: bool = False

@@ -176,3 +176,28 @@ def test_tokens_added_as_special_match_reference(tmp_path: Path) -> None:
         assert tok.get_special_tokens_mask(ids, already_has_special_tokens=True) == ref.get_special_tokens_mask(
             ids, already_has_special_tokens=True
         )
+
+
+def test_batch_encoding_position_helpers_match_reference(tmp_path: Path) -> None:
+    vocab = str(write_vocab(tmp_path))
+    ref = transformers.DistilBertTokenizer(vocab)
+    ours = DistilBertTokenizerFast(vocab)
+    firsts, seconds = ["hello world unaffable", "the quick brown fox"], ["dog", "a b c"]
+    expected, got = ref(firsts, seconds, padding=True), ours(firsts, seconds, padding=True)
+    for row in range(2):
+        n = len(expected["input_ids"][row])
+        for i in range(n):
+            for name in ("token_to_word", "token_to_sequence", "token_to_chars"):
+                assert getattr(got, name)(row, i) == getattr(expected, name)(row, i), (name, row, i)
+        for seq in (0, 1):
+            for w in range(4):
+                assert got.word_to_tokens(row, w, seq) == expected.word_to_tokens(row, w, seq)
+                if expected.word_to_tokens(row, w, seq) is not None:
+                    assert got.word_to_chars(row, w, seq) == expected.word_to_chars(row, w, seq)
+            for c in range(25):
+                assert got.char_to_word(row, c, seq) == expected.char_to_word(row, c, seq)
+                assert got.char_to_token(row, c, seq) == expected.char_to_token(row, c, seq)
+    single_ref, single = ref("hello world"), ours("hello world")
+    assert single.word_to_tokens(1) == single_ref.word_to_tokens(1)
+    assert type(single.word_to_tokens(1)).__name__ == type(single_ref.word_to_tokens(1)).__name__ == "TokenSpan"
+    assert type(single.token_to_chars(1)).__name__ == type(single_ref.token_to_chars(1)).__name__ == "CharSpan"
