@@ -313,3 +313,19 @@ def test_tokens_added_as_special_are_skipped_in_decode(tok: PreTrainedTokenizerB
     assert "<sp>" in tok.decode(ids)
     # Like the reference's fast tokenizer, token-level helpers only drop the named special tokens.
     assert tok.convert_ids_to_tokens(ids, skip_special_tokens=True) == ["hello", "<sp>", "world"]
+
+
+def test_decode_takes_a_batch_and_batch_decode_a_flat_row(tok: PreTrainedTokenizerBase) -> None:
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    assert tok.decode([[4, 5], [9]]) == ["hello world", "fox"]
+    assert tok.decode(torch.tensor([[4, 5]])) == ["hello world"]
+    assert tok.decode(np.array([[4, 5], [6, 7]])) == ["hello world", "the quick"]
+    assert tok.decode([[]]) == [""] and tok.decode([]) == "" and tok.decode(4) == "hello"
+    assert tok.decode(torch.tensor(4)) == "hello"
+    assert tok.batch_decode([4, 5]) == ["hello world"]
+    assert tok.batch_decode(torch.tensor([4, 5])) == ["hello world"]
+    assert tok.batch_decode([[4], [5]]) == ["hello", "world"] and tok.batch_decode([]) == []
+    with pytest.raises(TypeError):
+        tok.decode([[[4]]])

@@ -1288,15 +1288,24 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         skip_special_tokens: bool = False,
         clean_up_tokenization_spaces: bool | None = None,
         **kwargs: Any,
-    ) -> str:
-        """Turn ids (list, array or tensor) back into text."""
+    ) -> str | list[str]:
+        """Turn ids (list, array or tensor) back into text; a batch (list of lists, 2-D array) gives a list of texts."""
         ids = _to_py(token_ids)
         if isinstance(ids, (int, np.integer)):
             ids = [int(ids)]
         if not isinstance(ids, (list, tuple)):
             raise TypeError(f"decode() takes a list of ids (or an array/tensor), got {type(token_ids).__name__}.")
         if ids and isinstance(ids[0], (list, tuple)):
-            raise TypeError("decode() takes one sequence of ids; use batch_decode() for a batch.")
+            return [
+                self._decode_one(row, skip_special_tokens, clean_up_tokenization_spaces, **kwargs) for row in ids
+            ]
+        return self._decode_one(ids, skip_special_tokens, clean_up_tokenization_spaces, **kwargs)
+
+    def _decode_one(
+        self, ids: Any, skip_special_tokens: bool, clean_up_tokenization_spaces: bool | None, **kwargs: Any
+    ) -> str:
+        if not isinstance(ids, (list, tuple)):
+            raise TypeError(f"decode() takes one sequence of ids per row, got {type(ids).__name__}.")
         for i in ids:
             if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
                 raise TypeError(f"decode() takes integer ids, got {i!r}.")
@@ -1314,19 +1323,13 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         clean_up_tokenization_spaces: bool | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        """``decode`` every row of a batch."""
+        """``decode`` every row of a batch; a flat list of ids is one row."""
         rows = _to_py(sequences)
         if not isinstance(rows, (list, tuple)):
             raise TypeError(f"batch_decode() takes a list of id sequences, got {type(sequences).__name__}.")
-        return [
-            self.decode(
-                r,
-                skip_special_tokens=skip_special_tokens,
-                clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-                **kwargs,
-            )
-            for r in rows
-        ]
+        if rows and not isinstance(rows[0], (list, tuple)):
+            rows = [rows]
+        return [self._decode_one(r, skip_special_tokens, clean_up_tokenization_spaces, **kwargs) for r in rows]
 
     @staticmethod
     def clean_up_tokenization(out_string: str) -> str:

@@ -201,3 +201,18 @@ def test_batch_encoding_position_helpers_match_reference(tmp_path: Path) -> None
     assert single.word_to_tokens(1) == single_ref.word_to_tokens(1)
     assert type(single.word_to_tokens(1)).__name__ == type(single_ref.word_to_tokens(1)).__name__ == "TokenSpan"
     assert type(single.token_to_chars(1)).__name__ == type(single_ref.token_to_chars(1)).__name__ == "CharSpan"
+
+
+def test_decode_batches_match_reference(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    ref, ours = _both(tmp_path)
+    rows = ref(REF_CORPUS[:5], padding=True)["input_ids"]
+    inputs = [rows, torch.tensor(rows), rows[0], torch.tensor(rows[0]), [[]], [], rows[0][1]]
+    for tok in ours:
+        for value in inputs:
+            for skip in (False, True):
+                assert tok.decode(value, skip_special_tokens=skip) == ref.decode(value, skip_special_tokens=skip)
+                if not isinstance(value, int) and len(value):  # the reference rejects [] and a bare id here
+                    assert tok.batch_decode(value, skip_special_tokens=skip) == ref.batch_decode(
+                        value, skip_special_tokens=skip
+                    )
