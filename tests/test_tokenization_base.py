@@ -329,3 +329,32 @@ def test_decode_takes_a_batch_and_batch_decode_a_flat_row(tok: PreTrainedTokeniz
     assert tok.batch_decode([[4], [5]]) == ["hello", "world"] and tok.batch_decode([]) == []
     with pytest.raises(TypeError):
         tok.decode([[[4]]])
+
+
+def test_extra_special_tokens_api(tmp_path: Path, tok: PreTrainedTokenizerBase) -> None:
+    n = len(tok)
+    assert tok.add_special_tokens({"extra_special_tokens": ["<e1>", "<e2>"]}) == 2
+    assert tok.extra_special_tokens == tok.additional_special_tokens == ["<e1>", "<e2>"]
+    assert tok.extra_special_tokens_ids == tok.additional_special_tokens_ids == [n, n + 1]
+    tok.add_special_tokens({"extra_special_tokens": ["<e3>"]})
+    assert tok.extra_special_tokens == ["<e3>"]  # replaced by default
+    tok.add_special_tokens({"extra_special_tokens": ["<e4>", "<e3>"]}, replace_extra_special_tokens=False)
+    assert tok.extra_special_tokens == ["<e3>", "<e4>"]
+    tok.add_special_tokens({"additional_special_tokens": ["<a1>"]}, replace_additional_special_tokens=False)
+    assert tok.extra_special_tokens == ["<e3>", "<e4>", "<a1>"] and "<a1>" in tok.all_special_tokens
+    # The v4 key is handled after the named tokens; everything else keeps the dict's order.
+    start = len(tok)
+    tok.add_special_tokens({"additional_special_tokens": ["<a2>"], "cls_token": "<c>"})
+    assert tok.convert_tokens_to_ids(["<c>", "<a2>"]) == [start, start + 1]
+    tok.add_special_tokens({"extra_special_tokens": ["<x>"], "mask_token": "<m>"})
+    assert tok.convert_tokens_to_ids(["<x>", "<m>"]) == [start + 2, start + 3]
+    tok.extra_special_tokens = ["<x>"]
+    assert tok.additional_special_tokens == ["<x>"]
+    with pytest.raises(TypeError):
+        tok.add_special_tokens({"extra_special_tokens": "<str>"})
+    with pytest.raises(ValueError, match="extra_special_tokens"):
+        tok.add_special_tokens({"image_token": "<img>"})
+    tok.save_pretrained(tmp_path / "saved")
+    config = json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())
+    assert config["extra_special_tokens"] == ["<x>"]
+    assert type(tok).from_pretrained(tmp_path / "saved").extra_special_tokens == ["<x>"]

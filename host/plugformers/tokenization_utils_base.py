@@ -532,18 +532,28 @@ class PreTrainedTokenizerBase(PushToHubMixin):
     )
 
     @property
-    def additional_special_tokens(self) -> list[str]:
+    def extra_special_tokens(self) -> list[str]:
+        """Special tokens beyond the named ones (v5 name; ``additional_special_tokens`` is the same list)."""
         return [str(t) for t in self._additional_special_tokens]
 
-    @additional_special_tokens.setter
-    def additional_special_tokens(self, values: Iterable[str | AddedToken] | None) -> None:
+    @extra_special_tokens.setter
+    def extra_special_tokens(self, values: Iterable[str | AddedToken] | None) -> None:
         values = list(values or [])
         for v in values:
             if not isinstance(v, (str, AddedToken)):
-                raise TypeError(f"additional_special_tokens entries must be str or AddedToken, got {type(v).__name__}.")
+                raise TypeError(f"extra_special_tokens entries must be str or AddedToken, got {type(v).__name__}.")
         self._additional_special_tokens = values
         for v in values:
             self._on_special_token_set(v)
+
+    @property
+    def additional_special_tokens(self) -> list[str]:
+        """The v4 name of :attr:`extra_special_tokens`."""
+        return self.extra_special_tokens
+
+    @additional_special_tokens.setter
+    def additional_special_tokens(self, values: Iterable[str | AddedToken] | None) -> None:
+        self.extra_special_tokens = values
 
     def _token_id(self, token: str | None) -> int | None:
         return None if token is None else self.convert_tokens_to_ids(token)
@@ -561,8 +571,12 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         return self._token_id(self.pad_token)
 
     @property
+    def extra_special_tokens_ids(self) -> list[int]:
+        return [self.convert_tokens_to_ids(t) for t in self.extra_special_tokens]
+
+    @property
     def additional_special_tokens_ids(self) -> list[int]:
-        return [self.convert_tokens_to_ids(t) for t in self.additional_special_tokens]
+        return self.extra_special_tokens_ids
 
     @property
     def special_tokens_map(self) -> dict[str, str | list[str]]:
@@ -612,25 +626,31 @@ class PreTrainedTokenizerBase(PushToHubMixin):
     def add_special_tokens(
         self,
         special_tokens_dict: Mapping[str, str | AddedToken | Sequence[str | AddedToken]],
-        replace_additional_special_tokens: bool = True,
+        replace_extra_special_tokens: bool = True,
+        replace_additional_special_tokens: bool | None = None,
     ) -> int:
-        """Set special tokens (``{"pad_token": "[PAD]", "additional_special_tokens": [...]}``).
+        """Set special tokens (``{"pad_token": "[PAD]", "extra_special_tokens": [...]}``).
 
-        Tokens missing from the vocabulary are added; returns how many new ids were created.
+        Tokens missing from the vocabulary are added; returns how many new ids were created. The v4 names
+        ``additional_special_tokens`` / ``replace_additional_special_tokens`` still work. New ids follow the
+        dict's order, except that an ``additional_special_tokens`` entry comes last, as in the reference.
         """
         if not isinstance(special_tokens_dict, Mapping):
             raise TypeError("add_special_tokens() takes a dict such as {'pad_token': '[PAD]'}.")
+        replace = replace_extra_special_tokens if replace_additional_special_tokens is None else replace_additional_special_tokens
+        allowed = [*self.SPECIAL_TOKENS_ATTRIBUTES[:-1], "extra_special_tokens", "additional_special_tokens"]
+        items = [(k, v) for k, v in special_tokens_dict.items() if k != "additional_special_tokens"]
+        if "additional_special_tokens" in special_tokens_dict:
+            items.append(("additional_special_tokens", special_tokens_dict["additional_special_tokens"]))
         to_add: list[str | AddedToken] = []
-        for key, value in special_tokens_dict.items():
-            if key not in self.SPECIAL_TOKENS_ATTRIBUTES:
-                raise ValueError(
-                    f"{key!r} is not a special-token attribute; use one of {', '.join(self.SPECIAL_TOKENS_ATTRIBUTES)}."
-                )
-            if key == "additional_special_tokens":
+        for key, value in items:
+            if key not in allowed:
+                raise ValueError(f"{key!r} is not a special-token attribute; use one of {', '.join(allowed)}.")
+            if key in ("extra_special_tokens", "additional_special_tokens"):
                 if isinstance(value, (str, AddedToken)) or not isinstance(value, Sequence):
-                    raise TypeError("additional_special_tokens must be a list of str or AddedToken.")
+                    raise TypeError(f"{key} must be a list of str or AddedToken.")
                 values: list[str | AddedToken] = [self._as_special(v) for v in value]
-                if replace_additional_special_tokens:
+                if replace:
                     new = values
                 else:
                     known = set(self.additional_special_tokens)

@@ -216,3 +216,29 @@ def test_decode_batches_match_reference(tmp_path: Path) -> None:
                     assert tok.batch_decode(value, skip_special_tokens=skip) == ref.batch_decode(
                         value, skip_special_tokens=skip
                     )
+
+
+def test_extra_special_tokens_match_reference(tmp_path: Path) -> None:
+    ref, ours = _both(tmp_path)
+    steps: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({"extra_special_tokens": ["<e1>", "<e2>"]}, {}),
+        ({"extra_special_tokens": ["<e3>"]}, {}),
+        ({"extra_special_tokens": ["<e4>", "<e3>"]}, {"replace_extra_special_tokens": False}),
+        ({"additional_special_tokens": ["<a1>"]}, {}),
+        ({"additional_special_tokens": ["<a>"], "bos_token": "<b>"}, {}),
+        ({"extra_special_tokens": ["<x1>"], "eos_token": "<eos>"}, {}),
+        ({"eos_token": "<eos2>", "extra_special_tokens": ["<x2>"], "bos_token": "<b2>"}, {}),
+    ]
+    for tok in ours:
+        for tokens, options in steps:
+            assert tok.add_special_tokens(tokens, **options) == ref.add_special_tokens(tokens, **options), tokens
+            assert tok.extra_special_tokens == ref.extra_special_tokens
+            assert tok.extra_special_tokens_ids == ref.extra_special_tokens_ids
+            assert tok.all_special_tokens == ref.all_special_tokens and tok.get_vocab() == ref.get_vocab()
+        ref, _ = _both(tmp_path)
+    folder = tmp_path / "ref"
+    ref = transformers.DistilBertTokenizer(str(write_vocab(tmp_path)), extra_special_tokens=["<i1>"])
+    ref.save_pretrained(folder)
+    for cls in OURS:
+        loaded = cls.from_pretrained(folder)
+        assert loaded.extra_special_tokens == ["<i1>"] and loaded.get_vocab() == ref.get_vocab()
