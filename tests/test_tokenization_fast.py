@@ -122,3 +122,14 @@ def test_batch_encoding_position_helpers_need_a_fast_tokenizer() -> None:
                  "char_to_token", "char_to_word"):
         with pytest.raises(ValueError, match="fast tokenizer"):
             getattr(enc, name)(0, 0)
+
+
+def test_generic_fast_defaults_to_input_ids_and_attention_mask() -> None:
+    tok = make()
+    assert tok.model_input_names == ["input_ids", "attention_mask"]
+    assert list(tok("a b")) == ["input_ids", "attention_mask"]
+    assert "token_type_ids" in tok("a b", return_token_type_ids=True)
+    assert list(make(model_input_names=["input_ids", "token_type_ids", "attention_mask"])("a")) == [
+        "input_ids", "token_type_ids", "attention_mask"
+    ]
+

@@ -431,7 +431,8 @@ class PreTrainedTokenizerBase(PushToHubMixin):
 
     vocab_files_names: ClassVar[dict[str, str]] = {}
     # The class default; __init__ gives each instance its own copy (overridable with model_input_names=...).
-    model_input_names: list[str] = ["input_ids", "token_type_ids", "attention_mask"]
+    # As in the reference v5: token_type_ids only where a family asks for them.
+    model_input_names: list[str] = ["input_ids", "attention_mask"]
     padding_side: str = "right"
     truncation_side: str = "right"
     slow_tokenizer_class: ClassVar[Any] = None
