@@ -133,3 +133,17 @@ def test_generic_fast_defaults_to_input_ids_and_attention_mask() -> None:
         "input_ids", "token_type_ids", "attention_mask"
     ]
 
+
+@pytest.mark.parametrize("saved_as", ["TokenizersBackend", "PreTrainedTokenizerFast"])
+def test_auto_tokenizer_loads_generic_fast_folders(tmp_path: Path, saved_as: str) -> None:
+    from plugformers import AutoTokenizer
+
+    make(model_max_length=8).save_pretrained(tmp_path / "t")
+    config_path = tmp_path / "t" / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = saved_as
+    config_path.write_text(json.dumps(config))
+    for use_fast in (True, False):
+        loaded = AutoTokenizer.from_pretrained(tmp_path / "t", use_fast=use_fast)
+        assert type(loaded) is PreTrainedTokenizerFast
+        assert loaded("hello a")["input_ids"] == [2, 4, 9, 3] and loaded.model_max_length == 8
