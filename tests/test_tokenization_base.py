@@ -358,3 +358,14 @@ def test_extra_special_tokens_api(tmp_path: Path, tok: PreTrainedTokenizerBase) 
     config = json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())
     assert config["extra_special_tokens"] == ["<x>"]
     assert type(tok).from_pretrained(tmp_path / "saved").extra_special_tokens == ["<x>"]
+
+
+def test_only_second_on_a_single_text_raises_only_when_it_must_cut(tok: PreTrainedTokenizerBase) -> None:
+    assert tok("hello world", truncation="only_second", max_length=10)["input_ids"] == tok("hello world")["input_ids"]
+    batch = ["hello", "fox world"]
+    assert tok(batch, truncation="only_second", max_length=4)["input_ids"] == tok(batch)["input_ids"]
+    for overflow in (False, True):
+        with pytest.raises(ValueError, match="text_pair"):
+            tok("hello world fox the", truncation="only_second", max_length=4, return_overflowing_tokens=overflow)
+    with pytest.raises(ValueError, match="larger max_length"):
+        tok("hello world", "fox", truncation="only_first", max_length=4)

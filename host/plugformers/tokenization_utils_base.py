@@ -946,8 +946,6 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         padding_strategy, truncation_strategy, max_length = self._resolve_strategies(
             kw.pop("padding"), kw.pop("truncation"), kw.pop("max_length"), kw["pad_to_multiple_of"], kw["verbose"]
         )
-        if truncation_strategy is TruncationStrategy.ONLY_SECOND and not is_pair and max_length is not None:
-            raise ValueError("truncation='only_second' needs pairs of texts (text and text_pair).")
         if padding_side is None:
             padding_side = self.padding_side
         elif padding_side not in ("left", "right"):
@@ -1072,8 +1070,10 @@ class PreTrainedTokenizerBase(PushToHubMixin):
                 overflowing = ids[-window:]
                 ids = ids[:-num_tokens_to_remove]
         elif strategy is TruncationStrategy.ONLY_SECOND:
-            if pair_ids is None or len(pair_ids) <= num_tokens_to_remove:
-                have = 0 if pair_ids is None else len(pair_ids)
+            if pair_ids is None:
+                raise ValueError(only_second_single_message(f" ({len(ids)} tokens, {num_tokens_to_remove} too many)"))
+            if len(pair_ids) <= num_tokens_to_remove:
+                have = len(pair_ids)
                 raise ValueError(
                     f"Cannot remove {num_tokens_to_remove} tokens from the second sequence, which has only "
                     f"{have}; use a larger max_length or another truncation strategy."
@@ -1159,9 +1159,12 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         stride: int,
     ) -> list[tuple[list[int], list[int] | None]]:
         """Split into overlapping windows, as the fast backend's overflow does."""
+        if pair_ids is None and strategy is TruncationStrategy.ONLY_SECOND:
+            raise ValueError(only_second_single_message(f" ({len(ids)} tokens, room for {budget})"))
         if pair_ids is None or strategy is TruncationStrategy.ONLY_FIRST:
             room = budget - (len(pair_ids) if pair_ids else 0)
             return [(w, pair_ids) for w in self._split_windows(ids, room, stride)]
+        assert pair_ids is not None
         if strategy is TruncationStrategy.ONLY_SECOND:
             return [(ids, w) for w in self._split_windows(pair_ids, budget - len(ids), stride)]
         # longest_first: fix the lengths the fast backend settles on, then window both sequences.
@@ -1566,6 +1569,14 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             f"truncation_side={self.truncation_side!r}, special_tokens={self.special_tokens_map}, "
             f"added_tokens_decoder={{\n{added}\n}})"
         )
+
+
+def only_second_single_message(detail: str = "") -> str:
+    """The error for truncation='only_second' on a single text that must be cut (shared by both backends)."""
+    return (
+        "truncation='only_second' cuts the second text of a pair, but this input is a single text longer than "
+        f"max_length{detail}. Pass text_pair=..., or use truncation=True (longest_first) or 'only_first' for single texts."
+    )
 
 
 def _longest_first_lengths(len1: int, len2: int, budget: int) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from plugformers.tokenization_utils_base import (
     TensorType,
     TruncationStrategy,
     clean_lone_surrogates,
+    only_second_single_message,
 )
 
 __all__ = ["PreTrainedTokenizerFast"]
@@ -55,6 +56,19 @@ def _from_backend_token(token: tokenizers.AddedToken) -> AddedToken:
 
 def _is_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
+
+
+def _explain_backend_error(message: str, strategy: TruncationStrategy, max_length: int | None) -> str:
+    """Our wording, with the fix, for the backend's truncation errors; other errors keep the backend's text."""
+    if "Second sequence not provided" in message:
+        return only_second_single_message()
+    if "Sequence to truncate too short" in message:
+        which = "second" if strategy is TruncationStrategy.ONLY_SECOND else "first"
+        return (
+            f"truncation={strategy.value!r} would have to remove more tokens than the {which} text has to fit "
+            f"max_length={max_length}; use a larger max_length, or truncation=True (longest_first), which cuts both texts."
+        )
+    return f"The tokenizers backend could not encode the input: {message}"
 
 
 class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
@@ -348,7 +362,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             )
         except BaseException as exc:
             if isinstance(exc, Exception) or _is_panic(exc):
-                raise ValueError(f"The tokenizers backend could not encode the input: {exc}") from None
+                raise ValueError(_explain_backend_error(str(exc), truncation_strategy, max_length)) from None
             raise
         finally:
             self._tokenizer.no_truncation()

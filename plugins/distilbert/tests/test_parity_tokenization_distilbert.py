@@ -242,3 +242,16 @@ def test_extra_special_tokens_match_reference(tmp_path: Path) -> None:
     for cls in OURS:
         loaded = cls.from_pretrained(folder)
         assert loaded.extra_special_tokens == ["<i1>"] and loaded.get_vocab() == ref.get_vocab()
+
+
+def test_only_second_on_single_texts_matches_reference_when_nothing_is_cut(tmp_path: Path) -> None:
+    ref, ours = _both(tmp_path)
+    texts = ["hello world", "the quick brown fox"]
+    expected = _encode(ref, texts, truncation="only_second", max_length=10)
+    for tok in ours:
+        assert _encode(tok, texts, truncation="only_second", max_length=10) == expected
+        # The reference's fast tokenizer refuses too when it would have to cut a single text.
+        with pytest.raises(Exception):  # noqa: B017
+            ref(texts, truncation="only_second", max_length=4)
+        with pytest.raises(ValueError, match="text_pair"):
+            tok(texts, truncation="only_second", max_length=4)
