@@ -369,3 +369,20 @@ def test_only_second_on_a_single_text_raises_only_when_it_must_cut(tok: PreTrain
             tok("hello world fox the", truncation="only_second", max_length=4, return_overflowing_tokens=overflow)
     with pytest.raises(ValueError, match="larger max_length"):
         tok("hello world", "fox", truncation="only_first", max_length=4)
+
+
+def test_impossible_padding_and_truncation_errors_name_the_fix(tok: PreTrainedTokenizerBase) -> None:
+    with pytest.raises(ValueError, match=r"no model_max_length: pass max_length=\.\.\., or padding=True"):
+        tok(["hello", "hello world"], padding="max_length")
+    with pytest.raises(ValueError, match="pad_to_multiple_of must be a positive int such as 8, got 0; pass None"):
+        tok(["hello", "hello world"], padding=True, pad_to_multiple_of=0)
+    with pytest.raises(ValueError, match=r"max_length=1 cannot hold the 2 special tokens.*max_length >= 2"):
+        tok("hello world", truncation=True, max_length=1)
+    with pytest.raises(ValueError, match=r"max_length=2 cannot hold the 3 special tokens"):
+        tok("hello", "world", truncation=True, max_length=2)
+    assert tok("hello world", truncation=True, max_length=1, add_special_tokens=False)["input_ids"] == [4]
+    with pytest.raises(ValueError, match=r"leave nothing of the .*text.*larger max_length"):
+        tok("hello world", truncation=True, max_length=2)
+    with pytest.raises(ValueError, match="larger max_length"):
+        tok("hello", "world", truncation=True, max_length=3)
+    assert tok("", truncation=True, max_length=2)["input_ids"] == [2, 3]  # nothing to cut: fine

@@ -819,8 +819,8 @@ class PreTrainedTokenizerBase(PushToHubMixin):
                 if self.model_max_length >= LARGE_INTEGER:
                     if padding_strategy is PaddingStrategy.MAX_LENGTH:
                         raise ValueError(
-                            "padding='max_length' needs a max_length: pass max_length=... (this tokenizer has no "
-                            "model_max_length)."
+                            "padding='max_length' needs a length to pad to, and this tokenizer has no "
+                            "model_max_length: pass max_length=..., or padding=True to pad to the longest sequence."
                         )
                     truncation_strategy = TruncationStrategy.DO_NOT_TRUNCATE
                 else:
@@ -829,7 +829,10 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             raise ValueError(f"max_length must be a non-negative int, got {max_length!r}.")
         if pad_to_multiple_of is not None:
             if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of <= 0:
-                raise ValueError(f"pad_to_multiple_of must be a positive int, got {pad_to_multiple_of!r}.")
+                raise ValueError(
+                    f"pad_to_multiple_of must be a positive int such as 8, got {pad_to_multiple_of!r}; "
+                    "pass None to pad without rounding the length up."
+                )
         if padding_strategy is not PaddingStrategy.DO_NOT_PAD and self.pad_token_id is None:
             raise ValueError(
                 "This tokenizer has no pad token, so it cannot pad. Set one, e.g. "
@@ -946,6 +949,12 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         padding_strategy, truncation_strategy, max_length = self._resolve_strategies(
             kw.pop("padding"), kw.pop("truncation"), kw.pop("max_length"), kw["pad_to_multiple_of"], kw["verbose"]
         )
+        n_special = self.num_special_tokens_to_add(pair=is_pair) if kw["add_special_tokens"] else 0
+        if truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None and max_length < n_special:
+            raise ValueError(
+                f"max_length={max_length} cannot hold the {n_special} special tokens this tokenizer adds, so no "
+                f"truncation can reach it. Use max_length >= {n_special}, or add_special_tokens=False."
+            )
         if padding_side is None:
             padding_side = self.padding_side
         elif padding_side not in ("left", "right"):
@@ -1059,8 +1068,9 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         ):
             if len(ids) <= num_tokens_to_remove:
                 raise ValueError(
-                    f"Cannot remove {num_tokens_to_remove} tokens from the first sequence, which has only "
-                    f"{len(ids)}; use a larger max_length or another truncation strategy."
+                    f"Truncation would leave nothing of the first text: {num_tokens_to_remove} tokens must go to fit "
+                    f"max_length and it has only {len(ids)}. Use a larger max_length (it must also hold the special "
+                    "tokens), or truncation=True, which cuts a pair from its longer text."
                 )
             window = min(len(ids), stride + num_tokens_to_remove)
             if left:
@@ -1075,8 +1085,9 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             if len(pair_ids) <= num_tokens_to_remove:
                 have = len(pair_ids)
                 raise ValueError(
-                    f"Cannot remove {num_tokens_to_remove} tokens from the second sequence, which has only "
-                    f"{have}; use a larger max_length or another truncation strategy."
+                    f"Truncation would leave nothing of the second text: {num_tokens_to_remove} tokens must go to fit "
+                    f"max_length and it has only {have}. Use a larger max_length (it must also hold the special "
+                    "tokens), or truncation=True, which cuts a pair from its longer text."
                 )
             window = min(len(pair_ids), stride + num_tokens_to_remove)
             if left:
@@ -1088,8 +1099,11 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         elif strategy is TruncationStrategy.LONGEST_FIRST:
             assert pair_ids is not None
             budget = len(ids) + len(pair_ids) - num_tokens_to_remove
-            if budget < 0:
-                raise ValueError("Sequences are too short to remove that many tokens.")
+            if budget <= 0:
+                raise ValueError(
+                    f"max_length is too small for this pair: {num_tokens_to_remove} tokens must go but the texts "
+                    f"have {len(ids) + len(pair_ids)}. Use a larger max_length (it must also hold the special tokens)."
+                )
             n1, n2 = _longest_first_lengths(len(ids), len(pair_ids), budget)
             if left:
                 ids, pair_ids = ids[len(ids) - n1 :], pair_ids[len(pair_ids) - n2 :]

@@ -345,7 +345,16 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         split_special_tokens: bool,
     ) -> BatchEncoding:
         inputs = self._clean_inputs(batch, is_pair, is_split_into_words)
-        if truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None and stride:
+        truncating = truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None
+        if truncating and add_special_tokens and max_length == self.num_special_tokens_to_add(pair=is_pair):
+            # No room for any text token; the backend would quietly return only the special tokens.
+            plain = self._tokenizer.encode_batch(inputs, add_special_tokens=False, is_pretokenized=is_split_into_words)
+            if any(len(e) for e in plain):
+                raise ValueError(
+                    f"Truncation would leave nothing of the text: max_length={max_length} holds only the special "
+                    "tokens. Use a larger max_length (it must also hold the special tokens)."
+                )
+        if truncating and max_length is not None and stride:
             room = max_length - self.num_special_tokens_to_add(pair=is_pair)
             if stride >= room:
                 raise ValueError(
