@@ -386,3 +386,40 @@ def test_impossible_padding_and_truncation_errors_name_the_fix(tok: PreTrainedTo
     with pytest.raises(ValueError, match="larger max_length"):
         tok("hello", "world", truncation=True, max_length=3)
     assert tok("", truncation=True, max_length=2)["input_ids"] == [2, 3]  # nothing to cut: fine
+
+
+def _outcome(tok: PreTrainedTokenizerBase, *args: Any, **kwargs: Any) -> Any:
+    try:
+        enc = tok(*args, **kwargs)
+    except ValueError:
+        return "ValueError"
+    return enc["input_ids"], enc.get("overflow_to_sample_mapping")
+
+
+def test_overflow_windows_match_fast_backend_on_random_cases(tmp_path: Path) -> None:
+    import random
+
+    slow, fast = WordTokenizer(vocab_file(tmp_path)), WordTokenizerFast(vocab_file(tmp_path))
+    words = ["hello", "world", "the", "quick", "brown", "fox", "a", "b", "c"]
+    rng = random.Random(0)
+    for _ in range(400):
+        first = " ".join(rng.choices(words, k=rng.randint(0, 12)))
+        second = " ".join(rng.choices(words, k=rng.randint(0, 12)))
+        options = {
+            "truncation": rng.choice(["longest_first", "only_first", "only_second"]),
+            "max_length": rng.randint(4, 16),
+            "stride": rng.randint(0, 4),
+            "return_overflowing_tokens": True,
+        }
+        side = rng.choice(["left", "right"])
+        slow.truncation_side = fast.truncation_side = side
+        case = (first, second, options, side)
+        assert _outcome(slow, first, second, **options) == _outcome(fast, first, second, **options), case
+        if options["truncation"] != "only_second":
+            assert _outcome(slow, first, **options) == _outcome(fast, first, **options), case
+
+
+def test_overflow_with_a_short_second_text_that_fits(tok: PreTrainedTokenizerBase) -> None:
+    first = " ".join(["a", "b", "c", "hello", "world", "fox"] * 2)
+    enc = tok(first, "fox", truncation="longest_first", max_length=8, stride=1, return_overflowing_tokens=True)
+    assert len(enc["input_ids"]) == 4 and all(row[-3:] == [3, 9, 3] for row in enc["input_ids"])

@@ -955,6 +955,14 @@ class PreTrainedTokenizerBase(PushToHubMixin):
                 f"max_length={max_length} cannot hold the {n_special} special tokens this tokenizer adds, so no "
                 f"truncation can reach it. Use max_length >= {n_special}, or add_special_tokens=False."
             )
+        if truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None and stride:
+            # Checked up front, whatever the texts, as the fast backend (and the reference) do.
+            room = max_length - self.num_special_tokens_to_add(pair=is_pair)
+            if stride >= room:
+                raise ValueError(
+                    f"stride ({stride}) must be smaller than max_length ({max_length}) minus the "
+                    f"{max_length - room} special tokens; use a smaller stride or a larger max_length."
+                )
         if padding_side is None:
             padding_side = self.padding_side
         elif padding_side not in ("left", "right"):
@@ -1181,13 +1189,28 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         assert pair_ids is not None
         if strategy is TruncationStrategy.ONLY_SECOND:
             return [(ids, w) for w in self._split_windows(pair_ids, budget - len(ids), stride)]
-        # longest_first: fix the lengths the fast backend settles on, then window both sequences.
+        # longest_first: fix the lengths the fast backend settles on, window both sequences, then pair the
+        # windows in the backend's order: the first windows of both, then each later first-text window with
+        # every second-text window, then the first first-text window with the later second-text windows.
         n1, n2 = _longest_first_lengths(len(ids), len(pair_ids), budget)
-        first = self._split_windows(ids, n1, stride)
-        second = self._split_windows(pair_ids, n2, stride)
-        return [(a, b) for a in first for b in second]
+        a0, *a_rest = self._split_windows(ids, n1, stride, allow_empty=True)
+        b0, *b_rest = self._split_windows(pair_ids, n2, stride, allow_empty=True)
+        rows: list[tuple[list[int], list[int] | None]] = [(a0, b0)]
+        for a in a_rest:
+            rows.append((a, b0))
+            rows.extend((a, b) for b in b_rest)
+        rows.extend((a0, b) for b in b_rest)
+        return rows
 
-    def _split_windows(self, ids: list[int], size: int, stride: int) -> list[list[int]]:
+    def _split_windows(self, ids: list[int], size: int, stride: int, allow_empty: bool = False) -> list[list[int]]:
+        """Windows of ``size`` tokens overlapping by ``stride``; a sequence that fits stays whole, whatever the stride.
+
+        With ``allow_empty`` a size of 0 gives an empty window and then the whole sequence, as the backend does.
+        """
+        if len(ids) <= size:
+            return [list(ids)]
+        if size == 0 and allow_empty:
+            return [[], list(ids)]
         if size <= 0 or stride >= size:
             raise ValueError(
                 f"Cannot truncate: max_length leaves room for {max(size, 0)} tokens of the sequence but stride is "

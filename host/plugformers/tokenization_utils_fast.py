@@ -354,13 +354,6 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
                     f"Truncation would leave nothing of the text: max_length={max_length} holds only the special "
                     "tokens. Use a larger max_length (it must also hold the special tokens)."
                 )
-        if truncating and max_length is not None and stride:
-            room = max_length - self.num_special_tokens_to_add(pair=is_pair)
-            if stride >= room:
-                raise ValueError(
-                    f"stride ({stride}) must be smaller than max_length ({max_length}) minus the "
-                    f"{max_length - room} special tokens."
-                )
         try:
             self._configure_backend(
                 padding_strategy, truncation_strategy, max_length, stride, pad_to_multiple_of, padding_side
