@@ -1107,7 +1107,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         elif strategy is TruncationStrategy.LONGEST_FIRST:
             assert pair_ids is not None
             budget = len(ids) + len(pair_ids) - num_tokens_to_remove
-            if budget <= 0:
+            if budget < 0:
                 raise ValueError(
                     f"max_length is too small for this pair: {num_tokens_to_remove} tokens must go but the texts "
                     f"have {len(ids) + len(pair_ids)}. Use a larger max_length (it must also hold the special tokens)."

@@ -346,8 +346,9 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     ) -> BatchEncoding:
         inputs = self._clean_inputs(batch, is_pair, is_split_into_words)
         truncating = truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None
-        if truncating and add_special_tokens and max_length == self.num_special_tokens_to_add(pair=is_pair):
-            # No room for any text token; the backend would quietly return only the special tokens.
+        if truncating and not is_pair and add_special_tokens and max_length == self.num_special_tokens_to_add():
+            # No room for any token of a single text; the backend would quietly return only the special tokens
+            # where the Python backend raises.
             plain = self._tokenizer.encode_batch(inputs, add_special_tokens=False, is_pretokenized=is_split_into_words)
             if any(len(e) for e in plain):
                 raise ValueError(
