@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from plugformers.tokenization_utils_base import BatchEncoding, CharSpan, TokenSpan
 from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
 VOCAB = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "un", "##aff", "##able", "a", "b", "c"])}
@@ -94,3 +95,55 @@ def test_large_padded_batch_to_tensors() -> None:
     out = tok(texts, padding=True, return_tensors="pt")
     assert out["input_ids"].shape == (1500, 7) and out["input_ids"].dtype == torch.int64
     assert out["attention_mask"].sum().item() == 500 * (7 + 4 + 3)
+
+
+def test_batch_encoding_position_helpers() -> None:
+    tok = make()
+    enc = tok(["Hello unaffable", "a"], ["b c", "b"], padding=True)
+    # row 0: [CLS] hello un ##aff ##able [SEP] b c [SEP]
+    assert enc.word_to_tokens(0, 1) == TokenSpan(2, 5) and isinstance(enc.word_to_tokens(1), TokenSpan)
+    assert enc.word_to_tokens(0, 1, sequence_index=1) == TokenSpan(7, 8)
+    assert enc.word_to_tokens(0, 9) is None
+    assert enc.word_to_chars(0, 1) == CharSpan(6, 15) and enc.word_to_chars(0, 1, 1) == CharSpan(2, 3)
+    assert enc.word_to_chars(0, 9) is None
+    assert enc.token_to_chars(0, 3) == CharSpan(8, 11) and enc.token_to_chars(0) is None  # [CLS]
+    assert enc.token_to_chars(1, -1) is None and enc.token_to_chars(0, -2) == CharSpan(2, 3)
+    assert [enc.token_to_sequence(0, i) for i in range(9)] == [None, 0, 0, 0, 0, None, 1, 1, None]
+    assert enc.token_to_sequence(7) == 1 and enc.token_to_word(0, -2) == 1
+    assert enc.char_to_word(0, 9) == 1 and enc.char_to_word(0, 5) is None and enc.char_to_word(0, 2, 1) == 1
+    assert enc.char_to_word(7) == 1
+    with pytest.raises(IndexError):
+        enc.token_to_word(0, -100)
+
+
+def test_batch_encoding_position_helpers_need_a_fast_tokenizer() -> None:
+    enc = BatchEncoding({"input_ids": [[1, 2]]})
+    for name in ("token_to_word", "token_to_sequence", "token_to_chars", "word_to_tokens", "word_to_chars",
+                 "char_to_token", "char_to_word"):
+        with pytest.raises(ValueError, match="fast tokenizer"):
+            getattr(enc, name)(0, 0)
+
+
+def test_generic_fast_defaults_to_input_ids_and_attention_mask() -> None:
+    tok = make()
+    assert tok.model_input_names == ["input_ids", "attention_mask"]
+    assert list(tok("a b")) == ["input_ids", "attention_mask"]
+    assert "token_type_ids" in tok("a b", return_token_type_ids=True)
+    assert list(make(model_input_names=["input_ids", "token_type_ids", "attention_mask"])("a")) == [
+        "input_ids", "token_type_ids", "attention_mask"
+    ]
+
+
+@pytest.mark.parametrize("saved_as", ["TokenizersBackend", "PreTrainedTokenizerFast"])
+def test_auto_tokenizer_loads_generic_fast_folders(tmp_path: Path, saved_as: str) -> None:
+    from plugformers import AutoTokenizer
+
+    make(model_max_length=8).save_pretrained(tmp_path / "t")
+    config_path = tmp_path / "t" / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = saved_as
+    config_path.write_text(json.dumps(config))
+    for use_fast in (True, False):
+        loaded = AutoTokenizer.from_pretrained(tmp_path / "t", use_fast=use_fast)
+        assert type(loaded) is PreTrainedTokenizerFast
+        assert loaded("hello a")["input_ids"] == [2, 4, 9, 3] and loaded.model_max_length == 8

@@ -38,7 +38,10 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         self._ready = False
         self._added_tokens_decoder: dict[int, AddedToken] = {}
         self._added_tokens_encoder: dict[str, int] = {}
+        # Matchers of all added tokens and of the non-special ones only (used when special tokens are split).
         self._added_pattern: re.Pattern[str] | None = None
+        self._plain_pattern: re.Pattern[str] | None = None
+        self._lower_map: dict[str, AddedToken] = {}
         added = kwargs.pop("added_tokens_decoder", None) or {}
         for idx, token in added.items():
             if isinstance(token, dict):
@@ -125,14 +128,16 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
 
     def _update_added_pattern(self) -> None:
         tokens = sorted(self._added_tokens_decoder.values(), key=lambda t: len(t.content), reverse=True)
-        if self.split_special_tokens:
-            tokens = [t for t in tokens if not t.special]
-        if not tokens:
-            self._added_pattern = None
-            return
         lower = self._lowercases()
-        parts = [f"(?i:{re.escape(t.content)})" if lower and t.normalized else re.escape(t.content) for t in tokens]
-        self._added_pattern = re.compile("|".join(parts))
+
+        def matcher(chosen: list[AddedToken]) -> re.Pattern[str] | None:
+            if not chosen:
+                return None
+            parts = [f"(?i:{re.escape(t.content)})" if lower and t.normalized else re.escape(t.content) for t in chosen]
+            return re.compile("|".join(parts))
+
+        self._added_pattern = matcher(tokens)
+        self._plain_pattern = matcher([t for t in tokens if not t.special])
         self._lower_map = {t.content.lower(): t for t in tokens if lower and t.normalized}
 
     def _match_token(self, matched: str) -> AddedToken:
@@ -141,14 +146,22 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
             return self._added_tokens_decoder[idx]
         return self._lower_map[matched.lower()]
 
-    def _split_on_added_tokens(self, text: str) -> list[tuple[str, AddedToken | None]]:
-        """Cut ``text`` into (piece, token) parts: ``token`` is set where an added token matched."""
-        if self._added_pattern is None or not text:
+    def _split_on_added_tokens(
+        self, text: str, split_special_tokens: bool | None = None
+    ) -> list[tuple[str, AddedToken | None]]:
+        """Cut ``text`` into (piece, token) parts: ``token`` is set where an added token matched.
+
+        With ``split_special_tokens`` (default: the tokenizer's setting) special tokens are not matched.
+        """
+        if split_special_tokens is None:
+            split_special_tokens = self.split_special_tokens
+        pattern = self._plain_pattern if split_special_tokens else self._added_pattern
+        if pattern is None or not text:
             return [(text, None)]
         parts: list[tuple[str, AddedToken | None]] = []
         pos = 0
         strip_next = False
-        for m in self._added_pattern.finditer(text):
+        for m in pattern.finditer(text):
             token = self._match_token(m.group(0))
             start, end = m.span()
             if token.single_word and (
@@ -173,20 +186,27 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         return parts
 
     # ----------------------------------------------------------------- tokenize / ids
-    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs: Any) -> list[str]:
+    def tokenize(
+        self,
+        text: str,
+        pair: str | None = None,
+        add_special_tokens: bool = False,
+        split_special_tokens: bool | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
         """Split ``text`` into token strings (added tokens are kept whole)."""
         if not isinstance(text, str):
             raise TypeError(f"tokenize() takes a str, got {type(text).__name__}.")
         text = clean_lone_surrogates(text)
         tokens: list[str] = []
-        for piece, token in self._split_on_added_tokens(text):
+        for piece, token in self._split_on_added_tokens(text, split_special_tokens):
             if token is not None:
                 tokens.append(token.content)
             else:
                 tokens.extend(self._tokenize(piece, **kwargs))
         if pair is not None or add_special_tokens:
             ids_a = self.convert_tokens_to_ids(tokens)
-            ids_b = None if pair is None else self.convert_tokens_to_ids(self.tokenize(pair))
+            ids_b = None if pair is None else self.convert_tokens_to_ids(self.tokenize(pair, split_special_tokens=split_special_tokens))
             if add_special_tokens:
                 return self.convert_ids_to_tokens(self.build_inputs_with_special_tokens(ids_a, ids_b))
             return tokens + self.convert_ids_to_tokens(ids_b or [])
@@ -219,13 +239,13 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
             out.append(tok.content if tok is not None else self._convert_id_to_token(i))
         return out
 
-    def _input_ids(self, value: Any, is_split_into_words: bool) -> list[int]:
+    def _input_ids(self, value: Any, is_split_into_words: bool, split_special_tokens: bool) -> list[int]:
         if isinstance(value, str):
-            return self.convert_tokens_to_ids(self.tokenize(value))
+            return self.convert_tokens_to_ids(self.tokenize(value, split_special_tokens=split_special_tokens))
         if is_split_into_words:
             ids: list[int] = []
             for word in value:
-                ids.extend(self.convert_tokens_to_ids(self.tokenize(word)))
+                ids.extend(self.convert_tokens_to_ids(self.tokenize(word, split_special_tokens=split_special_tokens)))
             return ids
         return [int(i) for i in value]
 
@@ -252,6 +272,7 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         return_length: bool,
         verbose: bool,
         batched: bool,
+        split_special_tokens: bool,
     ) -> BatchEncoding:
         if return_offsets_mapping:
             raise NotImplementedError(
@@ -262,8 +283,8 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         mapping: list[int] = []
         for n, item in enumerate(batch):
             first, second = item if is_pair else (item, None)
-            ids = self._input_ids(first, is_split_into_words)
-            pair_ids = None if second is None else self._input_ids(second, is_split_into_words)
+            ids = self._input_ids(first, is_split_into_words, split_special_tokens)
+            pair_ids = None if second is None else self._input_ids(second, is_split_into_words, split_special_tokens)
             produced = self.prepare_for_model(
                 ids,
                 pair_ids,
@@ -314,8 +335,12 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         return [k for k in order if k in data] + [k for k in data if k not in order]
 
     # ----------------------------------------------------------------- decoding
+    def _skipped_ids(self) -> set[int]:
+        """What ``decode(skip_special_tokens=True)`` drops: the special tokens and every added token marked special."""
+        return set(self.all_special_ids) | {i for i, tok in self._added_tokens_decoder.items() if tok.special}
+
     def _decode(self, token_ids: list[int], skip_special_tokens: bool = False, **kwargs: Any) -> str:
-        special = set(self.all_special_ids) if skip_special_tokens else set()
+        special = self._skipped_ids() if skip_special_tokens else set()
         limit = len(self)
         tokens = []
         for i in token_ids:

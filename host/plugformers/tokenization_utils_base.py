@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Any, ClassVar, TypeVar, Union, overload
+from typing import Any, ClassVar, NamedTuple, TypeVar, Union, overload
 
 import numpy as np
 
@@ -35,9 +35,11 @@ __all__ = [
     "VERY_LARGE_INTEGER",
     "AddedToken",
     "BatchEncoding",
+    "CharSpan",
     "PaddingStrategy",
     "PreTrainedTokenizerBase",
     "TensorType",
+    "TokenSpan",
     "TruncationStrategy",
 ]
 
@@ -184,6 +186,15 @@ def _to_py(value: Any) -> Any:
     return value
 
 
+def _tensor_type_of(value: Any) -> TensorType | None:
+    """``np`` for numpy arrays and scalars, ``pt`` for torch tensors, None for Python values."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return TensorType.NUMPY
+    if _is_tensor_like(value) and type(value).__module__.split(".")[0] == "torch":
+        return TensorType.PYTORCH
+    return None
+
+
 def _as_tensor(value: Any, tensor_type: TensorType, key: str) -> Any:
     if tensor_type is TensorType.NUMPY:
         if isinstance(value, np.ndarray):
@@ -215,6 +226,20 @@ def _is_int_nested(value: Any) -> bool:
             return True
         value = value[0]
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+class CharSpan(NamedTuple):
+    """Characters ``start`` (inclusive) to ``end`` (exclusive) of the original text."""
+
+    start: int
+    end: int
+
+
+class TokenSpan(NamedTuple):
+    """Tokens ``start`` (inclusive) to ``end`` (exclusive) of an encoded row."""
+
+    start: int
+    end: int
 
 
 class BatchEncoding(dict):
@@ -303,15 +328,63 @@ class BatchEncoding(dict):
         """For each token, 0/1 for the first/second sequence of a pair, None for special tokens."""
         return list(self._encoding(batch_index, "sequence_ids").sequence_ids)
 
-    def token_to_word(self, batch_index: int, token_index: int | None = None) -> int | None:
+    # The position helpers below take (index) for row 0 or (batch_index, index), as the reference does.
+    def _token_at(self, batch_index: int, token_index: int | None, what: str) -> tuple[Any, int]:
+        """The row's Encoding and the token index, counted from the row's end when negative."""
         if token_index is None:
             batch_index, token_index = 0, batch_index
-        return self._encoding(batch_index, "token_to_word").token_to_word(token_index)
+        encoding = self._encoding(batch_index, what)
+        if token_index < 0:
+            token_index += len(encoding)
+        if token_index < 0:
+            raise IndexError(f"Token index {token_index - len(encoding)} is out of range for a row of {len(encoding)} tokens.")
+        return encoding, token_index
+
+    def token_to_word(self, batch_index: int, token_index: int | None = None) -> int | None:
+        """The index of the word (in its own sequence) that a token came from; None for special tokens."""
+        encoding, token_index = self._token_at(batch_index, token_index, "token_to_word")
+        return encoding.token_to_word(token_index)
+
+    def token_to_sequence(self, batch_index: int, token_index: int | None = None) -> int | None:
+        """0 or 1: which sequence of the input a token belongs to; None for special tokens."""
+        encoding, token_index = self._token_at(batch_index, token_index, "token_to_sequence")
+        return encoding.token_to_sequence(token_index)
+
+    def token_to_chars(self, batch_index: int, token_index: int | None = None) -> CharSpan | None:
+        """The characters of its own text that a token covers; None for special tokens."""
+        encoding, token_index = self._token_at(batch_index, token_index, "token_to_chars")
+        span = encoding.token_to_chars(token_index)
+        return None if span is None else CharSpan(*span)
+
+    def word_to_tokens(
+        self, batch_index: int, word_index: int | None = None, sequence_index: int = 0
+    ) -> TokenSpan | None:
+        """The tokens a word of sequence ``sequence_index`` became; None if no token comes from that word."""
+        if word_index is None:
+            batch_index, word_index = 0, batch_index
+        span = self._encoding(batch_index, "word_to_tokens").word_to_tokens(word_index, sequence_index)
+        return None if span is None else TokenSpan(*span)
+
+    def word_to_chars(
+        self, batch_index: int, word_index: int | None = None, sequence_index: int = 0
+    ) -> CharSpan | None:
+        """The characters of a word of sequence ``sequence_index``; None if there is no such word."""
+        if word_index is None:
+            batch_index, word_index = 0, batch_index
+        span = self._encoding(batch_index, "word_to_chars").word_to_chars(word_index, sequence_index)
+        return None if span is None else CharSpan(*span)
 
     def char_to_token(self, batch_index: int, char_index: int | None = None, sequence_index: int = 0) -> int | None:
+        """The token covering a character of sequence ``sequence_index``; None for spaces and dropped characters."""
         if char_index is None:
             batch_index, char_index = 0, batch_index
         return self._encoding(batch_index, "char_to_token").char_to_token(char_index, sequence_index)
+
+    def char_to_word(self, batch_index: int, char_index: int | None = None, sequence_index: int = 0) -> int | None:
+        """The word holding a character of sequence ``sequence_index``; None for spaces and dropped characters."""
+        if char_index is None:
+            batch_index, char_index = 0, batch_index
+        return self._encoding(batch_index, "char_to_word").char_to_word(char_index, sequence_index)
 
     def convert_to_tensors(
         self, tensor_type: str | TensorType | None = None, prepend_batch_axis: bool = False
@@ -358,7 +431,8 @@ class PreTrainedTokenizerBase(PushToHubMixin):
 
     vocab_files_names: ClassVar[dict[str, str]] = {}
     # The class default; __init__ gives each instance its own copy (overridable with model_input_names=...).
-    model_input_names: list[str] = ["input_ids", "token_type_ids", "attention_mask"]
+    # As in the reference v5: token_type_ids only where a family asks for them.
+    model_input_names: list[str] = ["input_ids", "attention_mask"]
     padding_side: str = "right"
     truncation_side: str = "right"
     slow_tokenizer_class: ClassVar[Any] = None
@@ -392,7 +466,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         names = kwargs.pop("model_input_names", None)
         self.model_input_names = list(names) if names is not None else list(type(self).model_input_names)
         self.clean_up_tokenization_spaces = bool(kwargs.pop("clean_up_tokenization_spaces", False))
-        self.split_special_tokens = bool(kwargs.pop("split_special_tokens", False))
+        self._split_special_tokens = bool(kwargs.pop("split_special_tokens", False))
         self._warned_too_long = False
         self._special_tokens: dict[str, str | AddedToken | None] = dict.fromkeys(self.SPECIAL_TOKENS_ATTRIBUTES[:-1])
         self._additional_special_tokens: list[str | AddedToken] = []
@@ -411,6 +485,19 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         for key in ("tokenizer_class", "auto_map", "backend", "processor_class", "tokenizer_file", "name_or_path"):
             kwargs.pop(key, None)
         self._unused_init_kwargs = kwargs
+
+    @property
+    def split_special_tokens(self) -> bool:
+        """Whether special tokens written in the text are split like ordinary text instead of matched whole."""
+        return self._split_special_tokens
+
+    @split_special_tokens.setter
+    def split_special_tokens(self, value: bool) -> None:
+        self._split_special_tokens = bool(value)
+        self._on_split_special_tokens_set()
+
+    def _on_split_special_tokens_set(self) -> None:
+        """Hook for backends that keep their own copy of ``split_special_tokens`` (no-op here)."""
 
     # ----------------------------------------------------------------- lengths
     @property
@@ -446,18 +533,28 @@ class PreTrainedTokenizerBase(PushToHubMixin):
     )
 
     @property
-    def additional_special_tokens(self) -> list[str]:
+    def extra_special_tokens(self) -> list[str]:
+        """Special tokens beyond the named ones (v5 name; ``additional_special_tokens`` is the same list)."""
         return [str(t) for t in self._additional_special_tokens]
 
-    @additional_special_tokens.setter
-    def additional_special_tokens(self, values: Iterable[str | AddedToken] | None) -> None:
+    @extra_special_tokens.setter
+    def extra_special_tokens(self, values: Iterable[str | AddedToken] | None) -> None:
         values = list(values or [])
         for v in values:
             if not isinstance(v, (str, AddedToken)):
-                raise TypeError(f"additional_special_tokens entries must be str or AddedToken, got {type(v).__name__}.")
+                raise TypeError(f"extra_special_tokens entries must be str or AddedToken, got {type(v).__name__}.")
         self._additional_special_tokens = values
         for v in values:
             self._on_special_token_set(v)
+
+    @property
+    def additional_special_tokens(self) -> list[str]:
+        """The v4 name of :attr:`extra_special_tokens`."""
+        return self.extra_special_tokens
+
+    @additional_special_tokens.setter
+    def additional_special_tokens(self, values: Iterable[str | AddedToken] | None) -> None:
+        self.extra_special_tokens = values
 
     def _token_id(self, token: str | None) -> int | None:
         return None if token is None else self.convert_tokens_to_ids(token)
@@ -475,8 +572,12 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         return self._token_id(self.pad_token)
 
     @property
+    def extra_special_tokens_ids(self) -> list[int]:
+        return [self.convert_tokens_to_ids(t) for t in self.extra_special_tokens]
+
+    @property
     def additional_special_tokens_ids(self) -> list[int]:
-        return [self.convert_tokens_to_ids(t) for t in self.additional_special_tokens]
+        return self.extra_special_tokens_ids
 
     @property
     def special_tokens_map(self) -> dict[str, str | list[str]]:
@@ -526,25 +627,31 @@ class PreTrainedTokenizerBase(PushToHubMixin):
     def add_special_tokens(
         self,
         special_tokens_dict: Mapping[str, str | AddedToken | Sequence[str | AddedToken]],
-        replace_additional_special_tokens: bool = True,
+        replace_extra_special_tokens: bool = True,
+        replace_additional_special_tokens: bool | None = None,
     ) -> int:
-        """Set special tokens (``{"pad_token": "[PAD]", "additional_special_tokens": [...]}``).
+        """Set special tokens (``{"pad_token": "[PAD]", "extra_special_tokens": [...]}``).
 
-        Tokens missing from the vocabulary are added; returns how many new ids were created.
+        Tokens missing from the vocabulary are added; returns how many new ids were created. The v4 names
+        ``additional_special_tokens`` / ``replace_additional_special_tokens`` still work. New ids follow the
+        dict's order, except that an ``additional_special_tokens`` entry comes last, as in the reference.
         """
         if not isinstance(special_tokens_dict, Mapping):
             raise TypeError("add_special_tokens() takes a dict such as {'pad_token': '[PAD]'}.")
+        replace = replace_extra_special_tokens if replace_additional_special_tokens is None else replace_additional_special_tokens
+        allowed = [*self.SPECIAL_TOKENS_ATTRIBUTES[:-1], "extra_special_tokens", "additional_special_tokens"]
+        items = [(k, v) for k, v in special_tokens_dict.items() if k != "additional_special_tokens"]
+        if "additional_special_tokens" in special_tokens_dict:
+            items.append(("additional_special_tokens", special_tokens_dict["additional_special_tokens"]))
         to_add: list[str | AddedToken] = []
-        for key, value in special_tokens_dict.items():
-            if key not in self.SPECIAL_TOKENS_ATTRIBUTES:
-                raise ValueError(
-                    f"{key!r} is not a special-token attribute; use one of {', '.join(self.SPECIAL_TOKENS_ATTRIBUTES)}."
-                )
-            if key == "additional_special_tokens":
+        for key, value in items:
+            if key not in allowed:
+                raise ValueError(f"{key!r} is not a special-token attribute; use one of {', '.join(allowed)}.")
+            if key in ("extra_special_tokens", "additional_special_tokens"):
                 if isinstance(value, (str, AddedToken)) or not isinstance(value, Sequence):
-                    raise TypeError("additional_special_tokens must be a list of str or AddedToken.")
+                    raise TypeError(f"{key} must be a list of str or AddedToken.")
                 values: list[str | AddedToken] = [self._as_special(v) for v in value]
-                if replace_additional_special_tokens:
+                if replace:
                     new = values
                 else:
                     known = set(self.additional_special_tokens)
@@ -638,6 +745,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         return_length: bool,
         verbose: bool,
         batched: bool,
+        split_special_tokens: bool,
     ) -> BatchEncoding:
         raise NotImplementedError
 
@@ -697,7 +805,8 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         else:
             padding_strategy = PaddingStrategy.parse(padding, "padding value")
         if truncation is None:
-            truncation = max_length is not None
+            # A bare max_length means "truncate" only when padding is off (False); with padding it is the pad target.
+            truncation = max_length is not None and (padding is False or padding is None)
         if truncation is True:
             truncation_strategy = TruncationStrategy.LONGEST_FIRST
         elif truncation is False:
@@ -710,8 +819,8 @@ class PreTrainedTokenizerBase(PushToHubMixin):
                 if self.model_max_length >= LARGE_INTEGER:
                     if padding_strategy is PaddingStrategy.MAX_LENGTH:
                         raise ValueError(
-                            "padding='max_length' needs a max_length: pass max_length=... (this tokenizer has no "
-                            "model_max_length)."
+                            "padding='max_length' needs a length to pad to, and this tokenizer has no "
+                            "model_max_length: pass max_length=..., or padding=True to pad to the longest sequence."
                         )
                     truncation_strategy = TruncationStrategy.DO_NOT_TRUNCATE
                 else:
@@ -720,7 +829,10 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             raise ValueError(f"max_length must be a non-negative int, got {max_length!r}.")
         if pad_to_multiple_of is not None:
             if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of <= 0:
-                raise ValueError(f"pad_to_multiple_of must be a positive int, got {pad_to_multiple_of!r}.")
+                raise ValueError(
+                    f"pad_to_multiple_of must be a positive int such as 8, got {pad_to_multiple_of!r}; "
+                    "pass None to pad without rounding the length up."
+                )
         if padding_strategy is not PaddingStrategy.DO_NOT_PAD and self.pad_token_id is None:
             raise ValueError(
                 "This tokenizer has no pad token, so it cannot pad. Set one, e.g. "
@@ -751,9 +863,13 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         return_offsets_mapping: bool = False,
         return_length: bool = False,
         verbose: bool = True,
+        split_special_tokens: bool | None = None,
         **kwargs: Any,
     ) -> BatchEncoding:
-        """Encode a text, a pair, a batch of texts or pairs, or pre-split words, into model inputs."""
+        """Encode a text, a pair, a batch of texts or pairs, or pre-split words, into model inputs.
+
+        ``split_special_tokens`` overrides the tokenizer's setting for this call.
+        """
         if kwargs:
             raise TypeError(f"{type(self).__name__}.__call__() got unexpected keyword arguments: {sorted(kwargs)}.")
         if text is None and text_target is None:
@@ -775,6 +891,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             "return_offsets_mapping": return_offsets_mapping,
             "return_length": return_length,
             "verbose": verbose,
+            "split_special_tokens": self.split_special_tokens if split_special_tokens is None else bool(split_special_tokens),
         }
         encodings = self._call_one(text, text_pair, **common) if text is not None else None
         if text_target is None:
@@ -832,8 +949,20 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         padding_strategy, truncation_strategy, max_length = self._resolve_strategies(
             kw.pop("padding"), kw.pop("truncation"), kw.pop("max_length"), kw["pad_to_multiple_of"], kw["verbose"]
         )
-        if truncation_strategy is TruncationStrategy.ONLY_SECOND and not is_pair and max_length is not None:
-            raise ValueError("truncation='only_second' needs pairs of texts (text and text_pair).")
+        n_special = self.num_special_tokens_to_add(pair=is_pair) if kw["add_special_tokens"] else 0
+        if truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None and max_length < n_special:
+            raise ValueError(
+                f"max_length={max_length} cannot hold the {n_special} special tokens this tokenizer adds, so no "
+                f"truncation can reach it. Use max_length >= {n_special}, or add_special_tokens=False."
+            )
+        if truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None and stride:
+            # Checked up front, whatever the texts, as the fast backend (and the reference) do.
+            room = max_length - self.num_special_tokens_to_add(pair=is_pair)
+            if stride >= room:
+                raise ValueError(
+                    f"stride ({stride}) must be smaller than max_length ({max_length}) minus the "
+                    f"{max_length - room} special tokens; use a smaller stride or a larger max_length."
+                )
         if padding_side is None:
             padding_side = self.padding_side
         elif padding_side not in ("left", "right"):
@@ -947,8 +1076,9 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         ):
             if len(ids) <= num_tokens_to_remove:
                 raise ValueError(
-                    f"Cannot remove {num_tokens_to_remove} tokens from the first sequence, which has only "
-                    f"{len(ids)}; use a larger max_length or another truncation strategy."
+                    f"Truncation would leave nothing of the first text: {num_tokens_to_remove} tokens must go to fit "
+                    f"max_length and it has only {len(ids)}. Use a larger max_length (it must also hold the special "
+                    "tokens), or truncation=True, which cuts a pair from its longer text."
                 )
             window = min(len(ids), stride + num_tokens_to_remove)
             if left:
@@ -958,11 +1088,14 @@ class PreTrainedTokenizerBase(PushToHubMixin):
                 overflowing = ids[-window:]
                 ids = ids[:-num_tokens_to_remove]
         elif strategy is TruncationStrategy.ONLY_SECOND:
-            if pair_ids is None or len(pair_ids) <= num_tokens_to_remove:
-                have = 0 if pair_ids is None else len(pair_ids)
+            if pair_ids is None:
+                raise ValueError(only_second_single_message(f" ({len(ids)} tokens, {num_tokens_to_remove} too many)"))
+            if len(pair_ids) <= num_tokens_to_remove:
+                have = len(pair_ids)
                 raise ValueError(
-                    f"Cannot remove {num_tokens_to_remove} tokens from the second sequence, which has only "
-                    f"{have}; use a larger max_length or another truncation strategy."
+                    f"Truncation would leave nothing of the second text: {num_tokens_to_remove} tokens must go to fit "
+                    f"max_length and it has only {have}. Use a larger max_length (it must also hold the special "
+                    "tokens), or truncation=True, which cuts a pair from its longer text."
                 )
             window = min(len(pair_ids), stride + num_tokens_to_remove)
             if left:
@@ -975,7 +1108,10 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             assert pair_ids is not None
             budget = len(ids) + len(pair_ids) - num_tokens_to_remove
             if budget < 0:
-                raise ValueError("Sequences are too short to remove that many tokens.")
+                raise ValueError(
+                    f"max_length is too small for this pair: {num_tokens_to_remove} tokens must go but the texts "
+                    f"have {len(ids) + len(pair_ids)}. Use a larger max_length (it must also hold the special tokens)."
+                )
             n1, n2 = _longest_first_lengths(len(ids), len(pair_ids), budget)
             if left:
                 ids, pair_ids = ids[len(ids) - n1 :], pair_ids[len(pair_ids) - n2 :]
@@ -1045,18 +1181,36 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         stride: int,
     ) -> list[tuple[list[int], list[int] | None]]:
         """Split into overlapping windows, as the fast backend's overflow does."""
+        if pair_ids is None and strategy is TruncationStrategy.ONLY_SECOND:
+            raise ValueError(only_second_single_message(f" ({len(ids)} tokens, room for {budget})"))
         if pair_ids is None or strategy is TruncationStrategy.ONLY_FIRST:
             room = budget - (len(pair_ids) if pair_ids else 0)
             return [(w, pair_ids) for w in self._split_windows(ids, room, stride)]
+        assert pair_ids is not None
         if strategy is TruncationStrategy.ONLY_SECOND:
             return [(ids, w) for w in self._split_windows(pair_ids, budget - len(ids), stride)]
-        # longest_first: fix the lengths the fast backend settles on, then window both sequences.
+        # longest_first: fix the lengths the fast backend settles on, window both sequences, then pair the
+        # windows in the backend's order: the first windows of both, then each later first-text window with
+        # every second-text window, then the first first-text window with the later second-text windows.
         n1, n2 = _longest_first_lengths(len(ids), len(pair_ids), budget)
-        first = self._split_windows(ids, n1, stride)
-        second = self._split_windows(pair_ids, n2, stride)
-        return [(a, b) for a in first for b in second]
+        a0, *a_rest = self._split_windows(ids, n1, stride, allow_empty=True)
+        b0, *b_rest = self._split_windows(pair_ids, n2, stride, allow_empty=True)
+        rows: list[tuple[list[int], list[int] | None]] = [(a0, b0)]
+        for a in a_rest:
+            rows.append((a, b0))
+            rows.extend((a, b) for b in b_rest)
+        rows.extend((a0, b) for b in b_rest)
+        return rows
 
-    def _split_windows(self, ids: list[int], size: int, stride: int) -> list[list[int]]:
+    def _split_windows(self, ids: list[int], size: int, stride: int, allow_empty: bool = False) -> list[list[int]]:
+        """Windows of ``size`` tokens overlapping by ``stride``; a sequence that fits stays whole, whatever the stride.
+
+        With ``allow_empty`` a size of 0 gives an empty window and then the whole sequence, as the backend does.
+        """
+        if len(ids) <= size:
+            return [list(ids)]
+        if size == 0 and allow_empty:
+            return [[], list(ids)]
         if size <= 0 or stride >= size:
             raise ValueError(
                 f"Cannot truncate: max_length leaves room for {max(size, 0)} tokens of the sequence but stride is "
@@ -1103,7 +1257,11 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             for row in encoded_inputs:
                 if row.keys() != keys:
                     raise ValueError("pad() got a list of dicts with different keys; every example needs the same keys.")
-            encoded_inputs = {k: [row[k] for row in encoded_inputs] for k in keys}
+            first_row = encoded_inputs[0]
+            if return_tensors is None:
+                # Rows from a torch- or numpy-formatted dataset come back as the same kind of array.
+                return_tensors = _tensor_type_of(first_row.get(self.model_input_names[0]))
+            encoded_inputs = {k: [_to_py(row[k]) for row in encoded_inputs] for k in keys}
         if not isinstance(encoded_inputs, Mapping):
             raise TypeError(
                 "pad() takes a BatchEncoding/dict of lists or a list of dicts, got " f"{type(encoded_inputs).__name__}."
@@ -1114,7 +1272,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         data = {k: _to_py(v) for k, v in encoded_inputs.items()}
         if return_tensors is None and any(_is_tensor_like(v) for v in encoded_inputs.values()):
             first = next(v for v in encoded_inputs.values() if _is_tensor_like(v))
-            return_tensors = "np" if isinstance(first, np.ndarray) else "pt"
+            return_tensors = _tensor_type_of(first)
         padding_strategy, _, max_length = self._resolve_strategies(padding, False, max_length, pad_to_multiple_of)
         if padding_side is None:
             padding_side = self.padding_side
@@ -1158,7 +1316,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         target = length if strategy is PaddingStrategy.DO_NOT_PAD or max_length is None else max(max_length, 0)
         if strategy is PaddingStrategy.DO_NOT_PAD:
             target = length
-        if pad_to_multiple_of and target % pad_to_multiple_of:
+        if strategy is not PaddingStrategy.DO_NOT_PAD and pad_to_multiple_of and target % pad_to_multiple_of:
             target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
         if return_attention_mask and "attention_mask" not in row:
             row["attention_mask"] = [1] * length
@@ -1191,15 +1349,24 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         skip_special_tokens: bool = False,
         clean_up_tokenization_spaces: bool | None = None,
         **kwargs: Any,
-    ) -> str:
-        """Turn ids (list, array or tensor) back into text."""
+    ) -> str | list[str]:
+        """Turn ids (list, array or tensor) back into text; a batch (list of lists, 2-D array) gives a list of texts."""
         ids = _to_py(token_ids)
         if isinstance(ids, (int, np.integer)):
             ids = [int(ids)]
         if not isinstance(ids, (list, tuple)):
             raise TypeError(f"decode() takes a list of ids (or an array/tensor), got {type(token_ids).__name__}.")
         if ids and isinstance(ids[0], (list, tuple)):
-            raise TypeError("decode() takes one sequence of ids; use batch_decode() for a batch.")
+            return [
+                self._decode_one(row, skip_special_tokens, clean_up_tokenization_spaces, **kwargs) for row in ids
+            ]
+        return self._decode_one(ids, skip_special_tokens, clean_up_tokenization_spaces, **kwargs)
+
+    def _decode_one(
+        self, ids: Any, skip_special_tokens: bool, clean_up_tokenization_spaces: bool | None, **kwargs: Any
+    ) -> str:
+        if not isinstance(ids, (list, tuple)):
+            raise TypeError(f"decode() takes one sequence of ids per row, got {type(ids).__name__}.")
         for i in ids:
             if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
                 raise TypeError(f"decode() takes integer ids, got {i!r}.")
@@ -1217,19 +1384,13 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         clean_up_tokenization_spaces: bool | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        """``decode`` every row of a batch."""
+        """``decode`` every row of a batch; a flat list of ids is one row."""
         rows = _to_py(sequences)
         if not isinstance(rows, (list, tuple)):
             raise TypeError(f"batch_decode() takes a list of id sequences, got {type(sequences).__name__}.")
-        return [
-            self.decode(
-                r,
-                skip_special_tokens=skip_special_tokens,
-                clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-                **kwargs,
-            )
-            for r in rows
-        ]
+        if rows and not isinstance(rows[0], (list, tuple)):
+            rows = [rows]
+        return [self._decode_one(r, skip_special_tokens, clean_up_tokenization_spaces, **kwargs) for r in rows]
 
     @staticmethod
     def clean_up_tokenization(out_string: str) -> str:
@@ -1281,6 +1442,10 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         config["padding_side"] = self.padding_side
         config["truncation_side"] = self.truncation_side
         config["clean_up_tokenization_spaces"] = self.clean_up_tokenization_spaces
+        if self.split_special_tokens:
+            config["split_special_tokens"] = True
+        else:
+            config.pop("split_special_tokens", None)
         if self.model_input_names != list(type(self).model_input_names):
             config["model_input_names"] = self.model_input_names
         name = type(self).__name__
@@ -1441,6 +1606,14 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             f"truncation_side={self.truncation_side!r}, special_tokens={self.special_tokens_map}, "
             f"added_tokens_decoder={{\n{added}\n}})"
         )
+
+
+def only_second_single_message(detail: str = "") -> str:
+    """The error for truncation='only_second' on a single text that must be cut (shared by both backends)."""
+    return (
+        "truncation='only_second' cuts the second text of a pair, but this input is a single text longer than "
+        f"max_length{detail}. Pass text_pair=..., or use truncation=True (longest_first) or 'only_first' for single texts."
+    )
 
 
 def _longest_first_lengths(len1: int, len2: int, budget: int) -> tuple[int, int]:

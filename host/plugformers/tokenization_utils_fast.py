@@ -24,6 +24,7 @@ from plugformers.tokenization_utils_base import (
     TensorType,
     TruncationStrategy,
     clean_lone_surrogates,
+    only_second_single_message,
 )
 
 __all__ = ["PreTrainedTokenizerFast"]
@@ -57,6 +58,19 @@ def _is_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
 
 
+def _explain_backend_error(message: str, strategy: TruncationStrategy, max_length: int | None) -> str:
+    """Our wording, with the fix, for the backend's truncation errors; other errors keep the backend's text."""
+    if "Second sequence not provided" in message:
+        return only_second_single_message()
+    if "Sequence to truncate too short" in message:
+        which = "second" if strategy is TruncationStrategy.ONLY_SECOND else "first"
+        return (
+            f"truncation={strategy.value!r} would have to remove more tokens than the {which} text has to fit "
+            f"max_length={max_length}; use a larger max_length, or truncation=True (longest_first), which cuts both texts."
+        )
+    return f"The tokenizers backend could not encode the input: {message}"
+
+
 class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     """Base class of the tokenizers-backed tokenizers.
 
@@ -83,6 +97,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         backend.no_truncation()
         backend.no_padding()
         self._tokenizer = backend
+        backend.encode_special_tokens = bool(kwargs.get("split_special_tokens", False))
         self._ready = False
         super().__init__(**kwargs)
         self._ready = True
@@ -145,6 +160,9 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     def get_added_vocab(self) -> dict[str, int]:
         return self.added_tokens_encoder
 
+    def _on_split_special_tokens_set(self) -> None:
+        self._tokenizer.encode_special_tokens = self.split_special_tokens
+
     def _is_backend_special(self, content: str) -> bool:
         return any(t.content == content and t.special for t in self._tokenizer.get_added_tokens_decoder().values())
 
@@ -186,12 +204,25 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         decoder = self._tokenizer.decoder
         return decoder.decode(tokens) if decoder is not None else " ".join(tokens)
 
-    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs: Any) -> list[str]:
+    def tokenize(
+        self,
+        text: str,
+        pair: str | None = None,
+        add_special_tokens: bool = False,
+        split_special_tokens: bool | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
         """The token strings of ``text`` (and ``pair``)."""
         if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
             raise TypeError("tokenize() takes str inputs.")
         pair = None if pair is None else clean_lone_surrogates(pair)
-        return list(self._tokenizer.encode(clean_lone_surrogates(text), pair, add_special_tokens=add_special_tokens).tokens)
+        backend = self._tokenizer
+        if split_special_tokens is not None:
+            backend.encode_special_tokens = bool(split_special_tokens)
+        try:
+            return list(backend.encode(clean_lone_surrogates(text), pair, add_special_tokens=add_special_tokens).tokens)
+        finally:
+            backend.encode_special_tokens = self.split_special_tokens
 
     # ----------------------------------------------------------------- special-token layout from the post-processor
     def _layout(self, pair: bool) -> list[tuple[int, int, int | None]]:
@@ -311,29 +342,35 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         return_length: bool,
         verbose: bool,
         batched: bool,
+        split_special_tokens: bool,
     ) -> BatchEncoding:
         inputs = self._clean_inputs(batch, is_pair, is_split_into_words)
-        if truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None and stride:
-            room = max_length - self.num_special_tokens_to_add(pair=is_pair)
-            if stride >= room:
+        truncating = truncation_strategy is not TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None
+        if truncating and not is_pair and add_special_tokens and max_length == self.num_special_tokens_to_add():
+            # No room for any token of a single text; the backend would quietly return only the special tokens
+            # where the Python backend raises.
+            plain = self._tokenizer.encode_batch(inputs, add_special_tokens=False, is_pretokenized=is_split_into_words)
+            if any(len(e) for e in plain):
                 raise ValueError(
-                    f"stride ({stride}) must be smaller than max_length ({max_length}) minus the "
-                    f"{max_length - room} special tokens."
+                    f"Truncation would leave nothing of the text: max_length={max_length} holds only the special "
+                    "tokens. Use a larger max_length (it must also hold the special tokens)."
                 )
         try:
             self._configure_backend(
                 padding_strategy, truncation_strategy, max_length, stride, pad_to_multiple_of, padding_side
             )
+            self._tokenizer.encode_special_tokens = split_special_tokens
             encodings = self._tokenizer.encode_batch(
                 inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
             )
         except BaseException as exc:
             if isinstance(exc, Exception) or _is_panic(exc):
-                raise ValueError(f"The tokenizers backend could not encode the input: {exc}") from None
+                raise ValueError(_explain_backend_error(str(exc), truncation_strategy, max_length)) from None
             raise
         finally:
             self._tokenizer.no_truncation()
             self._tokenizer.no_padding()
+            self._tokenizer.encode_special_tokens = self.split_special_tokens
 
         mapping: list[int] | None = None
         if return_overflowing_tokens:

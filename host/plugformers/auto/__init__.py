@@ -312,6 +312,11 @@ def _class_by_name(name: str) -> Any:
         return None
 
 
+# Names of a family-less tokenizer that lives wholly in tokenizer.json: the reference v5 saves its generic
+# fast tokenizer as "TokenizersBackend", v4 and we as "PreTrainedTokenizerFast". Only the fast class can load it.
+_GENERIC_FAST_TOKENIZERS = frozenset({"TokenizersBackend", "PreTrainedTokenizerFast"})
+
+
 class AutoTokenizer:
     """Picks the tokenizer class from ``tokenizer_config.json`` or the model's ``model_type``."""
 
@@ -351,6 +356,10 @@ class AutoTokenizer:
                 return tokenizer_class.from_pretrained(source, *inputs, **kwargs)
         tokenizer_class = None
         name = tok_config.get("tokenizer_class")
+        if name in _GENERIC_FAST_TOKENIZERS:
+            from plugformers.tokenization_utils_fast import PreTrainedTokenizerFast
+
+            return PreTrainedTokenizerFast.from_pretrained(source, *inputs, **kwargs)
         if isinstance(name, str) and name:
             base = name[: -len("Fast")] if name.endswith("Fast") else name
             candidates = [base + "Fast", base] if use_fast else [base, base + "Fast"]

@@ -189,3 +189,19 @@ def test_lone_surrogates_are_replaced_like_on_both_backends(tmp_path: Path) -> N
     for tok in (DistilBertTokenizer(vocab), DistilBertTokenizerFast(vocab)):
         assert tok("a\ud800b")["input_ids"] == tok("ab")["input_ids"]
         assert tok(["x \udc00", "\ud83d"], padding=True)["input_ids"] == [[2, 52, 3], [2, 3, 0]]
+
+
+def _python_whitespace() -> list[str]:
+    """Every character Python's str.split() cuts at (controls, separators and spaces alike)."""
+    return [chr(cp) for cp in range(0x110000) if chr(cp).isspace()]
+
+
+def test_every_python_whitespace_char_matches_fast(tmp_path: Path) -> None:
+    vocab = write_vocab(tmp_path)
+    slow, fast = DistilBertTokenizer(vocab), DistilBertTokenizerFast(vocab)
+    chars = _python_whitespace()
+    assert "\x1c" in chars and "\x85" in chars and "\u3000" in chars
+    for ch in chars:
+        for text in (f"hello{ch}world", f"un{ch}affable", f"{ch}a{ch}{ch}b{ch}"):
+            assert slow(text)["input_ids"] == fast(text)["input_ids"], repr(ch)
+            assert slow.tokenize(text) == fast.tokenize(text), repr(ch)

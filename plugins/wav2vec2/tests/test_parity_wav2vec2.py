@@ -248,6 +248,15 @@ def test_tokenizer_matches_the_reference(vocab_dir: Path, lower: bool) -> None:
         assert got.text == expected.text
         assert _plain(got.char_offsets) == _plain(expected.char_offsets), frames
         assert _plain(got.word_offsets) == _plain(expected.word_offsets), frames
+    assert tok.all_special_tokens == ref.all_special_tokens and tok.all_special_ids == ref.all_special_ids
+    for text in TEXTS:
+        ids = ref(text).input_ids
+        assert tok.get_special_tokens_mask(ids, already_has_special_tokens=True) == ref.get_special_tokens_mask(
+            ids, already_has_special_tokens=True
+        )
+        assert tok.convert_ids_to_tokens(ids, skip_special_tokens=True) == ref.convert_ids_to_tokens(
+            ids, skip_special_tokens=True
+        )
     batch_got = tok.batch_decode(FRAMES[:3], output_word_offsets=True)
     batch_ref = ref.batch_decode(FRAMES[:3], output_word_offsets=True)
     assert batch_got.text == batch_ref.text and _plain(batch_got.word_offsets) == _plain(batch_ref.word_offsets)

@@ -200,8 +200,19 @@ def test_decoding_ids_outside_the_vocabulary_is_refused(vocab_file: Path) -> Non
     tok = Wav2Vec2CTCTokenizer(str(vocab_file))
     with pytest.raises(ValueError, match="outside the vocabulary"):
         tok.decode([5, 16])
-    with pytest.raises(ValueError, match="replace label padding such as -100"):
+    with pytest.raises(ValueError, match=r"labels\[labels == -100\] = tokenizer.pad_token_id"):
         tok.decode([5, -100])
+
+
+def test_word_delimiter_counts_as_special_but_decodes_as_a_space(vocab_file: Path) -> None:
+    tok = Wav2Vec2CTCTokenizer(str(vocab_file))
+    ids = tok("HE LD").input_ids
+    assert tok.all_special_tokens[-1] == "|" and 4 in tok.all_special_ids
+    assert tok.get_special_tokens_mask(ids, already_has_special_tokens=True) == [0, 0, 1, 0, 0]
+    assert tok.convert_ids_to_tokens(ids, skip_special_tokens=True) == ["H", "E", "L", "D"]
+    assert tok.decode(ids, skip_special_tokens=True) == "HE LD"
+    assert tok.decode([1, *ids, 2], skip_special_tokens=True) == "HE LD"
+    assert "word_delimiter_token" in tok.special_tokens_map and "|" not in tok.extra_special_tokens
 
 
 def test_multilingual_vocab_needs_target_lang(tmp_path: Path) -> None:

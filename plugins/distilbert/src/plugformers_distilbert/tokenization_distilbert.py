@@ -8,6 +8,7 @@ The basic tokenizer follows the ``tokenizers`` library's BertNormalizer + BertPr
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -43,6 +44,11 @@ def load_vocab(vocab_file: str | os.PathLike[str]) -> dict[str, int]:
     if not vocab:
         raise ValueError(f"Vocabulary file {path!r} is empty.")
     return vocab
+
+
+# Word boundaries: whitespace that normalization keeps. Python's str.split() also cuts at the control characters
+# U+000B, U+000C, U+001C..U+001F and U+0085, which BertNormalizer deletes, so "a\x1fb" is one word "ab".
+_WORD_SEPARATORS = re.compile(r"[^\S\x0b\x0c\x1c-\x1f\x85]+")
 
 
 def _is_whitespace(ch: str) -> bool:
@@ -121,7 +127,9 @@ class BasicTokenizer:
         """Split ``text`` into words and single punctuation characters."""
         keep = self.never_split | set(never_split or ())
         tokens: list[str] = []
-        for word in text.split():
+        for word in _WORD_SEPARATORS.split(text):
+            if not word:
+                continue
             if word in keep:
                 tokens.append(word)
                 continue

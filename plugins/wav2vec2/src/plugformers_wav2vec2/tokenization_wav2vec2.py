@@ -205,6 +205,15 @@ class Wav2Vec2CTCTokenizer(PreTrainedTokenizer):
         return self.encoder.get(token)
 
     @property
+    def all_special_tokens_extended(self) -> list[str | AddedToken]:
+        """The named special tokens, then the word delimiter (as the reference lists them)."""
+        tokens = super().all_special_tokens_extended
+        delimiter = getattr(self, "_word_delimiter_token", None)
+        if delimiter is not None and delimiter not in [str(t) for t in tokens]:
+            tokens.append(delimiter)
+        return tokens
+
+    @property
     def special_tokens_map(self) -> dict[str, Any]:
         out = dict(super().special_tokens_map)
         if self._word_delimiter_token is not None:
@@ -286,10 +295,12 @@ class Wav2Vec2CTCTokenizer(PreTrainedTokenizer):
         for i in token_ids:
             if not 0 <= i < limit:
                 raise ValueError(
-                    f"Token id {i} is outside the vocabulary (ids 0..{limit - 1}); replace label padding such "
-                    "as -100 by the pad token id before decoding."
+                    f"Token id {i} is outside the vocabulary (ids 0..{limit - 1}). Labels padded with -100 must "
+                    "get the pad token back before decoding: labels[labels == -100] = tokenizer.pad_token_id."
                 )
-        tokens = self.convert_ids_to_tokens(token_ids, skip_special_tokens=skip_special_tokens)
+        # The word delimiter is special but stands for a space, so skipping special tokens keeps it.
+        skipped = self._skipped_ids() - {self.word_delimiter_token_id} if skip_special_tokens else set()
+        tokens = self.convert_ids_to_tokens([i for i in token_ids if i not in skipped])
         result = self.convert_tokens_to_string(
             tokens,
             group_tokens=group_tokens,
