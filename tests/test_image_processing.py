@@ -64,10 +64,10 @@ def test_printed_form_matches_reference_layout():
     }
 
 
-def test_resample_string_is_printed_back_and_used_as_box():
+def test_resample_string_is_saved_as_its_number_and_used_as_box():
     proc = TinyViTProcessor(resample="PIL.Image.BOX", do_normalize=False, image_mean=[0.3, 0.3, 0.3])
     data = proc.to_dict()
-    assert data["resample"] == "PIL.Image.BOX" and data["do_normalize"] is False
+    assert data["resample"] == 4 and data["do_normalize"] is False
     assert data["image_mean"] == [0.3, 0.3, 0.3]
     img = _gradient()
     got = proc(img, return_tensors="np")["pixel_values"][0]
@@ -278,6 +278,23 @@ def test_channel_inference():
     assert infer_channel_dimension_format(np.zeros((10, 12, 3))) == "channels_last"
     with pytest.raises(ValueError, match="no valid channel axis"):
         infer_channel_dimension_format(np.zeros((7, 8, 9)))
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_data_format_none_gives_channel_first(use_torch):
+    proc = TinyViTProcessor()
+    x = _gradient()
+    first = proc(x, use_torch=use_torch, return_tensors="np")["pixel_values"]
+    np.testing.assert_array_equal(proc(x, use_torch=use_torch, data_format=None, return_tensors="np")["pixel_values"], first)
+    last = proc(x, use_torch=use_torch, data_format="channels_last", return_tensors="np")["pixel_values"]
+    np.testing.assert_array_equal(last, first.transpose(0, 2, 3, 1))
+
+
+def test_resample_given_as_a_name_is_saved_as_its_number(tmp_path):
+    TinyViTProcessor(resample="bicubic").save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["resample"] == 3 and type(saved["resample"]) is int
+    assert TinyViTProcessor.from_pretrained(tmp_path).resample == 3
 
 
 def test_mean_with_wrong_length_names_the_problem():

@@ -84,5 +84,27 @@ def test_printed_form_and_files_are_interchangeable(tmp_path):
     ViTImageProcessor(resample="PIL.Image.BOX", image_mean=[0.3, 0.3, 0.3], size=32).save_pretrained(tmp_path / "ours")
     back = _reference().from_pretrained(tmp_path / "ours")
     assert back.size["height"] == 32 and list(back.image_mean) == [0.3, 0.3, 0.3]
-    guide = json.loads(_reference(resample="PIL.Image.BOX", do_normalize=False, image_mean=[0.3, 0.3, 0.3]).to_json_string())
+    # A filter name is saved as its number (4), which the reference reads as the box filter it names.
+    guide = json.loads(_reference(resample=4, do_normalize=False, image_mean=[0.3, 0.3, 0.3]).to_json_string())
     assert ViTImageProcessor(resample="PIL.Image.BOX", do_normalize=False, image_mean=[0.3, 0.3, 0.3]).to_dict() == guide
+
+
+def _pixels(ref_proc, ours_proc, image, use_torch=False, **kwargs):
+    ref = np.asarray(ref_proc(image, return_tensors="np", **kwargs)["pixel_values"])
+    ours = ours_proc(image, return_tensors="np", use_torch=use_torch, **kwargs)["pixel_values"]
+    assert ref.shape == ours.shape
+    return ref, ours
+
+
+EXACT = 1e-6  # float rounding only
+
+
+def test_a_resample_name_is_saved_so_the_reference_uses_that_filter(tmp_path):
+    ours = ViTImageProcessor(resample="bicubic")
+    ours.save_pretrained(tmp_path)
+    loaded = transformers.AutoImageProcessor.from_pretrained(tmp_path)
+    image = _photo(37, 53, 13)
+    ref = np.asarray(loaded(image, return_tensors="np")["pixel_values"])
+    assert np.abs(ours(image, return_tensors="np")["pixel_values"] - ref).max() <= EXACT
+    bilinear = ViTImageProcessor()(image, return_tensors="np")["pixel_values"]
+    assert np.abs(bilinear - ref).max() > LEVEL

@@ -49,7 +49,7 @@ def test_default_settings_print_as_the_reference_does() -> None:
 def test_guide_overrides_are_kept_and_printed() -> None:
     proc = ViTImageProcessor(resample="PIL.Image.BOX", do_normalize=False, image_mean=[0.3, 0.3, 0.3])
     data = json.loads(repr(proc).split(" ", 1)[1])
-    assert data["resample"] == "PIL.Image.BOX"
+    assert data["resample"] == 4  # the filter's number: the reference library ignores filter names in files
     assert data["do_normalize"] is False
     assert data["image_mean"] == [0.3, 0.3, 0.3]
     assert data["image_std"] == [0.5, 0.5, 0.5]
