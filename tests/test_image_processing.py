@@ -299,8 +299,43 @@ def test_resample_given_as_a_name_is_saved_as_its_number(tmp_path):
 
 def test_mean_with_wrong_length_names_the_problem():
     proc = TinyViTProcessor(image_mean=[0.5, 0.5], do_convert_rgb=False)
-    with pytest.raises(ValueError, match="image_mean has 2 values"):
+    with pytest.raises(ValueError, match="image_mean has 2 values") as info:
         proc(_gradient())
+    # A 3-channel image: converting to RGB would not help, so that is not suggested.
+    assert "do_convert_rgb" not in str(info.value) and "one value per channel (3 values" in str(info.value)
+
+
+def test_rgba_and_grayscale_with_an_rgb_mean_suggest_a_conversion_that_works():
+    proc = TinyViTProcessor(do_convert_rgb=False)
+    rgba = np.concatenate([_gradient(), _gradient()[..., :1]], -1)
+    gray = _gradient()[..., 0]
+    for image, kind in ((rgba, "RGBA"), (gray, "grayscale")):
+        with pytest.raises(ValueError, match=f"{kind} image; pass do_convert_rgb=True"):
+            proc(image)
+        assert proc(image, do_convert_rgb=True, return_tensors="np")["pixel_values"].shape == (1, 3, 16, 16)
+
+
+def test_zero_std_error_prints_plain_numbers():
+    with pytest.raises(ValueError, match=r"got \[0\.0, 0\.0, 0\.0\]"):
+        TinyViTProcessor(image_std=[0, 0, 0])(_gradient())
+
+
+@pytest.mark.parametrize("resample", [PILImageResampling.BILINEAR, PILImageResampling.BICUBIC, PILImageResampling.LANCZOS])
+def test_float_images_with_an_eight_bit_form_are_resized_as_eight_bits(resample):
+    pixels = np.moveaxis(_gradient(37, 53), -1, 0)
+    as_uint8 = resize(pixels, (24, 30), resample)
+    np.testing.assert_array_equal(resize(pixels.astype(np.float32), (24, 30), resample), as_uint8)
+    # [0, 1] floats: times 255, truncated, resized as 8 bits, divided back.
+    unit = (pixels.astype(np.float32) + 0.3) / 256
+    truncated = (unit.astype(np.float64) * 255).astype(np.uint8)
+    np.testing.assert_allclose(resize(unit, (24, 30), resample), resize(truncated, (24, 30), resample) / 255, atol=1e-7)
+    torch_out = torch_resize(torch.from_numpy(pixels.astype(np.float32))[None], (24, 30), resample)[0].numpy()
+    assert np.abs(torch_out - as_uint8).max() <= 1
+    # No 8-bit form (negative values): resized in float, within the input's range.
+    signed = pixels.astype(np.float32) / 127.5 - 1
+    out = resize(signed, (24, 30), resample)
+    assert out.dtype == np.float32 and out.min() >= -1 and out.max() <= 1
+    assert not np.allclose(out * 127.5, np.round(out * 127.5))
 
 
 def test_save_load_keeps_unknown_keys_and_overrides(tmp_path):

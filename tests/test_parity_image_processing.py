@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 transformers = pytest.importorskip("transformers")
 
@@ -97,6 +98,21 @@ def _pixels(ref_proc, ours_proc, image, use_torch=False, **kwargs):
 
 
 EXACT = 1e-6  # float rounding only
+
+
+@pytest.mark.parametrize("resample", [PILImageResampling.BILINEAR, PILImageResampling.BICUBIC, PILImageResampling.LANCZOS])
+def test_float_images_are_resized_as_eight_bits_like_the_reference(resample):
+    arr = _photo(37, 53, 8)
+    ref_proc, ours = _reference(resample=int(resample)), ViTImageProcessor(resample=resample)
+    for image, kwargs in (
+        (arr.astype(np.float32), {}),  # whole numbers in 0-255, rescaled by the processor
+        ((arr.astype(np.float32) + 0.4) / 256, {"do_rescale": False}),  # [0, 1]: times 255, truncated
+        (np.moveaxis(arr, -1, 0).astype(np.float64), {}),
+    ):
+        ref, pil_path = _pixels(ref_proc, ours, image, **kwargs)
+        assert np.abs(pil_path - ref).max() <= EXACT
+        _, torch_path = _pixels(ref_proc, ours, torch.from_numpy(image), use_torch=True, **kwargs)
+        assert np.abs(torch_path - ref).max() <= LEVEL  # the torch path: within one grey level, as for uint8
 
 
 def test_a_resample_name_is_saved_so_the_reference_uses_that_filter(tmp_path):
