@@ -231,8 +231,9 @@ def test_image_modes_become_rgb():
     deep = Image.fromarray(np.arange(120, dtype=np.uint16).reshape(10, 12) * 500)
     assert deep.mode.startswith("I;16")
     out = proc(deep, return_tensors="np")["pixel_values"][0, 0]
-    np.testing.assert_allclose(out[-1, -1], round(119 * 500 / 257) / 255, atol=1e-6)  # scaled, not clipped
-    assert out.max() < 1.0
+    # Clipped to 0-255 as Pillow's 8-bit conversion (and so the reference) does, not scaled by 1/257.
+    np.testing.assert_allclose(out[0, :2], [0.0, 255 / 255], atol=1e-6)
+    np.testing.assert_allclose(out[-1, -1], 1.0, atol=1e-6)
 
 
 def test_one_pixel_image_and_torch_rgba():
@@ -263,9 +264,11 @@ def test_bad_images_raise_clear_errors(bad, message):
 
 
 def test_wrong_types_raise_type_error():
-    with pytest.raises(TypeError, match="load_image"):
+    with pytest.raises(FileNotFoundError, match=r"cat\.png"):
         TinyViTProcessor()("cat.png")
-    with pytest.raises(TypeError, match="Unsupported"):
+    with pytest.raises(FileNotFoundError, match=r"cat\.png"):
+        TinyViTProcessor()(["cat.png"])
+    with pytest.raises(TypeError, match="Unsupported image in list: int; pass PIL images"):
         TinyViTProcessor()([1, 2, 3])
     with pytest.raises(TypeError, match="unexpected"):
         TinyViTProcessor()(_gradient(), colour="red")
@@ -276,8 +279,63 @@ def test_wrong_types_raise_type_error():
 def test_channel_inference():
     assert infer_channel_dimension_format(np.zeros((3, 10, 12))) == "channels_first"
     assert infer_channel_dimension_format(np.zeros((10, 12, 3))) == "channels_last"
+    # Both ends could be channels: channel-first, as the reference library decides.
+    for shape in ((3, 40, 3), (4, 4, 3), (3, 9, 1), (1, 5, 3)):
+        assert infer_channel_dimension_format(np.zeros(shape)) == "channels_first"
     with pytest.raises(ValueError, match="no valid channel axis"):
         infer_channel_dimension_format(np.zeros((7, 8, 9)))
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_ambiguous_array_is_read_channel_first_unless_told(use_torch):
+    x = np.random.default_rng(0).integers(0, 256, (3, 40, 3), dtype=np.uint8)
+    proc = TinyViTProcessor(do_resize=False, do_normalize=False)
+    out = proc(x, use_torch=use_torch, return_tensors="np")["pixel_values"]
+    np.testing.assert_allclose(out[0], x / 255, atol=1e-6)
+    told = proc(x, use_torch=use_torch, input_data_format="channels_last", return_tensors="np")["pixel_values"]
+    np.testing.assert_allclose(told[0], x.transpose(2, 0, 1) / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_boolean_images_are_zero_and_one(use_torch):
+    x = np.zeros((6, 5, 3), dtype=bool)
+    x[0, 0] = True
+    out = TinyViTProcessor(do_resize=False, do_normalize=False)(x, use_torch=use_torch, return_tensors="np")
+    np.testing.assert_allclose(out["pixel_values"][0, :, 0, 0], 1 / 255, atol=1e-7)
+    assert out["pixel_values"][0, :, 1:, 1:].max() == 0
+
+
+def test_sixteen_and_thirty_two_bit_images_are_clipped_to_eight_bits():
+    proc = TinyViTProcessor(do_resize=False, do_normalize=False, do_convert_rgb=True)
+    values = np.array([[0, 100, 200, 255], [1000, 30000, 65535, 50]])
+    for image in (Image.fromarray(values.astype(np.uint16)), Image.fromarray(values.astype(np.int32) - 60)):
+        out = np.round(proc(image, return_tensors="np")["pixel_values"][0, 0] * 255)
+        np.testing.assert_array_equal(out, np.clip(np.asarray(image), 0, 255))
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_local_image_paths_are_opened(tmp_path, use_torch):
+    from pathlib import Path
+
+    pixels = _gradient()
+    path = tmp_path / "img.png"
+    Image.fromarray(pixels).save(path)
+    rgba_path = tmp_path / "rgba.png"
+    Image.fromarray(np.concatenate([pixels, pixels[..., :1]], -1), "RGBA").save(rgba_path)
+    proc = TinyViTProcessor()
+    expected = proc(pixels, use_torch=use_torch, return_tensors="np")["pixel_values"]
+    for given in (str(path), Path(path), [str(path), Path(path)]):
+        out = proc(given, use_torch=use_torch, return_tensors="np")["pixel_values"]
+        np.testing.assert_array_equal(out, np.concatenate([expected] * (2 if isinstance(given, list) else 1)))
+    # Like load_image: the file's RGB channels (alpha dropped), as the reference opens files.
+    out = proc(str(rgba_path), use_torch=use_torch, return_tensors="np")["pixel_values"]
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_image_urls_are_refused_with_a_hint():
+    for given in ("https://example.com/cat.png", ["http://example.com/cat.png"]):
+        with pytest.raises(ValueError, match=r"only open local files.*load_image\(url\)"):
+            TinyViTProcessor()(given)
 
 
 @pytest.mark.parametrize("use_torch", [False, True])

@@ -115,6 +115,36 @@ def test_float_images_are_resized_as_eight_bits_like_the_reference(resample):
         assert np.abs(torch_path - ref).max() <= LEVEL  # the torch path: within one grey level, as for uint8
 
 
+def test_ambiguous_channel_axis_bool_and_16_bit_images_match_the_reference():
+    rng = np.random.default_rng(3)
+    ref_proc, ours = _reference(), ViTImageProcessor()
+    cases = [
+        (rng.integers(0, 256, (3, 40, 3), dtype=np.uint8), {}),
+        (rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), {"do_convert_rgb": True}),
+        (rng.integers(0, 256, (3, 30, 1), dtype=np.uint8), {}),
+        (rng.random((20, 30, 3)) > 0.5, {}),
+        (Image.fromarray(rng.integers(0, 65536, (20, 30), dtype=np.uint16)), {"do_convert_rgb": True}),
+        (Image.fromarray(rng.integers(-100, 600, (20, 30), dtype=np.int32)), {"do_convert_rgb": True}),
+    ]
+    for image, kwargs in cases:
+        for use_torch in (False, True):
+            ref, got = _pixels(ref_proc, ours, image, use_torch=use_torch, **kwargs)
+            assert np.abs(got - ref).max() <= (LEVEL if use_torch else EXACT)
+
+
+def test_image_file_paths_and_data_format_none_match_the_reference(tmp_path):
+    Image.fromarray(_photo(30, 40, 9)).save(tmp_path / "a.png")
+    rgba = np.concatenate([_photo(30, 40, 10), _photo(30, 40, 11)[..., :1]], -1)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "b.png")
+    ref_proc, ours = _reference(resample=3), ViTImageProcessor(resample=3)
+    paths = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    for given in (paths[0], paths):
+        ref, got = _pixels(ref_proc, ours, given)
+        assert np.abs(got - ref).max() <= EXACT
+    ref, got = _pixels(ref_proc, ours, _photo(20, 30, 12), data_format=None)
+    assert got.shape == (1, 3, 224, 224) and np.abs(got - ref).max() <= EXACT
+
+
 def test_a_resample_name_is_saved_so_the_reference_uses_that_filter(tmp_path):
     ours = ViTImageProcessor(resample="bicubic")
     ours.save_pretrained(tmp_path)

@@ -416,7 +416,7 @@ class BaseImageProcessor(ImageProcessingMixin):
             else:
                 validate_image_array(t, what=what)
             if t.dtype == torch.bool:
-                t = t.to(torch.uint8) * 255
+                t = t.to(torch.uint8)  # 0/1, as on the NumPy path
             elif not t.is_floating_point() and t.dtype != torch.uint8:
                 if t.numel() and (int(t.min()) < 0 or int(t.max()) > 255):
                     raise ValueError(f"{what} has integer values outside 0-255; convert it to uint8 or float first.")

@@ -124,11 +124,11 @@ def test_class_ids_above_num_labels_are_refused_unless_ignored() -> None:
 def test_mismatched_counts_and_bad_arguments() -> None:
     proc = MaskFormerImageProcessor(do_resize=False)
     with pytest.raises(ValueError, match="2 images but 1 segmentation maps"):
-        proc([_image(4, 4), _image(4, 4)], segmentation_maps=[np.zeros((4, 4), dtype=np.int64)])
+        proc([_image(5, 6), _image(5, 6)], segmentation_maps=[np.zeros((5, 6), dtype=np.int64)])
     with pytest.raises(ValueError, match="needs ignore_index"):
-        proc(_image(4, 4), segmentation_maps=np.zeros((4, 4), dtype=np.int64), do_reduce_labels=True)
+        proc(_image(5, 6), segmentation_maps=np.zeros((5, 6), dtype=np.int64), do_reduce_labels=True)
     with pytest.raises(TypeError, match="unexpected keyword"):
-        proc(_image(4, 4), crop_size=3)
+        proc(_image(5, 6), crop_size=3)
 
 
 def test_save_load_and_auto_class(tmp_path: Any) -> None:
