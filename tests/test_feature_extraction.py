@@ -86,6 +86,24 @@ def test_pad_strategies():
     assert [len(v) for v in unpadded["input_values"]] == [3, 1]
 
 
+def test_settings_nested_in_processor_config_are_loaded(tmp_path):
+    settings = TinyWav2Vec2FeatureExtractor(sampling_rate=8000, do_normalize=False).to_dict()
+    (tmp_path / "processor_config.json").write_text(
+        json.dumps({"feature_extractor": settings, "processor_class": "SomeProcessor"})
+    )
+    loaded = TinyWav2Vec2FeatureExtractor.from_pretrained(tmp_path)
+    assert loaded.sampling_rate == 8000 and loaded.do_normalize is False
+    # preprocessor_config.json wins when both exist.
+    TinyWav2Vec2FeatureExtractor(sampling_rate=4000).save_pretrained(tmp_path)
+    assert TinyWav2Vec2FeatureExtractor.from_pretrained(tmp_path).sampling_rate == 4000
+
+
+def test_processor_config_without_this_part_is_a_missing_file_error(tmp_path):
+    (tmp_path / "processor_config.json").write_text(json.dumps({"processor_class": "SomeProcessor", "x": 1}))
+    with pytest.raises(OSError, match=r"preprocessor_config\.json"):
+        TinyWav2Vec2FeatureExtractor.from_pretrained(tmp_path)
+
+
 def test_pad_feature_frames():
     fe = SequenceFeatureExtractor(feature_size=2, sampling_rate=100, padding_value=0.5)
     out = fe.pad({"input_values": [np.ones((3, 2)), np.ones((1, 2))]}, return_tensors="np")

@@ -154,3 +154,15 @@ def test_a_resample_name_is_saved_so_the_reference_uses_that_filter(tmp_path):
     assert np.abs(ours(image, return_tensors="np")["pixel_values"] - ref).max() <= EXACT
     bilinear = ViTImageProcessor()(image, return_tensors="np")["pixel_values"]
     assert np.abs(bilinear - ref).max() > LEVEL
+
+
+def test_image_processor_nested_in_processor_config_loads_like_the_reference(tmp_path):
+    from plugformers import AutoImageProcessor
+
+    settings = json.loads(_reference(size={"height": 100, "width": 120}, resample=3).to_json_string())
+    (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": settings, "processor_class": "X"}))
+    ref = transformers.AutoImageProcessor.from_pretrained(tmp_path)
+    for ours in (AutoImageProcessor.from_pretrained(tmp_path), ViTImageProcessor.from_pretrained(tmp_path)):
+        assert ours.size == {"height": 100, "width": 120} and ours.resample == 3
+        got, expected = _pixels(ref, ours, _photo(50, 70, 14))
+        assert np.abs(got - expected).max() <= EXACT
