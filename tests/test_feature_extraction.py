@@ -86,6 +86,28 @@ def test_pad_strategies():
     assert [len(v) for v in unpadded["input_values"]] == [3, 1]
 
 
+def test_truncation_keeps_the_length_rounded_up_to_pad_to_multiple_of():
+    fe = TinyWav2Vec2FeatureExtractor()
+    feats = {"input_values": [np.arange(1300, dtype=np.float32)]}
+    for padding in (True, "max_length", False):
+        out = fe.pad(feats, padding=padding, max_length=900, truncation=True, pad_to_multiple_of=128,
+                     return_attention_mask=True)
+        assert out["input_values"].shape == (1, 1024) and out["input_values"][0, -1] == 1023
+        assert int(out["attention_mask"].sum()) == 1024
+
+
+def test_pad_without_return_tensors_stacks_examples_of_one_length():
+    fe = TinyWav2Vec2FeatureExtractor()
+    feats = {"input_values": [np.arange(5.0), np.arange(8.0), np.arange(3.0)]}
+    out = fe.pad(feats, return_attention_mask=True)
+    assert isinstance(out["input_values"], np.ndarray) and out["input_values"].shape == (3, 8)
+    assert out["input_values"].dtype == np.float32
+    assert isinstance(out["attention_mask"], np.ndarray) and out["attention_mask"].shape == (3, 8)
+    ragged = fe.pad(feats, padding=False, return_attention_mask=True)
+    assert [v.shape for v in ragged["input_values"]] == [(5,), (8,), (3,)]
+    assert isinstance(ragged["input_values"], list)
+
+
 def test_settings_nested_in_processor_config_are_loaded(tmp_path):
     settings = TinyWav2Vec2FeatureExtractor(sampling_rate=8000, do_normalize=False).to_dict()
     (tmp_path / "processor_config.json").write_text(
