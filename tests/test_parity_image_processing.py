@@ -166,3 +166,13 @@ def test_image_processor_nested_in_processor_config_loads_like_the_reference(tmp
         assert ours.size == {"height": 100, "width": 120} and ours.resample == 3
         got, expected = _pixels(ref, ours, _photo(50, 70, 14))
         assert np.abs(got - expected).max() <= EXACT
+
+
+def test_uint8_tensors_take_the_torch_path_within_one_grey_level():
+    # Documented in docs/differences.md: the fast path's 8-bit kernels round a few pixels differently.
+    t = torch.from_numpy(_photo(137, 153, 15)).permute(2, 0, 1).contiguous()
+    for resample in (PILImageResampling.BILINEAR, PILImageResampling.BICUBIC):
+        ref_proc, ours = _reference(resample=int(resample)), ViTImageProcessor(resample=resample)
+        ref = np.asarray(ref_proc(t, return_tensors="np")["pixel_values"])
+        assert np.abs(ours(t, return_tensors="np")["pixel_values"] - ref).max() <= LEVEL
+        assert np.abs(ours(t, use_torch=False, return_tensors="np")["pixel_values"] - ref).max() <= EXACT
