@@ -86,6 +86,46 @@ def test_pad_strategies():
     assert [len(v) for v in unpadded["input_values"]] == [3, 1]
 
 
+def test_truncation_keeps_the_length_rounded_up_to_pad_to_multiple_of():
+    fe = TinyWav2Vec2FeatureExtractor()
+    feats = {"input_values": [np.arange(1300, dtype=np.float32)]}
+    for padding in (True, "max_length", False):
+        out = fe.pad(feats, padding=padding, max_length=900, truncation=True, pad_to_multiple_of=128,
+                     return_attention_mask=True)
+        assert out["input_values"].shape == (1, 1024) and out["input_values"][0, -1] == 1023
+        assert int(out["attention_mask"].sum()) == 1024
+
+
+def test_pad_without_return_tensors_stacks_examples_of_one_length():
+    fe = TinyWav2Vec2FeatureExtractor()
+    feats = {"input_values": [np.arange(5.0), np.arange(8.0), np.arange(3.0)]}
+    out = fe.pad(feats, return_attention_mask=True)
+    assert isinstance(out["input_values"], np.ndarray) and out["input_values"].shape == (3, 8)
+    assert out["input_values"].dtype == np.float32
+    assert isinstance(out["attention_mask"], np.ndarray) and out["attention_mask"].shape == (3, 8)
+    ragged = fe.pad(feats, padding=False, return_attention_mask=True)
+    assert [v.shape for v in ragged["input_values"]] == [(5,), (8,), (3,)]
+    assert isinstance(ragged["input_values"], list)
+
+
+def test_settings_nested_in_processor_config_are_loaded(tmp_path):
+    settings = TinyWav2Vec2FeatureExtractor(sampling_rate=8000, do_normalize=False).to_dict()
+    (tmp_path / "processor_config.json").write_text(
+        json.dumps({"feature_extractor": settings, "processor_class": "SomeProcessor"})
+    )
+    loaded = TinyWav2Vec2FeatureExtractor.from_pretrained(tmp_path)
+    assert loaded.sampling_rate == 8000 and loaded.do_normalize is False
+    # preprocessor_config.json wins when both exist.
+    TinyWav2Vec2FeatureExtractor(sampling_rate=4000).save_pretrained(tmp_path)
+    assert TinyWav2Vec2FeatureExtractor.from_pretrained(tmp_path).sampling_rate == 4000
+
+
+def test_processor_config_without_this_part_is_a_missing_file_error(tmp_path):
+    (tmp_path / "processor_config.json").write_text(json.dumps({"processor_class": "SomeProcessor", "x": 1}))
+    with pytest.raises(OSError, match=r"preprocessor_config\.json"):
+        TinyWav2Vec2FeatureExtractor.from_pretrained(tmp_path)
+
+
 def test_pad_feature_frames():
     fe = SequenceFeatureExtractor(feature_size=2, sampling_rate=100, padding_value=0.5)
     out = fe.pad({"input_values": [np.ones((3, 2)), np.ones((1, 2))]}, return_tensors="np")

@@ -64,10 +64,10 @@ def test_printed_form_matches_reference_layout():
     }
 
 
-def test_resample_string_is_printed_back_and_used_as_box():
+def test_resample_string_is_saved_as_its_number_and_used_as_box():
     proc = TinyViTProcessor(resample="PIL.Image.BOX", do_normalize=False, image_mean=[0.3, 0.3, 0.3])
     data = proc.to_dict()
-    assert data["resample"] == "PIL.Image.BOX" and data["do_normalize"] is False
+    assert data["resample"] == 4 and data["do_normalize"] is False
     assert data["image_mean"] == [0.3, 0.3, 0.3]
     img = _gradient()
     got = proc(img, return_tensors="np")["pixel_values"][0]
@@ -231,8 +231,9 @@ def test_image_modes_become_rgb():
     deep = Image.fromarray(np.arange(120, dtype=np.uint16).reshape(10, 12) * 500)
     assert deep.mode.startswith("I;16")
     out = proc(deep, return_tensors="np")["pixel_values"][0, 0]
-    np.testing.assert_allclose(out[-1, -1], round(119 * 500 / 257) / 255, atol=1e-6)  # scaled, not clipped
-    assert out.max() < 1.0
+    # Clipped to 0-255 as Pillow's 8-bit conversion (and so the reference) does, not scaled by 1/257.
+    np.testing.assert_allclose(out[0, :2], [0.0, 255 / 255], atol=1e-6)
+    np.testing.assert_allclose(out[-1, -1], 1.0, atol=1e-6)
 
 
 def test_one_pixel_image_and_torch_rgba():
@@ -263,9 +264,11 @@ def test_bad_images_raise_clear_errors(bad, message):
 
 
 def test_wrong_types_raise_type_error():
-    with pytest.raises(TypeError, match="load_image"):
+    with pytest.raises(FileNotFoundError, match=r"cat\.png"):
         TinyViTProcessor()("cat.png")
-    with pytest.raises(TypeError, match="Unsupported"):
+    with pytest.raises(FileNotFoundError, match=r"cat\.png"):
+        TinyViTProcessor()(["cat.png"])
+    with pytest.raises(TypeError, match="Unsupported image in list: int; pass PIL images"):
         TinyViTProcessor()([1, 2, 3])
     with pytest.raises(TypeError, match="unexpected"):
         TinyViTProcessor()(_gradient(), colour="red")
@@ -276,14 +279,121 @@ def test_wrong_types_raise_type_error():
 def test_channel_inference():
     assert infer_channel_dimension_format(np.zeros((3, 10, 12))) == "channels_first"
     assert infer_channel_dimension_format(np.zeros((10, 12, 3))) == "channels_last"
+    # Both ends could be channels: channel-first, as the reference library decides.
+    for shape in ((3, 40, 3), (4, 4, 3), (3, 9, 1), (1, 5, 3)):
+        assert infer_channel_dimension_format(np.zeros(shape)) == "channels_first"
     with pytest.raises(ValueError, match="no valid channel axis"):
         infer_channel_dimension_format(np.zeros((7, 8, 9)))
 
 
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_ambiguous_array_is_read_channel_first_unless_told(use_torch):
+    x = np.random.default_rng(0).integers(0, 256, (3, 40, 3), dtype=np.uint8)
+    proc = TinyViTProcessor(do_resize=False, do_normalize=False)
+    out = proc(x, use_torch=use_torch, return_tensors="np")["pixel_values"]
+    np.testing.assert_allclose(out[0], x / 255, atol=1e-6)
+    told = proc(x, use_torch=use_torch, input_data_format="channels_last", return_tensors="np")["pixel_values"]
+    np.testing.assert_allclose(told[0], x.transpose(2, 0, 1) / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_boolean_images_are_zero_and_one(use_torch):
+    x = np.zeros((6, 5, 3), dtype=bool)
+    x[0, 0] = True
+    out = TinyViTProcessor(do_resize=False, do_normalize=False)(x, use_torch=use_torch, return_tensors="np")
+    np.testing.assert_allclose(out["pixel_values"][0, :, 0, 0], 1 / 255, atol=1e-7)
+    assert out["pixel_values"][0, :, 1:, 1:].max() == 0
+
+
+def test_sixteen_and_thirty_two_bit_images_are_clipped_to_eight_bits():
+    proc = TinyViTProcessor(do_resize=False, do_normalize=False, do_convert_rgb=True)
+    values = np.array([[0, 100, 200, 255], [1000, 30000, 65535, 50]])
+    for image in (Image.fromarray(values.astype(np.uint16)), Image.fromarray(values.astype(np.int32) - 60)):
+        out = np.round(proc(image, return_tensors="np")["pixel_values"][0, 0] * 255)
+        np.testing.assert_array_equal(out, np.clip(np.asarray(image), 0, 255))
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_local_image_paths_are_opened(tmp_path, use_torch):
+    from pathlib import Path
+
+    pixels = _gradient()
+    path = tmp_path / "img.png"
+    Image.fromarray(pixels).save(path)
+    rgba_path = tmp_path / "rgba.png"
+    Image.fromarray(np.concatenate([pixels, pixels[..., :1]], -1), "RGBA").save(rgba_path)
+    proc = TinyViTProcessor()
+    expected = proc(pixels, use_torch=use_torch, return_tensors="np")["pixel_values"]
+    for given in (str(path), Path(path), [str(path), Path(path)]):
+        out = proc(given, use_torch=use_torch, return_tensors="np")["pixel_values"]
+        np.testing.assert_array_equal(out, np.concatenate([expected] * (2 if isinstance(given, list) else 1)))
+    # Like load_image: the file's RGB channels (alpha dropped), as the reference opens files.
+    out = proc(str(rgba_path), use_torch=use_torch, return_tensors="np")["pixel_values"]
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_image_urls_are_refused_with_a_hint():
+    for given in ("https://example.com/cat.png", ["http://example.com/cat.png"]):
+        with pytest.raises(ValueError, match=r"only open local files.*load_image\(url\)"):
+            TinyViTProcessor()(given)
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_data_format_none_gives_channel_first(use_torch):
+    proc = TinyViTProcessor()
+    x = _gradient()
+    first = proc(x, use_torch=use_torch, return_tensors="np")["pixel_values"]
+    np.testing.assert_array_equal(proc(x, use_torch=use_torch, data_format=None, return_tensors="np")["pixel_values"], first)
+    last = proc(x, use_torch=use_torch, data_format="channels_last", return_tensors="np")["pixel_values"]
+    np.testing.assert_array_equal(last, first.transpose(0, 2, 3, 1))
+
+
+def test_resample_given_as_a_name_is_saved_as_its_number(tmp_path):
+    TinyViTProcessor(resample="bicubic").save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["resample"] == 3 and type(saved["resample"]) is int
+    assert TinyViTProcessor.from_pretrained(tmp_path).resample == 3
+
+
 def test_mean_with_wrong_length_names_the_problem():
     proc = TinyViTProcessor(image_mean=[0.5, 0.5], do_convert_rgb=False)
-    with pytest.raises(ValueError, match="image_mean has 2 values"):
+    with pytest.raises(ValueError, match="image_mean has 2 values") as info:
         proc(_gradient())
+    # A 3-channel image: converting to RGB would not help, so that is not suggested.
+    assert "do_convert_rgb" not in str(info.value) and "one value per channel (3 values" in str(info.value)
+
+
+def test_rgba_and_grayscale_with_an_rgb_mean_suggest_a_conversion_that_works():
+    proc = TinyViTProcessor(do_convert_rgb=False)
+    rgba = np.concatenate([_gradient(), _gradient()[..., :1]], -1)
+    gray = _gradient()[..., 0]
+    for image, kind in ((rgba, "RGBA"), (gray, "grayscale")):
+        with pytest.raises(ValueError, match=f"{kind} image; pass do_convert_rgb=True"):
+            proc(image)
+        assert proc(image, do_convert_rgb=True, return_tensors="np")["pixel_values"].shape == (1, 3, 16, 16)
+
+
+def test_zero_std_error_prints_plain_numbers():
+    with pytest.raises(ValueError, match=r"got \[0\.0, 0\.0, 0\.0\]"):
+        TinyViTProcessor(image_std=[0, 0, 0])(_gradient())
+
+
+@pytest.mark.parametrize("resample", [PILImageResampling.BILINEAR, PILImageResampling.BICUBIC, PILImageResampling.LANCZOS])
+def test_float_images_with_an_eight_bit_form_are_resized_as_eight_bits(resample):
+    pixels = np.moveaxis(_gradient(37, 53), -1, 0)
+    as_uint8 = resize(pixels, (24, 30), resample)
+    np.testing.assert_array_equal(resize(pixels.astype(np.float32), (24, 30), resample), as_uint8)
+    # [0, 1] floats: times 255, truncated, resized as 8 bits, divided back.
+    unit = (pixels.astype(np.float32) + 0.3) / 256
+    truncated = (unit.astype(np.float64) * 255).astype(np.uint8)
+    np.testing.assert_allclose(resize(unit, (24, 30), resample), resize(truncated, (24, 30), resample) / 255, atol=1e-7)
+    torch_out = torch_resize(torch.from_numpy(pixels.astype(np.float32))[None], (24, 30), resample)[0].numpy()
+    assert np.abs(torch_out - as_uint8).max() <= 1
+    # No 8-bit form (negative values): resized in float, within the input's range.
+    signed = pixels.astype(np.float32) / 127.5 - 1
+    out = resize(signed, (24, 30), resample)
+    assert out.dtype == np.float32 and out.min() >= -1 and out.max() <= 1
+    assert not np.allclose(out * 127.5, np.round(out * 127.5))
 
 
 def test_save_load_keeps_unknown_keys_and_overrides(tmp_path):

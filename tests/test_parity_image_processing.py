@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 transformers = pytest.importorskip("transformers")
 
@@ -84,5 +85,94 @@ def test_printed_form_and_files_are_interchangeable(tmp_path):
     ViTImageProcessor(resample="PIL.Image.BOX", image_mean=[0.3, 0.3, 0.3], size=32).save_pretrained(tmp_path / "ours")
     back = _reference().from_pretrained(tmp_path / "ours")
     assert back.size["height"] == 32 and list(back.image_mean) == [0.3, 0.3, 0.3]
-    guide = json.loads(_reference(resample="PIL.Image.BOX", do_normalize=False, image_mean=[0.3, 0.3, 0.3]).to_json_string())
+    # A filter name is saved as its number (4), which the reference reads as the box filter it names.
+    guide = json.loads(_reference(resample=4, do_normalize=False, image_mean=[0.3, 0.3, 0.3]).to_json_string())
     assert ViTImageProcessor(resample="PIL.Image.BOX", do_normalize=False, image_mean=[0.3, 0.3, 0.3]).to_dict() == guide
+
+
+def _pixels(ref_proc, ours_proc, image, use_torch=False, **kwargs):
+    ref = np.asarray(ref_proc(image, return_tensors="np", **kwargs)["pixel_values"])
+    ours = ours_proc(image, return_tensors="np", use_torch=use_torch, **kwargs)["pixel_values"]
+    assert ref.shape == ours.shape
+    return ref, ours
+
+
+EXACT = 1e-6  # float rounding only
+
+
+@pytest.mark.parametrize("resample", [PILImageResampling.BILINEAR, PILImageResampling.BICUBIC, PILImageResampling.LANCZOS])
+def test_float_images_are_resized_as_eight_bits_like_the_reference(resample):
+    arr = _photo(37, 53, 8)
+    ref_proc, ours = _reference(resample=int(resample)), ViTImageProcessor(resample=resample)
+    for image, kwargs in (
+        (arr.astype(np.float32), {}),  # whole numbers in 0-255, rescaled by the processor
+        ((arr.astype(np.float32) + 0.4) / 256, {"do_rescale": False}),  # [0, 1]: times 255, truncated
+        (np.moveaxis(arr, -1, 0).astype(np.float64), {}),
+    ):
+        ref, pil_path = _pixels(ref_proc, ours, image, **kwargs)
+        assert np.abs(pil_path - ref).max() <= EXACT
+        _, torch_path = _pixels(ref_proc, ours, torch.from_numpy(image), use_torch=True, **kwargs)
+        assert np.abs(torch_path - ref).max() <= LEVEL  # the torch path: within one grey level, as for uint8
+
+
+def test_ambiguous_channel_axis_bool_and_16_bit_images_match_the_reference():
+    rng = np.random.default_rng(3)
+    ref_proc, ours = _reference(), ViTImageProcessor()
+    cases = [
+        (rng.integers(0, 256, (3, 40, 3), dtype=np.uint8), {}),
+        (rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), {"do_convert_rgb": True}),
+        (rng.integers(0, 256, (3, 30, 1), dtype=np.uint8), {}),
+        (rng.random((20, 30, 3)) > 0.5, {}),
+        (Image.fromarray(rng.integers(0, 65536, (20, 30), dtype=np.uint16)), {"do_convert_rgb": True}),
+        (Image.fromarray(rng.integers(-100, 600, (20, 30), dtype=np.int32)), {"do_convert_rgb": True}),
+    ]
+    for image, kwargs in cases:
+        for use_torch in (False, True):
+            ref, got = _pixels(ref_proc, ours, image, use_torch=use_torch, **kwargs)
+            assert np.abs(got - ref).max() <= (LEVEL if use_torch else EXACT)
+
+
+def test_image_file_paths_and_data_format_none_match_the_reference(tmp_path):
+    Image.fromarray(_photo(30, 40, 9)).save(tmp_path / "a.png")
+    rgba = np.concatenate([_photo(30, 40, 10), _photo(30, 40, 11)[..., :1]], -1)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "b.png")
+    ref_proc, ours = _reference(resample=3), ViTImageProcessor(resample=3)
+    paths = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    for given in (paths[0], paths):
+        ref, got = _pixels(ref_proc, ours, given)
+        assert np.abs(got - ref).max() <= EXACT
+    ref, got = _pixels(ref_proc, ours, _photo(20, 30, 12), data_format=None)
+    assert got.shape == (1, 3, 224, 224) and np.abs(got - ref).max() <= EXACT
+
+
+def test_a_resample_name_is_saved_so_the_reference_uses_that_filter(tmp_path):
+    ours = ViTImageProcessor(resample="bicubic")
+    ours.save_pretrained(tmp_path)
+    loaded = transformers.AutoImageProcessor.from_pretrained(tmp_path)
+    image = _photo(37, 53, 13)
+    ref = np.asarray(loaded(image, return_tensors="np")["pixel_values"])
+    assert np.abs(ours(image, return_tensors="np")["pixel_values"] - ref).max() <= EXACT
+    bilinear = ViTImageProcessor()(image, return_tensors="np")["pixel_values"]
+    assert np.abs(bilinear - ref).max() > LEVEL
+
+
+def test_image_processor_nested_in_processor_config_loads_like_the_reference(tmp_path):
+    from plugformers import AutoImageProcessor
+
+    settings = json.loads(_reference(size={"height": 100, "width": 120}, resample=3).to_json_string())
+    (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": settings, "processor_class": "X"}))
+    ref = transformers.AutoImageProcessor.from_pretrained(tmp_path)
+    for ours in (AutoImageProcessor.from_pretrained(tmp_path), ViTImageProcessor.from_pretrained(tmp_path)):
+        assert ours.size == {"height": 100, "width": 120} and ours.resample == 3
+        got, expected = _pixels(ref, ours, _photo(50, 70, 14))
+        assert np.abs(got - expected).max() <= EXACT
+
+
+def test_uint8_tensors_take_the_torch_path_within_one_grey_level():
+    # Documented in docs/differences.md: the fast path's 8-bit kernels round a few pixels differently.
+    t = torch.from_numpy(_photo(137, 153, 15)).permute(2, 0, 1).contiguous()
+    for resample in (PILImageResampling.BILINEAR, PILImageResampling.BICUBIC):
+        ref_proc, ours = _reference(resample=int(resample)), ViTImageProcessor(resample=resample)
+        ref = np.asarray(ref_proc(t, return_tensors="np")["pixel_values"])
+        assert np.abs(ours(t, return_tensors="np")["pixel_values"] - ref).max() <= LEVEL
+        assert np.abs(ours(t, use_torch=False, return_tensors="np")["pixel_values"] - ref).max() <= EXACT

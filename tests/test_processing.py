@@ -103,7 +103,8 @@ def test_decode_delegates():
     proc = _processor()
     assert proc.decode([1, 2, 0], skip_special_tokens=True) == "ab"
     assert proc.batch_decode([[3], [2, 1]]) == ["c", "ba"]
-    assert proc.model_input_names == ["input_values", "input_ids"]
+    # The tokenizer's ids come out under text_target_key ("labels"), so that is the name listed.
+    assert proc.model_input_names == ["input_values", "labels"]
 
 
 def test_save_load_round_trip(tmp_path):

@@ -18,6 +18,13 @@ __all__ = ["SequenceFeatureExtractor"]
 _PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
 
 
+def _stacked_if_even(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """One stacked array when every example has the same shape, else the list as it is."""
+    if arrays and len({a.shape for a in arrays}) == 1:
+        return np.stack(arrays)
+    return arrays
+
+
 class SequenceFeatureExtractor(FeatureExtractionMixin):
     """Settings shared by sequence (audio) feature extractors, and padding of variable-length examples.
 
@@ -143,8 +150,10 @@ class SequenceFeatureExtractor(FeatureExtractionMixin):
         ``processed_features`` is a dict/BatchFeature of lists (keyed by ``model_input_names[0]``, optionally
         with an ``attention_mask``) or a list of per-example dicts. ``padding``: True/"longest" pads to the
         longest example, "max_length" to ``max_length``, False/"do_not_pad" leaves lengths alone.
-        ``truncation`` cuts examples longer than ``max_length``; ``pad_to_multiple_of`` rounds the target
-        length up. Pads use ``padding_value`` on ``padding_side``; the mask has 1 for real frames.
+        ``truncation`` cuts examples longer than ``max_length`` (rounded up to ``pad_to_multiple_of`` when
+        given); ``pad_to_multiple_of`` rounds the target length up. Pads use ``padding_value`` on
+        ``padding_side``; the mask has 1 for real frames. With ``return_tensors=None`` examples of one length
+        come back as one stacked NumPy array (as in the reference), ragged ones as a list of arrays.
         """
         if isinstance(processed_features, (list, tuple)) and processed_features and isinstance(processed_features[0], dict):
             keys = processed_features[0].keys()
@@ -175,8 +184,13 @@ class SequenceFeatureExtractor(FeatureExtractionMixin):
             else [np.ones(len(e), dtype=np.int32) for e in examples]
         )
         if truncation:
-            examples = [e[:max_length] for e in examples]
-            masks = [m[:max_length] for m in masks]
+            assert max_length is not None  # checked above
+            limit = max_length
+            if pad_to_multiple_of is not None and limit % pad_to_multiple_of:
+                # Cut at the padded length, as the reference does: a multiple of pad_to_multiple_of.
+                limit = (limit // pad_to_multiple_of + 1) * pad_to_multiple_of
+            examples = [e[:limit] for e in examples]
+            masks = [m[:limit] for m in masks]
         if strategy == "longest":
             target: int | None = max(len(e) for e in examples)
         elif strategy == "max_length":
@@ -198,9 +212,9 @@ class SequenceFeatureExtractor(FeatureExtractionMixin):
             out_values.append(e)
             out_masks.append(m)
         data: dict[str, Any] = {k: v for k, v in processed_features.items() if k not in (main, "attention_mask")}
-        data[main] = out_values
+        data[main] = _stacked_if_even(out_values) if return_tensors is None else out_values
         if want_mask:
-            data["attention_mask"] = out_masks
+            data["attention_mask"] = _stacked_if_even(out_masks) if return_tensors is None else out_masks
         return BatchFeature(data, tensor_type=return_tensors)
 
     @staticmethod

@@ -24,12 +24,40 @@ from plugformers.utils.logging import get_logger
 
 logger = get_logger(__name__)
 
-__all__ = ["PREPROCESSOR_CONFIG_NAME", "BatchFeature", "FeatureExtractionMixin", "PreprocessingConfigMixin"]
+__all__ = [
+    "PREPROCESSOR_CONFIG_NAME",
+    "PROCESSOR_CONFIG_NAME",
+    "BatchFeature",
+    "FeatureExtractionMixin",
+    "PreprocessingConfigMixin",
+    "nested_preprocessor_config",
+]
 
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
+PROCESSOR_CONFIG_NAME = "processor_config.json"
 
 # Keys the file format uses for bookkeeping; they are never passed to ``__init__``.
 _BOOKKEEPING_KEYS = ("feature_extractor_type", "image_processor_type", "processor_class", "auto_map", "_auto_class")
+
+
+# Where a processor_config.json nests each part's settings, by the part's class-name key.
+_ROLE_OF_TYPE_KEY = {"feature_extractor_type": "feature_extractor", "image_processor_type": "image_processor"}
+
+
+def nested_preprocessor_config(config: dict[str, Any], type_key: str = "feature_extractor_type") -> dict[str, Any] | None:
+    """The settings of a feature extractor or image processor nested in a processor's settings, or None.
+
+    A ``processor_config.json`` written by newer libraries nests them under the part's role name
+    (``"feature_extractor"`` or ``"image_processor"``); the role matching ``type_key`` is preferred.
+    """
+    if type_key in config:
+        return None
+    own = _ROLE_OF_TYPE_KEY.get(type_key)
+    for role in sorted(_ROLE_OF_TYPE_KEY.values(), key=lambda r: r != own):
+        nested = config.get(role)
+        if isinstance(nested, dict):
+            return nested
+    return None
 
 
 class BatchFeature(dict):
@@ -149,6 +177,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def _read_settings(path: str) -> dict[str, Any]:
+    """A settings file's JSON object (``OSError`` when it is not valid JSON or not an object)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise OSError(f"{path!r} is not valid JSON ({exc}).") from exc
+    if not isinstance(config, dict):
+        raise OSError(f"{path!r} must hold a JSON object of settings, not {type(config).__name__}.")
+    return config
 
 
 class PreprocessingConfigMixin(PushToHubMixin):
@@ -271,21 +311,19 @@ class PreprocessingConfigMixin(PushToHubMixin):
         if os.path.isfile(source):
             path: str | None = source
         else:
-            path = resolve_file(source, cls.config_name, **hub.as_kwargs())
+            path = resolve_file(source, cls.config_name, required=False, **hub.as_kwargs())
+            if path is None:
+                # A processor saved by newer libraries keeps this part's settings only in processor_config.json.
+                path = resolve_file(source, PROCESSOR_CONFIG_NAME, required=False, **hub.as_kwargs())
+                config = _read_settings(path) if path is not None else None
+                nested = nested_preprocessor_config(config, cls._type_key) if config is not None else None
+                if nested is None:
+                    resolve_file(source, cls.config_name, **hub.as_kwargs())  # raises, naming the missing file
+                assert nested is not None
+                return nested, kwargs
         assert path is not None
-        try:
-            with open(path, encoding="utf-8") as fh:
-                config = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise OSError(f"{path!r} is not valid JSON ({exc}).") from exc
-        if not isinstance(config, dict):
-            raise OSError(f"{path!r} must hold a JSON object of settings, not {type(config).__name__}.")
-        # A processor_config.json written by newer libraries nests this part under its role name.
-        for role in ("feature_extractor", "image_processor"):
-            if role in config and isinstance(config[role], dict) and cls._type_key not in config:
-                config = config[role]
-        return config, kwargs
-
+        config = _read_settings(path)
+        return nested_preprocessor_config(config, cls._type_key) or config, kwargs
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
         """Build an instance from a settings dict; ``kwargs`` override settings.

@@ -58,6 +58,7 @@ __all__ = [
     "BaseImageProcessor",
     "BatchFeature",
     "ImageProcessingMixin",
+    "channels_last_output",
     "get_size_dict",
 ]
 
@@ -128,6 +129,11 @@ def get_size_dict(
     return out
 
 
+def channels_last_output(data_format: ChannelDimension | str | None) -> bool:
+    """Whether ``data_format`` asks for channel-last outputs; None means channel-first, as in the reference."""
+    return data_format is not None and ChannelDimension(data_format) == ChannelDimension.LAST
+
+
 class ImageProcessingMixin(PreprocessingConfigMixin):
     """Settings of an image processor, saved as ``preprocessor_config.json`` with ``image_processor_type``."""
 
@@ -182,9 +188,9 @@ class BaseImageProcessor(ImageProcessingMixin):
             self.pad_size = get_size_dict(self.pad_size, param_name="pad_size")
         resample = getattr(self, "resample", None)
         if resample is not None:
-            filt = resolve_resample(resample)  # raises on a bad value
-            # A string is kept as written (the guide prints it back); enums are saved as numbers.
-            self.resample = resample if isinstance(resample, str) else int(filt)
+            # Saved as Pillow's filter number whatever form it was given in: the reference library reads a
+            # string such as "bicubic" from a file but then resizes bilinearly.
+            self.resample = int(resolve_resample(resample))  # raises on a bad value
         for key in ("image_mean", "image_std"):
             value = getattr(self, key, None)
             if value is not None:
@@ -239,15 +245,17 @@ class BaseImageProcessor(ImageProcessingMixin):
         use_torch: bool | None = None,
         device: Any = None,
         input_data_format: ChannelDimension | str | None = None,
-        data_format: ChannelDimension | str = ChannelDimension.FIRST,
+        data_format: ChannelDimension | str | None = ChannelDimension.FIRST,
         **overrides: Any,
     ) -> BatchFeature:
         """Turn images into ``pixel_values`` (channel-first float32), using this processor's settings.
 
         Any setting (``size=``, ``do_normalize=``...) can be overridden for this call. The torch path is used
         for torch tensor inputs, or when ``use_torch=True`` or a ``device`` is given; it returns tensors on that
-        device. ``return_tensors`` is "pt", "np" or None (a list of per-image arrays).
+        device. ``return_tensors`` is "pt", "np" or None (a list of per-image arrays). ``data_format`` is
+        "channels_first" (also what None gives, as in the reference library) or "channels_last".
         """
+        channels_last = channels_last_output(data_format)
         params = self._resolve(overrides)
         image_list = make_list_of_images(images)
         if use_torch is None:
@@ -258,7 +266,7 @@ class BaseImageProcessor(ImageProcessingMixin):
                 pixel_values = self._preprocess_torch_batch(images, params, device, input_data_format)
             else:
                 pixel_values = self._preprocess_torch(image_list, params, device, input_data_format)
-            if ChannelDimension(data_format) == ChannelDimension.LAST:
+            if channels_last:
                 pixel_values = [pv.permute(-2, -1, -3) for pv in pixel_values] if isinstance(
                     pixel_values, list) else pixel_values.permute(0, 2, 3, 1)
             if return_tensors is None and not isinstance(pixel_values, list):
@@ -270,7 +278,7 @@ class BaseImageProcessor(ImageProcessingMixin):
             pixel_values = [
                 self._preprocess_one(im, params, input_data_format, index=i) for i, im in enumerate(image_list)
             ]
-            if ChannelDimension(data_format) == ChannelDimension.LAST:
+            if channels_last:
                 pixel_values = [np.moveaxis(pv, 0, -1) for pv in pixel_values]
         return BatchFeature({"pixel_values": pixel_values}, tensor_type=return_tensors)
 
@@ -408,7 +416,7 @@ class BaseImageProcessor(ImageProcessingMixin):
             else:
                 validate_image_array(t, what=what)
             if t.dtype == torch.bool:
-                t = t.to(torch.uint8) * 255
+                t = t.to(torch.uint8)  # 0/1, as on the NumPy path
             elif not t.is_floating_point() and t.dtype != torch.uint8:
                 if t.numel() and (int(t.min()) < 0 or int(t.max()) > 255):
                     raise ValueError(f"{what} has integer values outside 0-255; convert it to uint8 or float first.")

@@ -7,6 +7,9 @@
   filters), ``nearest-exact`` for nearest, and an explicit separable weight matrix built the way Pillow
   builds its filters for box, Hamming and Lanczos. 8-bit inputs are rounded back to 0-255 after resizing,
   as Pillow does, so both paths agree to within one grey level.
+
+Like the reference library, both paths resize float images as 8 bits when they can be (whole numbers in
+0-255, or values in [0, 1] scaled by 255); see :func:`pil_8bit_scale`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from plugformers.image_utils import PILImageResampling, as_float_list, resolve_resample
+from plugformers.image_utils import PILImageResampling, as_float_list, is_torch_tensor, resolve_resample
 
 if TYPE_CHECKING:
     import torch
@@ -28,6 +31,7 @@ __all__ = [
     "get_resize_output_image_size",
     "normalize",
     "pad",
+    "pil_8bit_scale",
     "rescale",
     "resize",
     "resize_weights",
@@ -110,6 +114,29 @@ def convert_to_rgb(image: np.ndarray) -> np.ndarray:
     return (image[:3] * alpha + white * (1.0 - alpha)).astype(image.dtype)
 
 
+def pil_8bit_scale(image: Any) -> float | None:
+    """The factor that turns a float image into the 8-bit image Pillow resizes, or None when none does.
+
+    The reference library resizes every image as 8 bits: float images whose values are whole numbers in
+    0-255 are cast as they are (factor 1), other float images in [0, 1] are multiplied by 255 and truncated
+    (factor 255, divided out again after resizing). Other float images (negative, or fractional above 1)
+    have no 8-bit form; they are resized in float instead (None). Works on NumPy arrays and torch tensors.
+    """
+    if is_torch_tensor(image):
+        if not image.is_floating_point():
+            return 1.0
+        lo, hi = (float(image.amin()), float(image.amax())) if image.numel() else (0.0, 0.0)
+        whole = bool(image.isclose(image.trunc(), rtol=1e-5, atol=1e-8).all())
+    else:
+        if not np.issubdtype(image.dtype, np.floating):
+            return 1.0
+        lo, hi = (float(image.min()), float(image.max())) if image.size else (0.0, 0.0)
+        whole = bool(np.allclose(image, np.trunc(image)))
+    if whole:
+        return 1.0 if lo >= 0.0 and hi <= 255.0 else None
+    return 255.0 if lo >= 0.0 and hi <= 1.0 else None
+
+
 def resize(
     image: np.ndarray,
     size: tuple[int, int],
@@ -117,11 +144,13 @@ def resize(
     *,
     reducing_gap: float | None = None,
 ) -> np.ndarray:
-    """Resize a channel-first image to ``size=(height, width)`` with Pillow.
+    """Resize a channel-first image to ``size=(height, width)`` with Pillow, as the reference library does.
 
     uint8 images are resized as 8-bit Pillow images (3 channels together, others channel by channel, so
-    that alpha is never premultiplied); float images channel by channel in Pillow's 32-bit float mode, and
-    the result is clipped to the input's value range for filters that overshoot (bicubic, Lanczos).
+    that alpha is never premultiplied). Float images are first turned into 8 bits when the reference does
+    so (see :func:`pil_8bit_scale`) and come back as float32 in their own range; the rest are resized
+    channel by channel in Pillow's 32-bit float mode, clipped to the input's range for filters that
+    overshoot (bicubic, Lanczos).
     """
     from PIL import Image
 
@@ -131,6 +160,12 @@ def resize(
         raise ValueError(f"Cannot resize to an empty size {height}x{width}.")
     if tuple(image.shape[1:]) == (height, width):
         return image.copy()
+    if image.dtype != np.uint8:
+        scale = pil_8bit_scale(image)
+        if scale is not None:
+            as_8bit = (image.astype(np.float64) * scale).astype(np.float32).astype(np.uint8)
+            out8 = resize(as_8bit, (height, width), filt, reducing_gap=reducing_gap)
+            return out8.astype(np.float32) if scale == 1.0 else (out8 * (1.0 / scale)).astype(np.float32)
     pil_size = (width, height)
     if image.dtype == np.uint8 and image.shape[0] == 3:
         pil = Image.fromarray(np.ascontiguousarray(np.moveaxis(image, 0, -1)), mode="RGB")
@@ -175,10 +210,13 @@ def _per_channel(values: float | Iterable[float], channels: int, name: str) -> l
     if len(vals) == 1:
         vals = vals * channels
     if len(vals) != channels:
-        raise ValueError(
-            f"{name} has {len(vals)} values but the image has {channels} channels; give one value per channel "
-            "(or convert the image to RGB with do_convert_rgb=True)."
-        )
+        message = f"{name} has {len(vals)} values but the image has {channels} channels"
+        if len(vals) == 3 and channels in (1, 4):
+            kind = "an RGBA" if channels == 4 else "a grayscale"
+            message += f": it is {kind} image; pass do_convert_rgb=True to make it RGB first"
+        else:
+            message += f": give {name} one value per channel ({channels} values, or a single number for all)"
+        raise ValueError(message + ".")
     return vals
 
 
@@ -188,7 +226,7 @@ def normalize(image: np.ndarray, mean: float | Iterable[float], std: float | Ite
     mean_arr = np.asarray(_per_channel(mean, channels, "image_mean"), dtype=np.float32)[:, None, None]
     std_arr = np.asarray(_per_channel(std, channels, "image_std"), dtype=np.float32)[:, None, None]
     if (std_arr == 0).any():
-        raise ValueError(f"image_std must not contain 0, got {list(std_arr.ravel())}.")
+        raise ValueError(f"image_std must not contain 0, got {std_arr.ravel().tolist()}.")
     return (image.astype(np.float32) - mean_arr) / std_arr
 
 
@@ -261,7 +299,9 @@ def resize_weights(in_size: int, out_size: int, kind: PILImageResampling) -> np.
 def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PILImageResampling.BILINEAR) -> torch.Tensor:
     """Resize a batch ``(N, C, H, W)`` to ``size=(height, width)`` on its own device, following Pillow.
 
-    uint8 batches come back as uint8 (rounded and clipped like Pillow's 8-bit resize); float batches stay
+    uint8 batches come back as uint8 (rounded and clipped like Pillow's 8-bit resize). Float batches that
+    :func:`resize` turns into 8 bits are resized as 8 bits too and come back as float32 in their own range
+    (the decision is taken for the whole batch, not image by image); other float batches are resized in
     float, clipped to the input range for overshooting filters.
     """
     import torch
@@ -275,6 +315,12 @@ def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PI
         raise ValueError(f"torch_resize expects a (N, C, H, W) batch, got shape {tuple(images.shape)}.")
     if tuple(images.shape[-2:]) == (height, width):
         return images.clone()
+    if images.is_floating_point():
+        scale = pil_8bit_scale(images)
+        if scale is not None:
+            as_8bit = (images.double() * scale).float().to(torch.uint8)
+            out8 = torch_resize(as_8bit, (height, width), filt)
+            return out8.float() if scale == 1.0 else (out8.double() * (1.0 / scale)).float()
     is_uint8 = images.dtype == torch.uint8
     if filt == PILImageResampling.NEAREST:
         rows = torch.as_tensor(_nearest_indices(images.shape[-2], height), device=images.device)

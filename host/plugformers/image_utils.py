@@ -125,7 +125,11 @@ def is_valid_image(obj: Any) -> bool:
 
 
 def make_list_of_images(images: Any) -> list[Any]:
-    """Return the images as a flat list, accepting one image, a list/tuple of them, or a 4-D batch."""
+    """Return the images as a flat list, accepting one image, a list/tuple of them, or a 4-D batch.
+
+    Local image file paths (``str`` or ``os.PathLike``, alone or in lists) are opened with
+    :func:`load_image`, as RGB Pillow images.
+    """
     if images is None:
         raise ValueError("No images were given (got None).")
     if is_pil_image(images):
@@ -139,6 +143,8 @@ def make_list_of_images(images: Any) -> list[Any]:
             f"An image array must have 2 (H, W), 3 (H, W, C or C, H, W) or 4 (batch) dimensions; "
             f"got shape {tuple(images.shape)}."
         )
+    if isinstance(images, (str, os.PathLike)):
+        return [_open_local_image(images)]
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise ValueError("The list of images is empty.")
@@ -148,20 +154,31 @@ def make_list_of_images(images: Any) -> list[Any]:
                 (isinstance(item, np.ndarray) or is_torch_tensor(item)) and item.ndim == 4
             ):
                 out.extend(make_list_of_images(item))
+            elif isinstance(item, (str, os.PathLike)):
+                out.append(_open_local_image(item))
             elif is_valid_image(item):
                 out.append(item)
             else:
-                raise TypeError(f"Unsupported image in list: {_describe(item)}.")
+                raise TypeError(
+                    f"Unsupported image in list: {_describe(item)}; pass PIL images, NumPy arrays, torch tensors "
+                    "or paths of local image files."
+                )
         return out
-    if isinstance(images, (str, os.PathLike)):
-        raise TypeError(
-            f"Got the path {os.fspath(images)!r} instead of an image; load it first with "
-            "plugformers.image_utils.load_image(path)."
-        )
     raise TypeError(
-        f"Unsupported image type {_describe(images)}; pass PIL images, NumPy arrays or torch tensors "
-        "(or a list of them)."
+        f"Unsupported image type {_describe(images)}; pass PIL images, NumPy arrays, torch tensors or paths of "
+        "local image files (or a list of them)."
     )
+
+
+def _open_local_image(path: str | os.PathLike[str]) -> Any:
+    """A local image file as an RGB Pillow image; URLs are refused (processors never go to the network)."""
+    source = os.fspath(path)
+    if isinstance(source, str) and source.lower().startswith(("http://", "https://")):
+        raise ValueError(
+            f"Image processors only open local files, not URLs ({source!r}). Download the image first, e.g. "
+            "with plugformers.image_utils.load_image(url), and pass the result."
+        )
+    return load_image(source)
 
 
 def _describe(obj: Any) -> str:
@@ -175,19 +192,19 @@ def infer_channel_dimension_format(
 ) -> ChannelDimension:
     """Guess whether a 3-D array is channel-first or channel-last from which axis has a channel count.
 
-    When both ends could be channels (a 3x3x3 image) channel-last wins, the layout Pillow and most image
-    files produce. Raises ``ValueError`` naming the shape when neither end is a valid channel count.
+    When both ends could be channels (a 3x40x3 or 4x4x3 array) channel-first wins, as in the reference
+    library, so the same array means the same image in both; pass ``input_data_format`` to say otherwise.
+    Raises ``ValueError`` naming the shape when neither end is a valid channel count.
     """
     shape = tuple(image.shape)
     if len(shape) == 2:
         return ChannelDimension.FIRST
     if len(shape) != 3:
         raise ValueError(f"Cannot tell the channel axis of an array with shape {shape}: expected 3 dimensions.")
-    first_ok, last_ok = shape[0] in num_channels, shape[2] in num_channels
-    if last_ok:
-        return ChannelDimension.LAST
-    if first_ok:
+    if shape[0] in num_channels:
         return ChannelDimension.FIRST
+    if shape[2] in num_channels:
+        return ChannelDimension.LAST
     raise ValueError(
         f"Image of shape {shape} has no valid channel axis: the first or last dimension must be one of "
         f"{tuple(num_channels)} channels (got {shape[0]} and {shape[2]})."
@@ -233,7 +250,7 @@ def pil_to_array(image: Any) -> np.ndarray:
 
     Grayscale stays 1 channel and RGBA/LA keep alpha (4 channels) so that callers decide how to convert;
     palette images become RGB (RGBA when the palette has transparency); 16-bit and 32-bit integer images
-    are scaled to 8 bits (65535 -> 255) rather than clipped.
+    are clipped to 0-255, as Pillow's conversion to 8 bits (and so the reference library) does.
     """
     mode = image.mode
     if mode in ("RGB", "L", "RGBA"):
@@ -246,16 +263,8 @@ def pil_to_array(image: Any) -> np.ndarray:
     elif mode in ("LA", "La", "PA", "RGBa"):
         arr = np.asarray(image.convert("RGBA"))
     elif mode.startswith("I;16") or mode == "I":
-        wide = np.asarray(image).astype(np.int64)
-        if wide.size and (wide.min() < 0 or wide.max() > 65535):
-            raise ValueError(
-                f"Mode {mode!r} image has values outside 0-65535 ({wide.min()}..{wide.max()}); "
-                "cannot map it to 8 bits."
-            )
-        if mode == "I" and (wide.size == 0 or wide.max() <= 255):
-            arr = wide.astype(np.uint8)
-        else:
-            arr = np.round(wide / 257.0).astype(np.uint8)
+        # Clipped to 0-255, as Pillow's own conversion of these modes to 8 bits does.
+        arr = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
     elif mode == "F":
         arr = np.asarray(image, dtype=np.float32)
     else:
@@ -271,8 +280,8 @@ def to_channel_first_array(
 
     The result may be a view of the input (for example of a height-width-channel buffer), not a copy.
 
-    Integer inputs other than uint8 must already be in 0-255; booleans become 0/255; float inputs keep
-    their values (rescaling is the processor's job). ``index`` only improves error messages.
+    Integer inputs other than uint8 must already be in 0-255; booleans become 0/1 (as in the reference
+    library, so True rescales to 1/255); float inputs keep their values (rescaling is the processor's job). ``index`` only improves error messages.
     """
     what = "image" if index is None else f"image {index}"
     if is_pil_image(image):
@@ -297,7 +306,7 @@ def to_channel_first_array(
             raise ValueError(f"{what} must have 2 or 3 dimensions, got shape {tuple(image.shape)}.")
     validate_image_array(arr, what=what)
     if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8) * 255
+        arr = arr.astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.uint8:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
             raise ValueError(

@@ -125,10 +125,18 @@ class ProcessorMixin(PushToHubMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        """Every input name the parts produce, without repeats."""
+        """Every input name the processor's outputs hold, without repeats.
+
+        With a ``text_target_key`` the tokenizer's ids are output under that key (e.g. ``labels``), so it
+        replaces the tokenizer's own input names.
+        """
         seen: list[str] = []
         for name in self.attributes:
-            for key in getattr(getattr(self, name), "model_input_names", []):
+            if name == "tokenizer" and self.text_target_key is not None:
+                keys = [self.text_target_key]
+            else:
+                keys = list(getattr(getattr(self, name), "model_input_names", []))
+            for key in keys:
                 if key not in seen:
                     seen.append(key)
         return seen

@@ -438,6 +438,12 @@ class _AutoPreprocessor:
         source = os.fspath(pretrained_model_name_or_path)
         hub = HubOptions.pop_from(dict(kwargs))
         data = _optional_json(source, PREPROCESSOR_CONFIG, hub)
+        if data is None:
+            from plugformers.feature_extraction_utils import nested_preprocessor_config
+
+            # Newer libraries save a processor's part only inside processor_config.json.
+            processor_data = _optional_json(source, PROCESSOR_CONFIG, hub)
+            data = nested_preprocessor_config(processor_data, cls._type_key) if processor_data else None
         if os.path.isfile(source):
             data = load_json_file(source)
         registry = get_registry()

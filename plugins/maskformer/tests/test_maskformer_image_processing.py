@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -124,11 +125,11 @@ def test_class_ids_above_num_labels_are_refused_unless_ignored() -> None:
 def test_mismatched_counts_and_bad_arguments() -> None:
     proc = MaskFormerImageProcessor(do_resize=False)
     with pytest.raises(ValueError, match="2 images but 1 segmentation maps"):
-        proc([_image(4, 4), _image(4, 4)], segmentation_maps=[np.zeros((4, 4), dtype=np.int64)])
+        proc([_image(5, 6), _image(5, 6)], segmentation_maps=[np.zeros((5, 6), dtype=np.int64)])
     with pytest.raises(ValueError, match="needs ignore_index"):
-        proc(_image(4, 4), segmentation_maps=np.zeros((4, 4), dtype=np.int64), do_reduce_labels=True)
+        proc(_image(5, 6), segmentation_maps=np.zeros((5, 6), dtype=np.int64), do_reduce_labels=True)
     with pytest.raises(TypeError, match="unexpected keyword"):
-        proc(_image(4, 4), crop_size=3)
+        proc(_image(5, 6), crop_size=3)
 
 
 def test_save_load_and_auto_class(tmp_path: Any) -> None:
@@ -180,3 +181,47 @@ def test_torch_path_runs_on_cuda_and_matches_the_numpy_path() -> None:
     assert out["pixel_values"].device.type == "cuda" and out["pixel_mask"].device.type == "cuda"
     assert (out["pixel_values"].cpu() - reference["pixel_values"]).abs().max().item() <= 2 / 255 / 0.225 + 1e-6
     assert torch.equal(out["pixel_mask"].cpu(), reference["pixel_mask"])
+
+
+def test_legacy_int_size_with_max_size(tmp_path: Any) -> None:
+    # The Hub's facebook/maskformer-* configs: "size": 800 with "max_size": 1333.
+    assert MaskFormerImageProcessor(size=512, max_size=2048).size == {"shortest_edge": 512, "longest_edge": 2048}
+    assert MaskFormerImageProcessor(size=512).size == {"shortest_edge": 512}
+    assert MaskFormerImageProcessor(max_size=2048).size == {"shortest_edge": 800, "longest_edge": 2048}
+    # As in the reference, max_size only applies to an int (or default) size.
+    assert MaskFormerImageProcessor(size={"shortest_edge": 600}, max_size=2000).size == {"shortest_edge": 600}
+    legacy = {"image_processor_type": "MaskFormerFeatureExtractor", "size": 800, "max_size": 1333,
+              "size_divisibility": 32, "do_resize": True, "ignore_index": 255}
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(legacy))
+    loaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded, MaskFormerImageProcessor)
+    assert loaded.size == {"shortest_edge": 800, "longest_edge": 1333} and loaded.size_divisor == 32
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_do_convert_rgb_from_the_constructor_or_the_call(use_torch: bool) -> None:
+    rgba = np.concatenate([_image(40, 50), np.full((40, 50, 1), 255, np.uint8)], -1)
+    rgb = _image(40, 50)
+    expected = MaskFormerImageProcessor()(rgb, use_torch=use_torch, return_tensors="np")["pixel_values"]
+    for proc, kwargs in ((MaskFormerImageProcessor(do_convert_rgb=True), {}),
+                         (MaskFormerImageProcessor(), {"do_convert_rgb": True})):
+        out = proc(rgba, use_torch=use_torch, return_tensors="np", **kwargs)["pixel_values"]
+        np.testing.assert_allclose(out, expected, atol=1e-6)
+    # Without it RGBA stays 4 channels, and the error names the fix.
+    with pytest.raises(ValueError, match="RGBA image; pass do_convert_rgb=True"):
+        MaskFormerImageProcessor()(rgba, use_torch=use_torch)
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_do_pad_and_data_format_are_accepted(use_torch: bool) -> None:
+    proc = MaskFormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 100})
+    images = [_image(60, 80), _image(90, 50, 1)]
+    padded = proc(images, use_torch=use_torch, return_tensors="np")
+    # do_pad=False is accepted; batches are still padded (pixel_mask describes the padding), as in the reference.
+    unpadded = proc(images, use_torch=use_torch, do_pad=False, return_tensors="np")
+    np.testing.assert_array_equal(unpadded["pixel_values"], padded["pixel_values"])
+    for fmt in ("channels_first", None):
+        same = proc(images, use_torch=use_torch, data_format=fmt, return_tensors="np")["pixel_values"]
+        np.testing.assert_array_equal(same, padded["pixel_values"])
+    last = proc(images, use_torch=use_torch, data_format="channels_last")["pixel_values"]
+    np.testing.assert_array_equal(np.stack([np.asarray(v) for v in last]), padded["pixel_values"].transpose(0, 2, 3, 1))

@@ -145,3 +145,46 @@ def test_image_processor_and_post_processing_match() -> None:
                     assert torch.equal(a["segmentation"].to(b["segmentation"].dtype), b["segmentation"])
                 else:
                     assert a["segmentation"] == b["segmentation"]
+
+
+def test_legacy_int_size_with_max_size_matches_the_reference(tmp_path: Any) -> None:
+    from transformers.models.maskformer.image_processing_pil_maskformer import MaskFormerImageProcessorPil
+
+    # The Hub's facebook/maskformer-* configs carry "size": 800 with "max_size": 1333.
+    legacy = {"image_processor_type": "MaskFormerImageProcessor", "size": 96, "max_size": 120, "ignore_index": 255}
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(legacy))
+    ref = transformers.AutoImageProcessor.from_pretrained(tmp_path)
+    for ours in (plugformers.AutoImageProcessor.from_pretrained(tmp_path),
+                 plugformers.MaskFormerImageProcessor(size=96, max_size=120)):
+        assert ours.size == {k: v for k, v in dict(ref.size).items() if v is not None}
+        image = np.random.default_rng(1).integers(0, 256, (60, 110, 3), dtype=np.uint8)
+        expected = ref(image, return_tensors="pt")
+        got = ours(image, return_tensors="pt")
+        torch.testing.assert_close(got["pixel_values"], expected["pixel_values"], atol=1e-5, rtol=0)
+    assert plugformers.MaskFormerImageProcessor(size=512).size == {
+        k: v for k, v in dict(MaskFormerImageProcessorPil(size=512).size).items() if v is not None
+    }
+
+
+def test_convert_rgb_pad_and_data_format_keywords_match_the_reference() -> None:
+    from transformers.models.maskformer.image_processing_pil_maskformer import MaskFormerImageProcessorPil
+
+    rng = np.random.default_rng(2)
+    rgb = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), rng.integers(0, 256, (90, 50, 3), dtype=np.uint8)]
+    rgba = rng.integers(0, 256, (60, 80, 4), dtype=np.uint8)
+    settings = {"size": {"shortest_edge": 64, "longest_edge": 100}}
+    for images, call, init in (
+        (rgb, {"do_pad": False}, {}),
+        (rgb, {"data_format": "channels_first"}, {}),
+        (rgb, {"data_format": None}, {}),
+        (rgba, {"do_convert_rgb": True}, {}),
+        (rgba, {}, {"do_convert_rgb": True}),
+    ):
+        expected = MaskFormerImageProcessorPil(**settings, **init)(images, return_tensors="pt", **call)
+        for use_torch in (False, True):
+            got = plugformers.MaskFormerImageProcessor(**settings, **init)(
+                images, return_tensors="pt", use_torch=use_torch, **call
+            )
+            level = 1 / 255 / 0.224 + 1e-5 if use_torch else 1e-5
+            torch.testing.assert_close(got["pixel_values"], expected["pixel_values"], atol=level, rtol=0)
+            assert torch.equal(got["pixel_mask"], expected["pixel_mask"])

@@ -211,3 +211,11 @@ def test_preprocessor_config_both_ways(tmp_path) -> None:
     assert loaded_ref.crop_pct == pytest.approx(0.95) and loaded_ref.size["shortest_edge"] == 64
     loaded_ours = ConvNextImageProcessor.from_pretrained(tmp_path / "ref")
     assert loaded_ours.to_dict() == ours.to_dict()
+
+
+def test_float_images_in_0_255_match_the_reference_exactly() -> None:
+    # ConvNext resizes bicubically: the reference resizes such floats as 8-bit images, and so do we.
+    x = np.random.default_rng(0).integers(0, 256, (137, 153, 3)).astype(np.float32)
+    expected = np.asarray(_reference_image_processor(size={"shortest_edge": 224})(x, return_tensors="np")["pixel_values"])
+    got = ConvNextImageProcessor(size={"shortest_edge": 224})(x, return_tensors="np")["pixel_values"]
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)

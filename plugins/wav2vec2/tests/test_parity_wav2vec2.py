@@ -302,3 +302,45 @@ def test_processor_matches_the_reference(vocab_dir: Path, tmp_path: Path) -> Non
     mine.save_pretrained(tmp_path / "ours")
     back = transformers.Wav2Vec2Processor.from_pretrained(tmp_path / "ours")
     assert back(text="HE").input_ids == mine(text="HE")["input_ids"]
+
+
+def test_truncation_with_pad_to_multiple_of_and_output_types_match_the_reference() -> None:
+    audio = [np.arange(1300, dtype=np.float32) / 1300, np.ones(700, dtype=np.float32)]
+    for settings in ({"do_normalize": False, "return_attention_mask": True}, {"return_attention_mask": True}, {}):
+        ref_fe, our_fe = transformers.Wav2Vec2FeatureExtractor(**settings), Wav2Vec2FeatureExtractor(**settings)
+        for call in (
+            {"padding": True, "max_length": 900, "truncation": True, "pad_to_multiple_of": 128},
+            {"padding": "max_length", "max_length": 900, "truncation": True, "pad_to_multiple_of": 128},
+            {"padding": False, "max_length": 900, "truncation": True, "pad_to_multiple_of": 128},
+            {"padding": True},
+        ):
+            for batch in (audio, [audio[0], audio[0]], audio[0]):
+                expected = ref_fe(batch, sampling_rate=16000, **call)
+                got = our_fe(batch, sampling_rate=16000, **call)
+                assert set(got) == set(expected)
+                for key in expected:
+                    ragged = isinstance(expected[key], np.ndarray) and expected[key].dtype == object
+                    # A ragged batch: the reference's object array is a list of arrays here (docs/differences.md).
+                    assert ragged or type(got[key]) is type(expected[key]), (settings, call, key)
+                    for a, b in zip(got[key], expected[key]):
+                        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f"{settings} {call} {key}")
+        feats = {"input_values": [np.arange(5, dtype=np.float32), np.arange(8, dtype=np.float32)]}
+        expected_pad, got_pad = ref_fe.pad(feats), our_fe.pad(feats)
+        assert isinstance(got_pad["input_values"], np.ndarray)
+        np.testing.assert_array_equal(got_pad["input_values"], expected_pad["input_values"])
+
+
+def test_feature_extractor_of_a_reference_saved_processor_loads(vocab_dir: Path, tmp_path: Path) -> None:
+    from plugformers import AutoFeatureExtractor
+
+    ref = transformers.Wav2Vec2Processor(
+        feature_extractor=transformers.Wav2Vec2FeatureExtractor(do_normalize=False, sampling_rate=8000),
+        tokenizer=transformers.Wav2Vec2CTCTokenizer(str(vocab_dir / "vocab.json")),
+    )
+    ref.save_pretrained(tmp_path / "ref")
+    for fe in (AutoFeatureExtractor.from_pretrained(tmp_path / "ref"),
+               Wav2Vec2FeatureExtractor.from_pretrained(tmp_path / "ref")):
+        assert isinstance(fe, Wav2Vec2FeatureExtractor)
+        assert fe.to_dict() == transformers.Wav2Vec2FeatureExtractor.from_pretrained(tmp_path / "ref").to_dict()
+    mine = Wav2Vec2Processor.from_pretrained(tmp_path / "ref")
+    assert mine.model_input_names == ref.model_input_names

@@ -117,6 +117,26 @@ def test_padding_options_and_tensors() -> None:
     assert [len(v) for v in unpadded["input_values"]] == [10, 7]
 
 
+def test_output_types_without_return_tensors_follow_the_reference() -> None:
+    audio = [np.ones(5, dtype=np.float32), np.ones(3, dtype=np.float32)]
+    plain = Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=True)
+    out = plain(audio, sampling_rate=16000, padding=True)
+    # Padded and not normalised: one stacked array; the mask stays a list of per-example arrays.
+    assert isinstance(out["input_values"], np.ndarray) and out["input_values"].shape == (2, 5)
+    assert isinstance(out["attention_mask"], list) and out["attention_mask"][1].tolist() == [1, 1, 1, 0, 0]
+    assert isinstance(plain(audio, sampling_rate=16000)["input_values"], list)  # ragged
+    normalised = Wav2Vec2FeatureExtractor()(audio, sampling_rate=16000, padding=True)
+    assert isinstance(normalised["input_values"], list) and len(normalised["input_values"]) == 2
+
+
+def test_truncation_respects_pad_to_multiple_of() -> None:
+    fe = Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=True)
+    audio = [np.arange(1300, dtype=np.float32)]
+    for padding in (True, "max_length", False):
+        out = fe(audio, sampling_rate=16000, padding=padding, max_length=900, truncation=True, pad_to_multiple_of=128)
+        assert len(out["input_values"][0]) == 1024 and int(np.sum(out["attention_mask"][0])) == 1024
+
+
 def test_wrong_sampling_rate_says_how_to_resample(wav_files: dict[str, Path]) -> None:
     audio, rate = load_wav(wav_files["rate8k"])
     assert rate == 8000
@@ -249,6 +269,8 @@ def test_processor_gives_values_and_labels_and_round_trips(
     assert batch["labels"].tolist()[1] == [6, 10, 5, 4, 5, 9, 14, 0, 0, 0, 0]
     only_audio = processor(audio[0], sampling_rate=16000)
     assert set(only_audio) == {"input_values", "attention_mask"}
+    # The names of what the processor outputs: the transcription's ids go under "labels".
+    assert processor.model_input_names == ["input_values", "attention_mask", "labels"]
     only_text = processor(text="HE")
     assert only_text["input_ids"] == [10, 5]
 

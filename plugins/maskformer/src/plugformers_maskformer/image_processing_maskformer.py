@@ -12,8 +12,16 @@ from typing import Any
 import numpy as np
 
 from plugformers.feature_extraction_utils import BatchFeature
-from plugformers.image_processing_utils import BaseImageProcessor
-from plugformers.image_transforms import normalize, rescale, resize, torch_normalize, torch_resize
+from plugformers.image_processing_utils import BaseImageProcessor, channels_last_output, get_size_dict
+from plugformers.image_transforms import (
+    convert_to_rgb,
+    normalize,
+    rescale,
+    resize,
+    torch_convert_to_rgb,
+    torch_normalize,
+    torch_resize,
+)
 from plugformers.image_utils import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
@@ -122,6 +130,15 @@ def _segmentation_map_array(seg: Any, index: int) -> np.ndarray:
     return seg.astype(np.int64)
 
 
+def _to_channels_last(pixel_values: Any) -> Any:
+    """Channel-first images (one batch array/tensor or a list of single images) moved to channel-last."""
+    if isinstance(pixel_values, list):
+        return [_to_channels_last(pv[None])[0] for pv in pixel_values]
+    if is_torch_tensor(pixel_values):
+        return pixel_values.permute(0, 2, 3, 1)
+    return np.moveaxis(pixel_values, 1, -1)
+
+
 class MaskFormerImageProcessor(BaseImageProcessor):
     """Resize (short side 800, long side at most 1333, rounded up to a multiple of 32), rescale, normalise, pad.
 
@@ -149,11 +166,17 @@ class MaskFormerImageProcessor(BaseImageProcessor):
             kwargs.setdefault("size_divisor", kwargs.pop("size_divisibility"))
         if "reduce_labels" in kwargs:
             kwargs.setdefault("do_reduce_labels", kwargs.pop("reduce_labels"))
+        # Legacy configs (the Hub's facebook/maskformer-*) give "size": 800 with "max_size": 1333; as in the
+        # reference, max_size caps the long side of an int (or the default) size and is ignored otherwise.
         max_size = kwargs.pop("max_size", None)
-        if max_size is not None:
-            size = dict(kwargs.get("size") or type(self).size)
-            size["longest_edge"] = max_size
-            kwargs["size"] = size
+        size = kwargs.pop("size", None)
+        if size is None:
+            size = dict(type(self).size)
+            if max_size is not None:
+                size["longest_edge"] = max_size
+        elif isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+            size = get_size_dict(int(size), default_to_square=False, max_size=max_size)
+        kwargs["size"] = size
         kwargs.setdefault("size_divisor", 32)
         kwargs.setdefault("do_reduce_labels", False)
         for key in ("ignore_index", "num_labels", "pad_size"):
@@ -176,18 +199,25 @@ class MaskFormerImageProcessor(BaseImageProcessor):
         use_torch: bool | None = None,
         device: Any = None,
         input_data_format: Any = None,
+        data_format: Any = "channels_first",
         **overrides: Any,
     ) -> BatchFeature:
         """Images (and optionally their segmentation maps) to model inputs; keyword arguments override settings.
 
         Like the other image processors, torch tensor inputs (or ``use_torch=True``, or a ``device``) take the
         torch path: images are resized, normalised and padded on their device, and ``pixel_values`` and
-        ``pixel_mask`` come back there. Segmentation maps always take the NumPy path.
+        ``pixel_mask`` come back there. Segmentation maps always take the NumPy path. ``do_convert_rgb=True``
+        turns RGBA and grayscale images into RGB first (RGBA is composited over white); without it they keep
+        their channels, as in the reference. ``do_pad`` is
+        accepted but, as in the reference library, batches are always padded: ``pixel_mask`` describes it.
+        ``data_format`` is as for :meth:`BaseImageProcessor.preprocess`.
         """
         known = {
-            "do_resize", "size", "resample", "size_divisor", "do_rescale", "rescale_factor", "do_normalize",
-            "image_mean", "image_std", "ignore_index", "do_reduce_labels", "pad_size", "num_labels",
+            "do_convert_rgb", "do_resize", "size", "resample", "size_divisor", "do_rescale", "rescale_factor",
+            "do_normalize", "image_mean", "image_std", "ignore_index", "do_reduce_labels", "do_pad", "pad_size",
+            "num_labels",
         }
+        channels_last = channels_last_output(data_format)
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise TypeError(f"{type(self).__name__}.preprocess got unexpected keyword(s) {unknown}.")
@@ -201,8 +231,10 @@ class MaskFormerImageProcessor(BaseImageProcessor):
         arrays: list[Any]
         if use_torch:
             arrays = [self._to_chw_tensor(im, input_data_format, device, index=i) for i, im in enumerate(image_list)]
+            arrays = [torch_convert_to_rgb(a) if p["do_convert_rgb"] else a for a in arrays]
         else:
             arrays = [to_channel_first_array(im, input_data_format, index=i) for i, im in enumerate(image_list)]
+            arrays = [convert_to_rgb(a) if p["do_convert_rgb"] else a for a in arrays]
         seg_list: list[np.ndarray] | None = None
         if segmentation_maps is not None:
             raw = segmentation_maps if isinstance(segmentation_maps, (list, tuple)) else [segmentation_maps]
@@ -306,6 +338,8 @@ class MaskFormerImageProcessor(BaseImageProcessor):
 
         data: dict[str, Any] = {"pixel_values": pixel_values, "pixel_mask": pixel_mask}
         encoded = BatchFeature(data, tensor_type=return_tensors)
+        if channels_last:
+            encoded["pixel_values"] = _to_channels_last(encoded["pixel_values"])
         if seg_list is not None:
             if return_tensors == "pt":
                 import torch

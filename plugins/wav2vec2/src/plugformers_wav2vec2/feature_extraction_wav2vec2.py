@@ -116,8 +116,8 @@ class Wav2Vec2FeatureExtractor(SequenceFeatureExtractor):
         if self.do_normalize:
             # The mask only describes padding when there was padding to do.
             use_mask = masks if self._strategy(padding, max_length) != "do_not_pad" else None
-            values = self.zero_mean_unit_var_norm(values, use_mask, padding_value=self.padding_value)
-        padded["input_values"] = values
+            # A list of arrays (not pad()'s stacked array), as the reference returns with return_tensors=None.
+            padded["input_values"] = self.zero_mean_unit_var_norm(values, use_mask, padding_value=self.padding_value)
         if return_tensors is not None:
             padded = padded.convert_to_tensors(return_tensors)
         return padded
