@@ -181,6 +181,21 @@ def test_adapter_model_agrees(tmp_path: Path) -> None:
         _compare(reference(values, attention_mask=mask, labels=labels), model(values, attention_mask=mask, labels=labels), "adapter")
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_ctc_loss_drops_labels_padded_with_the_blank(tmp_path: Path, reduction: str) -> None:
+    torch.manual_seed(0)
+    config = {**TINY, "ctc_loss_reduction": reduction, "pad_token_id": 0}
+    reference = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(**config)).eval()
+    reference.save_pretrained(tmp_path)
+    model = ours.Wav2Vec2ForCTC.from_pretrained(tmp_path).eval()
+    values, mask = _audio()
+    for labels in (torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0], [7, 7, 8, 0]]), torch.tensor([[1, 0, 3, -100], [5, 6, -100, 0], [0, 0, 0, 0]])):
+        with torch.no_grad():
+            expected = reference(values, attention_mask=mask, labels=labels).loss
+            got = model(values, attention_mask=mask, labels=labels).loss
+        torch.testing.assert_close(got, expected, atol=ATOL, rtol=ATOL)
+
+
 # ----- preprocessing -------------------------------------------------------------------------------------
 
 

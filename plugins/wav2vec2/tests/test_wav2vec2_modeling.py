@@ -192,6 +192,16 @@ def test_ctc_loss_reductions_and_zero_infinity() -> None:
         assert model(values, labels=impossible).loss.item() == 0.0
 
 
+def test_ctc_labels_padded_with_the_blank_count_as_padding() -> None:
+    torch.manual_seed(0)
+    values, mask = audio_batch()
+    model = Wav2Vec2ForCTC(tiny_config(pad_token_id=0, ctc_loss_reduction="mean")).eval()
+    with torch.no_grad():
+        ignored = model(values, attention_mask=mask, labels=torch.tensor([[5, 6, 7, -100], [8, 9, -100, -100]])).loss
+        blank = model(values, attention_mask=mask, labels=torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])).loss
+    torch.testing.assert_close(blank, ignored)
+
+
 def test_ctc_rejects_labels_outside_the_vocabulary() -> None:
     model = Wav2Vec2ForCTC(tiny_config()).eval()
     values, _ = audio_batch()

@@ -719,7 +719,8 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
         return_dict: bool | None = None,
         labels: torch.Tensor | None = None,
     ) -> CausalLMOutput | tuple[torch.Tensor, ...]:
-        """``labels`` ``(batch, target_length)``: token ids, negative values (e.g. -100) mark padding."""
+        """``labels`` ``(batch, target_length)``: token ids; negative values (e.g. -100) and the blank
+        (``pad_token_id``) mark padding."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.wav2vec2(
             input_values,
@@ -758,7 +759,9 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_values, dtype=torch.long)
         input_lengths = self._get_feat_extract_output_lengths(attention_mask.sum(-1)).to(torch.long)
-        labels_mask = labels >= 0
+        blank = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+        # A CTC target never holds the blank, so labels padded with it (pad_token_id) count as padding too.
+        labels_mask = (labels >= 0) & (labels != blank)
         target_lengths = labels_mask.sum(-1)
         flattened_targets = labels.masked_select(labels_mask)
         # CTC in float32 whatever the model dtype; (frames, batch, vocab) is what ctc_loss expects.
@@ -769,7 +772,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
                 flattened_targets,
                 input_lengths,
                 target_lengths,
-                blank=self.config.pad_token_id if self.config.pad_token_id is not None else 0,
+                blank=blank,
                 reduction=self.config.ctc_loss_reduction,
                 zero_infinity=self.config.ctc_zero_infinity,
             )
