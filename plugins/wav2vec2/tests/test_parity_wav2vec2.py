@@ -196,6 +196,38 @@ def test_ctc_loss_drops_labels_padded_with_the_blank(tmp_path: Path, reduction: 
         torch.testing.assert_close(got, expected, atol=ATOL, rtol=ATOL)
 
 
+MASK_CASES = [
+    ((2, 50), 0.05, 10, None, 2),
+    ((3, 20), 0.5, 4, None, 0),
+    ((2, 10), 1.0, 3, None, 0),  # more spans asked for than fit: capped at 10 // 3
+    ((2, 10), 0.9, 4, None, 0),
+    ((4, 8), 0.65, 8, None, 2),
+    ((3, 12), 0.2, 2, None, 7),  # min_masks above the cap
+    ((3, 30), 0.3, 5, [30, 12, 3], 1),  # the last row is shorter than one span
+    ((4, 16), 0.8, 3, [16, 9, 2, 0], 0),
+    ((2, 40), 0.0, 4, [40, 20], 3),
+]
+
+
+@pytest.mark.parametrize("shape,prob,length,lengths,min_masks", MASK_CASES)
+def test_compute_mask_indices_matches_the_reference_seed_for_seed(
+    shape: tuple[int, int], prob: float, length: int, lengths: list[int] | None, min_masks: int
+) -> None:
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
+
+    attention_mask = None
+    if lengths is not None:
+        attention_mask = (torch.arange(shape[1])[None, :] < torch.tensor(lengths)[:, None]).long()
+    for seed in range(40):
+        np.random.seed(seed)
+        expected = _compute_mask_indices(shape, prob, length, attention_mask=attention_mask, min_masks=min_masks)
+        after_ref = np.random.rand()
+        np.random.seed(seed)
+        got = ours.compute_mask_indices(shape, prob, length, attention_mask=attention_mask, min_masks=min_masks)
+        np.testing.assert_array_equal(got, expected, err_msg=f"seed {seed}")
+        assert np.random.rand() == after_ref, f"seed {seed}: the numpy stream moved on differently"
+
+
 # ----- preprocessing -------------------------------------------------------------------------------------
 
 

@@ -296,8 +296,12 @@ def test_compute_mask_indices_spans_lengths_and_minimum() -> None:
     attention = (torch.arange(50)[None] < lengths[:, None]).long()
     mask = compute_mask_indices((4, 50), mask_prob=0.5, mask_length=5, attention_mask=attention, min_masks=1)
     for row, length in enumerate(lengths.tolist()):
-        assert not mask[row, length:].any(), "masked a padded frame"
-    assert not mask[3].any()  # 4 frames cannot hold a 5-frame span
+        assert not mask[row, length:-1].any(), "masked a padded frame"
+    # 4 frames cannot hold a 5-frame span; like the reference, the row marks only its last padding frame.
+    assert mask[3].nonzero()[0].tolist() == [49]
+    np.random.seed(0)
+    capped = compute_mask_indices((3, 10), mask_prob=1.0, mask_length=3)
+    assert (capped.sum(-1) <= 9).all()  # at most 10 // 3 spans
     with pytest.raises(ValueError, match="longer than the sequence"):
         compute_mask_indices((1, 4), 0.5, 5)
 

@@ -67,8 +67,10 @@ def compute_mask_indices(
 ) -> np.ndarray:
     """Random SpecAugment spans: a boolean ``(batch, length)`` array with spans of ``mask_length`` set.
 
-    About ``mask_prob * length / mask_length`` spans (at least ``min_masks``) start at distinct random
-    positions inside each example's unpadded length (from ``attention_mask``); spans may overlap.
+    About ``mask_prob * length / mask_length`` spans (at least ``min_masks``, at most
+    ``sequence_length // mask_length``) start at distinct random positions inside each example's unpadded
+    length (from ``attention_mask``); spans may overlap. With the same numpy seed the result equals the
+    reference library's.
     """
     batch_size, sequence_length = shape
     if mask_length < 1:
@@ -87,15 +89,22 @@ def compute_mask_indices(
 
     def span_count(length: int) -> int:
         count = max(int(mask_prob * length / mask_length + jitter), min_masks)
+        if count * mask_length > sequence_length:
+            count = sequence_length // mask_length
         return max(min(count, length - (mask_length - 1)), 0)
 
     mask = np.zeros((batch_size, sequence_length), dtype=bool)
+    if span_count(sequence_length) == 0:
+        return mask
     for row, length in enumerate(lengths):
         length = int(length)
         count = span_count(length)
+        # Drawn even for zero spans: each row consumes the numpy stream as the reference does.
+        starts = np.random.choice(max(length - (mask_length - 1), 0), count, replace=False)
         if count == 0:
+            # As in the reference, a row too short for any span still marks its last (padding) frame.
+            mask[row, sequence_length - 1] = True
             continue
-        starts = np.random.choice(length - (mask_length - 1), count, replace=False)
         positions = (starts[:, None] + np.arange(mask_length)[None, :]).reshape(-1)
         mask[row, np.minimum(positions, sequence_length - 1)] = True
     return mask
