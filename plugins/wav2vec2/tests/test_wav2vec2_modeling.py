@@ -284,6 +284,20 @@ def test_weighted_layer_sum_uses_every_layer() -> None:
     assert model.layer_weights.grad is not None and model.layer_weights.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("head", [Wav2Vec2ForSequenceClassification, Wav2Vec2ForAudioFrameClassification])
+def test_weighted_layer_sum_returns_hidden_states_only_when_asked(head: type) -> None:
+    torch.manual_seed(0)
+    model = head(tiny_config(use_weighted_layer_sum=True)).eval()
+    values, _ = audio_batch()
+    with torch.no_grad():
+        assert list(model(values).keys()) == ["logits"]
+        assert len(model(values, return_dict=False)) == 1
+        asked = model(values, output_hidden_states=True)
+        assert list(asked.keys()) == ["logits", "hidden_states"] and len(asked.hidden_states) == 3
+        model.config.output_hidden_states = True
+        assert "hidden_states" in model(values)
+
+
 # ----- SpecAugment ---------------------------------------------------------------------------------------
 
 

@@ -824,13 +824,13 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        if self.layer_weights is not None:
-            output_hidden_states = True
+        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         outputs = self.wav2vec2(
             input_values,
             attention_mask=attention_mask,
             output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            # The weighted layer sum needs every layer's output, whether or not the caller asked for them.
+            output_hidden_states=wants_hidden or self.layer_weights is not None,
             return_dict=True,
         )
         if self.layer_weights is not None:
@@ -849,7 +849,10 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
         if labels is not None:
             loss = classification_loss(logits, labels, self.config, self.config.num_labels)
         output = SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states if wants_hidden else None,
+            attentions=outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
 
@@ -892,13 +895,13 @@ class Wav2Vec2ForAudioFrameClassification(Wav2Vec2PreTrainedModel):
     ) -> TokenClassifierOutput | tuple[torch.Tensor, ...]:
         """``labels`` ``(batch, frames, num_labels)``: the target of each frame is its arg-max label."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        if self.layer_weights is not None:
-            output_hidden_states = True
+        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         outputs = self.wav2vec2(
             input_values,
             attention_mask=attention_mask,
             output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            # The weighted layer sum needs every layer's output, whether or not the caller asked for them.
+            output_hidden_states=wants_hidden or self.layer_weights is not None,
             return_dict=True,
         )
         if self.layer_weights is not None:
@@ -916,6 +919,9 @@ class Wav2Vec2ForAudioFrameClassification(Wav2Vec2PreTrainedModel):
             targets = torch.argmax(labels.reshape(-1, self.num_labels), dim=1)
             loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_labels), targets)
         output = TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states if wants_hidden else None,
+            attentions=outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
