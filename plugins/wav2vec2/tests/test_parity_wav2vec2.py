@@ -196,6 +196,30 @@ def test_ctc_loss_drops_labels_padded_with_the_blank(tmp_path: Path, reduction: 
         torch.testing.assert_close(got, expected, atol=ATOL, rtol=ATOL)
 
 
+@pytest.mark.parametrize("adapter", [False, True])
+def test_layerdrop_in_training_drops_the_same_layers(tmp_path: Path, adapter: bool) -> None:
+    """Same torch seed (encoder) and numpy seed (adapter): the reference and we skip the same layers."""
+    zero = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0)
+    config = {**TINY, **zero, "num_hidden_layers": 6, "layerdrop": 0.5, "mask_time_prob": 0.0}
+    if adapter:
+        config.update(add_adapter=True, num_adapter_layers=3, output_hidden_size=24)
+    torch.manual_seed(0)
+    reference = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**config))
+    reference.save_pretrained(tmp_path)
+    model = ours.Wav2Vec2Model.from_pretrained(tmp_path)
+    reference.train()
+    model.train()
+    values, mask = _audio(samples=1600)
+    for seed in range(6):
+        outputs = []
+        for net in (reference, model):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            with torch.no_grad():
+                outputs.append(net(values, attention_mask=mask).last_hidden_state)
+        torch.testing.assert_close(outputs[1], outputs[0], atol=ATOL, rtol=ATOL, msg=lambda m, s=seed: f"seed {s}: {m}")
+
+
 MASK_CASES = [
     ((2, 50), 0.05, 10, None, 2),
     ((3, 20), 0.5, 4, None, 0),

@@ -298,6 +298,45 @@ def test_weighted_layer_sum_returns_hidden_states_only_when_asked(head: type) ->
         assert "hidden_states" in model(values)
 
 
+def _no_dropout(**overrides: Any) -> Wav2Vec2Config:
+    zero = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0)
+    return tiny_config(mask_time_prob=0.0, **zero, **overrides)
+
+
+def test_layerdrop_follows_torch_manual_seed() -> None:
+    import random
+
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(_no_dropout(num_hidden_layers=6, layerdrop=0.5)).train()
+    values, _ = audio_batch()
+    runs = []
+    for trial in range(4):
+        random.seed(trial)  # Python's RNG must not matter
+        np.random.seed(trial)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            runs.append(model(values).last_hidden_state)
+    assert all(torch.equal(runs[0], run) for run in runs[1:])
+    torch.manual_seed(1)
+    with torch.no_grad():
+        others = [model(values).last_hidden_state for _ in range(4)]
+    assert any(not torch.equal(runs[0], other) for other in others), "layerdrop=0.5 never changed the output"
+
+
+def test_adapter_layerdrop_follows_numpy_seed() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(_no_dropout(add_adapter=True, num_adapter_layers=3, layerdrop=0.5)).train()
+    model.encoder.config.layerdrop = 0.0  # only the adapter drops layers here
+    values, _ = audio_batch(samples=1600)
+    runs = []
+    for trial in range(3):
+        torch.manual_seed(trial)
+        np.random.seed(0)
+        with torch.no_grad():
+            runs.append(model(values).last_hidden_state)
+    assert all(torch.equal(runs[0], run) for run in runs[1:])
+
+
 # ----- SpecAugment ---------------------------------------------------------------------------------------
 
 

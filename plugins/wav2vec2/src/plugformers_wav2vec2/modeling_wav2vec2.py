@@ -8,7 +8,6 @@ the older ``weight_g``/``weight_v`` names are renamed on load).
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -414,8 +413,8 @@ class Wav2Vec2Encoder(nn.Module):
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden.append(hidden_states)
-            # LayerDrop: skip whole layers at random while training.
-            if self.training and self.config.layerdrop > 0 and random.random() < self.config.layerdrop:
+            # LayerDrop: skip whole layers at random while training (torch's RNG, so torch.manual_seed repeats it).
+            if self.training and self.config.layerdrop > 0 and torch.rand([]) < self.config.layerdrop:
                 continue
             if self.gradient_checkpointing and self.training:
                 hidden_states, weights = self._gradient_checkpointing_func(
@@ -471,7 +470,8 @@ class Wav2Vec2Adapter(nn.Module):
             hidden_states = self.proj_layer_norm(self.proj(hidden_states))
         hidden_states = hidden_states.transpose(1, 2)
         for layer in self.layers:
-            if not self.training or random.random() > self.layerdrop:
+            # LayerDrop from numpy's RNG, as in the reference: np.random.seed repeats the same choices.
+            if not self.training or np.random.random() > self.layerdrop:
                 hidden_states = layer(hidden_states)
         return hidden_states.transpose(1, 2)
 
