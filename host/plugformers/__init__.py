@@ -32,6 +32,8 @@ _HOST_MODULES: dict[str, tuple[str, ...]] = {
         "AutoModelForAudioClassification",
         "AutoModelForAudioFrameClassification",
         "AutoModelForCTC",
+        "AutoModelForAudioXVector",
+        "AutoModelForPreTraining",
         "AutoModelForInstanceSegmentation",
         "AutoModelForUniversalSegmentation",
         "AutoModelForSemanticSegmentation",

@@ -28,6 +28,7 @@ __all__ = [
     "QuestionAnsweringModelOutput",
     "SequenceClassifierOutput",
     "TokenClassifierOutput",
+    "XVectorOutput",
 ]
 
 Tensor = torch.Tensor
@@ -195,5 +196,16 @@ class CausalLMOutput(ModelOutput):
 @dataclass
 class BackboneOutput(ModelOutput):
     feature_maps: Tensors | None = None
+    hidden_states: Tensors | None = None
+    attentions: Tensors | None = None
+
+
+@dataclass
+class XVectorOutput(ModelOutput):
+    """Speaker-embedding heads: ``embeddings`` are the x-vectors, ``logits`` what the AM-softmax loss scores."""
+
+    loss: Tensor | None = None
+    logits: Tensor | None = None
+    embeddings: Tensor | None = None
     hidden_states: Tensors | None = None
     attentions: Tensors | None = None

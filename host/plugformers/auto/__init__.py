@@ -22,12 +22,14 @@ __all__ = [
     "AutoModel",
     "AutoModelForAudioClassification",
     "AutoModelForAudioFrameClassification",
+    "AutoModelForAudioXVector",
     "AutoModelForCTC",
     "AutoModelForImageClassification",
     "AutoModelForInstanceSegmentation",
     "AutoModelForMaskedImageModeling",
     "AutoModelForMaskedLM",
     "AutoModelForMultipleChoice",
+    "AutoModelForPreTraining",
     "AutoModelForQuestionAnswering",
     "AutoModelForSemanticSegmentation",
     "AutoModelForSequenceClassification",
@@ -277,6 +279,8 @@ AutoModelForAudioFrameClassification = _auto_model(
     "AutoModelForAudioFrameClassification", "Frame-level audio classification."
 )
 AutoModelForCTC = _auto_model("AutoModelForCTC", "Speech recognition heads trained with CTC.")
+AutoModelForAudioXVector = _auto_model("AutoModelForAudioXVector", "Speaker-embedding (x-vector) heads.")
+AutoModelForPreTraining = _auto_model("AutoModelForPreTraining", "Self-supervised pretraining heads.")
 AutoModelForInstanceSegmentation = _auto_model("AutoModelForInstanceSegmentation", "Instance segmentation models.")
 AutoModelForUniversalSegmentation = _auto_model(
     "AutoModelForUniversalSegmentation", "Semantic, instance and panoptic segmentation models."

@@ -318,6 +318,24 @@ def test_first_token_shortcut_gives_the_full_computation():
         torch.testing.assert_close(short, full, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("as_bool", [False, True])
+def test_first_token_shortcut_with_a_4d_mask(attn, as_bool):
+    """A (batch, 1, seq, seq) mask with different query rows: the shortcut keeps only row 0 of it."""
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(tiny_config()).eval()
+    model.set_attn_implementation(attn)
+    inputs = tiny_inputs(DistilBertForSequenceClassification)
+    seq = inputs["input_ids"].shape[1]
+    keep = torch.tril(torch.ones(seq, seq, dtype=torch.bool))[None, None] & inputs["attention_mask"].bool()[:, None, None, :]
+    mask = keep if as_bool else torch.zeros(keep.shape).masked_fill(~keep, torch.finfo(torch.float32).min)
+    inputs["attention_mask"] = mask
+    with torch.no_grad():
+        short = model(**inputs).logits
+        full = model(**inputs, output_hidden_states=True).logits
+    torch.testing.assert_close(short, full, atol=1e-6, rtol=1e-5)
+
+
 def test_gradient_checkpointing_gives_the_same_gradients():
     inputs = tiny_inputs(DistilBertForTokenClassification)
     grads = []

@@ -208,6 +208,20 @@ def test_sequence_classification_losses(tmp_path, problem_type, labels):
         _assert_close(ref(**inputs), mine(**inputs))
 
 
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("name", ["DistilBertModel", "DistilBertForSequenceClassification"])
+def test_4d_additive_mask_matches(tmp_path, name, attn):
+    """A (batch, 1, seq, seq) float mask whose query rows differ (causal plus padding)."""
+    ref = _reference_model(name, SMALL, attn=attn)
+    ref.save_pretrained(tmp_path)
+    mine = getattr(ours, name).from_pretrained(tmp_path, attn_implementation=attn)
+    inputs = _inputs(name, SMALL["vocab_size"])
+    keep = torch.tril(torch.ones(9, 9, dtype=torch.bool))[None, None] & inputs["attention_mask"].bool()[:, None, None, :]
+    inputs["attention_mask"] = torch.zeros(keep.shape).masked_fill(~keep, torch.finfo(torch.float32).min)
+    with torch.no_grad():
+        _assert_close(ref(**inputs), mine(**inputs))
+
+
 def test_inputs_embeds_match(tmp_path):
     ref = _reference_model("DistilBertModel", SMALL)
     ref.save_pretrained(tmp_path)

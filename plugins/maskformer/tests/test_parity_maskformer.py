@@ -105,6 +105,21 @@ def test_state_dict_keys_and_config_keys_match() -> None:
     assert set(plugformers.MaskFormerConfig(backbone_config=plugformers.ResNetConfig()).to_dict()) - drop == ref_keys
 
 
+def test_saved_files_hold_the_same_key_names(tmp_path: Any) -> None:
+    """In memory the reference names some decoder weights differently (see docs/differences.md); on disk not."""
+    from safetensors.torch import load_file
+
+    ref = _reference_model("basic")
+    ref.save_pretrained(tmp_path / "ref")
+    ours = plugformers.MaskFormerForInstanceSegmentation.from_pretrained(tmp_path / "ref")
+    ours.save_pretrained(tmp_path / "ours")
+    ref_file = load_file(str(tmp_path / "ref" / "model.safetensors"))
+    our_file = load_file(str(tmp_path / "ours" / "model.safetensors"))
+    assert sorted(our_file) == sorted(ref_file)
+    assert sorted(our_file) == sorted(ours.state_dict())
+    assert any(".self_attn.out_proj." in k for k in ref_file) and any(".layers.0.fc1." in k for k in ref_file)
+
+
 def test_image_processor_and_post_processing_match() -> None:
     from transformers.models.maskformer.image_processing_pil_maskformer import MaskFormerImageProcessorPil
 

@@ -119,6 +119,12 @@ def test_backbone_feature_maps_match(name: str, tmp_path) -> None:
         _close(a, b)
     for a, b in zip(got.hidden_states, expected.hidden_states):
         _close(a, b)
+    # The reference ignores output_attentions on this convolutional backbone.
+    with torch.no_grad():
+        expected, got = ref(x, output_attentions=True), ours(x, output_attentions=True)
+    assert list(got.keys()) == list(expected.keys())
+    for a, b in zip(got.feature_maps, expected.feature_maps):
+        _close(a, b)
 
 
 def test_state_dict_names_and_shapes_match() -> None:

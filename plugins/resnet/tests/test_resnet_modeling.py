@@ -242,8 +242,10 @@ def test_backbone_feature_maps_follow_out_features() -> None:
     torch.testing.assert_close(out.feature_maps[1], out.hidden_states[2])
     as_tuple = backbone(x, return_dict=False)
     assert isinstance(as_tuple, tuple) and len(as_tuple) == 1 and len(as_tuple[0]) == 2
-    with pytest.raises(ValueError, match="no attentions"):
-        backbone(x, output_attentions=True)
+    # Like the reference, a convolutional backbone ignores output_attentions instead of failing on it.
+    ignored = backbone(x, output_attentions=True)
+    assert list(ignored.keys()) == ["feature_maps"]
+    torch.testing.assert_close(ignored.feature_maps[1], out.feature_maps[1])
     backbone.out_features = ["stage1"]
     assert backbone.config.out_indices == [1] and backbone.channels == [8]
     assert [tuple(m.shape) for m in backbone(x).feature_maps] == [(2, 8, 8, 8)]

@@ -150,6 +150,29 @@ def test_eager_attention_weights_match(tmp_path: Path) -> None:
         _compare(ref(**inputs, output_attentions=True), mine(**inputs, output_attentions=True), "attentions")
 
 
+def _causal_padding_mask(batch: int, seq: int, hidden_after: int) -> torch.Tensor:
+    """An additive ``(batch, 1, seq, seq)`` mask whose query rows differ: causal, and row 1 padded."""
+    keep = torch.tril(torch.ones(seq, seq, dtype=torch.bool))[None, None].repeat(batch, 1, 1, 1)
+    keep[1, ..., hidden_after:] = False
+    return torch.zeros(keep.shape).masked_fill(~keep, torch.finfo(torch.float32).min)
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("cls_name", ["ViTModel", "ViTForImageClassification"])
+def test_4d_additive_attention_mask_matches(cls_name: str, attn: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    ref = getattr(transformers, cls_name)(transformers.ViTConfig(**SMALL)).eval()
+    ref.set_attn_implementation(attn)
+    ref.save_pretrained(tmp_path)
+    mine = getattr(ours, cls_name).from_pretrained(tmp_path, attn_implementation=attn)
+    inputs = _inputs((2, 3, 32, 32), False)
+    padding = torch.zeros(2, 1, 17, 17)
+    padding[1, ..., 9:] = torch.finfo(torch.float32).min
+    with torch.no_grad():
+        for mask in (_causal_padding_mask(2, 17, 9), padding):
+            _compare(ref(**inputs, attention_mask=mask), mine(**inputs, attention_mask=mask), f"{cls_name} 4-D mask")
+
+
 # ----- image processor ---------------------------------------------------------------------------------
 
 

@@ -257,6 +257,27 @@ def test_attention_mask_hides_tokens() -> None:
         model(x, attention_mask=torch.ones(1, 16))
 
 
+def test_4d_masks_equal_the_2d_mask_and_keep_the_cls_shortcut() -> None:
+    torch.manual_seed(0)
+    model = ViTForImageClassification(tiny_config()).eval()
+    x = pixels(2)
+    keep2 = torch.ones(2, 17, dtype=torch.long)
+    keep2[1, 9:] = 0
+    keep4 = keep2.bool()[:, None, None, :].expand(2, 1, 17, 17)
+    additive = torch.zeros(keep4.shape).masked_fill(~keep4, torch.finfo(torch.float32).min)
+    causal = torch.tril(torch.ones(17, 17, dtype=torch.bool))[None, None] & keep4
+    with torch.no_grad():
+        expected = model(x, attention_mask=keep2).logits
+        torch.testing.assert_close(model(x, attention_mask=keep4).logits, expected)
+        torch.testing.assert_close(model(x, attention_mask=additive).logits, expected)
+        # Different query rows: the [CLS]-only last layer must use row 0 of the mask.
+        short = model(x, attention_mask=causal).logits
+        full = model(x, attention_mask=causal, output_hidden_states=True).logits
+    torch.testing.assert_close(short, full, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="attention_mask must have shape"):
+        model(x, attention_mask=torch.ones(2, 1, 17, 16))
+
+
 def test_prune_heads_keeps_the_other_heads() -> None:
     torch.manual_seed(0)
     model = ViTModel(tiny_config()).eval()

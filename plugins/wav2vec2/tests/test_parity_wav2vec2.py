@@ -181,6 +181,196 @@ def test_adapter_model_agrees(tmp_path: Path) -> None:
         _compare(reference(values, attention_mask=mask, labels=labels), model(values, attention_mask=mask, labels=labels), "adapter")
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_ctc_loss_drops_labels_padded_with_the_blank(tmp_path: Path, reduction: str) -> None:
+    torch.manual_seed(0)
+    config = {**TINY, "ctc_loss_reduction": reduction, "pad_token_id": 0}
+    reference = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(**config)).eval()
+    reference.save_pretrained(tmp_path)
+    model = ours.Wav2Vec2ForCTC.from_pretrained(tmp_path).eval()
+    values, mask = _audio()
+    for labels in (torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0], [7, 7, 8, 0]]), torch.tensor([[1, 0, 3, -100], [5, 6, -100, 0], [0, 0, 0, 0]])):
+        with torch.no_grad():
+            expected = reference(values, attention_mask=mask, labels=labels).loss
+            got = model(values, attention_mask=mask, labels=labels).loss
+        torch.testing.assert_close(got, expected, atol=ATOL, rtol=ATOL)
+
+
+@pytest.mark.parametrize("adapter", [False, True])
+def test_layerdrop_in_training_drops_the_same_layers(tmp_path: Path, adapter: bool) -> None:
+    """Same torch seed (encoder) and numpy seed (adapter): the reference and we skip the same layers."""
+    zero = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0)
+    config = {**TINY, **zero, "num_hidden_layers": 6, "layerdrop": 0.5, "mask_time_prob": 0.0}
+    if adapter:
+        config.update(add_adapter=True, num_adapter_layers=3, output_hidden_size=24)
+    torch.manual_seed(0)
+    reference = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**config))
+    reference.save_pretrained(tmp_path)
+    model = ours.Wav2Vec2Model.from_pretrained(tmp_path)
+    reference.train()
+    model.train()
+    values, mask = _audio(samples=1600)
+    for seed in range(6):
+        outputs = []
+        for net in (reference, model):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            with torch.no_grad():
+                outputs.append(net(values, attention_mask=mask).last_hidden_state)
+        torch.testing.assert_close(outputs[1], outputs[0], atol=ATOL, rtol=ATOL, msg=lambda m, s=seed: f"seed {s}: {m}")
+
+
+MASK_CASES = [
+    ((2, 50), 0.05, 10, None, 2),
+    ((3, 20), 0.5, 4, None, 0),
+    ((2, 10), 1.0, 3, None, 0),  # more spans asked for than fit: capped at 10 // 3
+    ((2, 10), 0.9, 4, None, 0),
+    ((4, 8), 0.65, 8, None, 2),
+    ((3, 12), 0.2, 2, None, 7),  # min_masks above the cap
+    ((3, 30), 0.3, 5, [30, 12, 3], 1),  # the last row is shorter than one span
+    ((4, 16), 0.8, 3, [16, 9, 2, 0], 0),
+    ((2, 40), 0.0, 4, [40, 20], 3),
+]
+
+
+@pytest.mark.parametrize("shape,prob,length,lengths,min_masks", MASK_CASES)
+def test_compute_mask_indices_matches_the_reference_seed_for_seed(
+    shape: tuple[int, int], prob: float, length: int, lengths: list[int] | None, min_masks: int
+) -> None:
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
+
+    attention_mask = None
+    if lengths is not None:
+        attention_mask = (torch.arange(shape[1])[None, :] < torch.tensor(lengths)[:, None]).long()
+    for seed in range(40):
+        np.random.seed(seed)
+        expected = _compute_mask_indices(shape, prob, length, attention_mask=attention_mask, min_masks=min_masks)
+        after_ref = np.random.rand()
+        np.random.seed(seed)
+        got = ours.compute_mask_indices(shape, prob, length, attention_mask=attention_mask, min_masks=min_masks)
+        np.testing.assert_array_equal(got, expected, err_msg=f"seed {seed}")
+        assert np.random.rand() == after_ref, f"seed {seed}: the numpy stream moved on differently"
+
+
+# ----- x-vector and pretraining heads --------------------------------------------------------------------
+
+HEAD_FIELDS: dict[str, Any] = dict(
+    tdnn_dim=(8, 8, 12),
+    tdnn_kernel=(3, 3, 1),
+    tdnn_dilation=(1, 2, 1),
+    xvector_output_dim=6,
+    num_codevectors_per_group=10,
+    num_codevector_groups=2,
+    codevector_dim=16,
+    proj_codevector_dim=12,
+    num_negatives=5,
+)
+NEW_HEAD_CONFIGS = {
+    "plain": {**TINY, **HEAD_FIELDS},
+    "stable_weighted": {**TINY, **HEAD_FIELDS, "feat_extract_norm": "layer", "do_stable_layer_norm": True, "use_weighted_layer_sum": True},
+}
+
+
+def _reference_head(head: str, config_name: str, tmp_path: Path) -> tuple[Any, Any]:
+    torch.manual_seed(0)
+    ref_config = transformers.Wav2Vec2Config(**NEW_HEAD_CONFIGS[config_name])
+    ref_config._attn_implementation = "eager"
+    reference = getattr(transformers, head)(ref_config).eval()
+    reference.save_pretrained(tmp_path / "ref")
+    model, info = getattr(ours, head).from_pretrained(tmp_path / "ref", output_loading_info=True, attn_implementation="eager")
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert sorted(model.state_dict()) == sorted(reference.state_dict())
+    return reference, model.eval()
+
+
+def _compare_all(expected: Any, got: Any, where: str) -> None:
+    assert list(got.keys()) == list(expected.keys()), where
+    for key in expected.keys():
+        a, b = expected[key], got[key]
+        for i, (x, y) in enumerate(zip(a, b) if isinstance(a, tuple) else [(a, b)]):
+            torch.testing.assert_close(y, x, atol=ATOL, rtol=ATOL, msg=lambda m, k=key, i=i: f"{where} {k}[{i}]: {m}")
+
+
+@pytest.mark.parametrize("config_name", sorted(NEW_HEAD_CONFIGS))
+def test_xvector_matches_the_reference(tmp_path: Path, config_name: str) -> None:
+    reference, model = _reference_head("Wav2Vec2ForXVector", config_name, tmp_path)
+    values, mask = _audio()
+    labels = torch.tensor([0, 2, 1])
+    with torch.no_grad():
+        for kwargs in ({}, {"attention_mask": mask}, {"attention_mask": mask, "output_hidden_states": True, "output_attentions": True}):
+            _compare_all(reference(values, labels=labels, **kwargs), model(values, labels=labels, **kwargs), f"xvector {kwargs.keys()}")
+        _compare_all(reference(values, attention_mask=mask), model(values, attention_mask=mask), "xvector without labels")
+    model.save_pretrained(tmp_path / "ours")
+    back = transformers.Wav2Vec2ForXVector.from_pretrained(tmp_path / "ours").eval()
+    with torch.no_grad():
+        _compare_all(back(values, attention_mask=mask, labels=labels), model(values, attention_mask=mask, labels=labels), "ours->ref")
+
+
+def _pretraining_inputs(model: Any, values: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
+
+    frames = int(model._get_feat_extract_output_lengths(values.shape[1]))
+    frame_mask = None if mask is None else model._get_feature_vector_attention_mask(frames, mask)
+    np.random.seed(0)
+    masked = _compute_mask_indices((values.shape[0], frames), 0.3, 2, attention_mask=frame_mask, min_masks=2)
+    negatives = _sample_negative_indices((values.shape[0], frames), model.config.num_negatives, masked)
+    return torch.tensor(masked), torch.tensor(negatives, dtype=torch.long)
+
+
+@pytest.mark.parametrize("config_name", sorted(NEW_HEAD_CONFIGS))
+def test_pretraining_matches_the_reference(tmp_path: Path, config_name: str) -> None:
+    reference, model = _reference_head("Wav2Vec2ForPreTraining", config_name, tmp_path)
+    values, mask = _audio()
+    for attention_mask in (None, mask):
+        masked, negatives = _pretraining_inputs(model, values, attention_mask)
+        kwargs: dict[str, Any] = {"attention_mask": attention_mask, "mask_time_indices": masked}
+        with torch.no_grad():
+            _compare_all(reference(values, **kwargs), model(values, **kwargs), "pretraining without negatives")
+            kwargs["sampled_negative_indices"] = negatives
+            expected, got = reference(values, **kwargs), model(values, **kwargs)
+            _compare_all(expected, got, "pretraining")
+            assert got.loss is not None and got.contrastive_loss is not None and got.diversity_loss is not None
+            _compare_all(reference(values, output_hidden_states=True, **kwargs), model(values, output_hidden_states=True, **kwargs), "hidden")
+    model.save_pretrained(tmp_path / "ours")
+    back = transformers.Wav2Vec2ForPreTraining.from_pretrained(tmp_path / "ours").eval()
+    with torch.no_grad():
+        _compare_all(back(values, **kwargs), model(values, **kwargs), "ours->ref")
+
+
+def test_pretraining_in_training_mode_matches_with_the_same_seed(tmp_path: Path) -> None:
+    """Gumbel sampling draws from torch's RNG in the same order, so seeded training steps agree too."""
+    zero = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, layerdrop=0.0)
+    torch.manual_seed(0)
+    reference = transformers.Wav2Vec2ForPreTraining(transformers.Wav2Vec2Config(**{**TINY, **HEAD_FIELDS, **zero}))
+    reference.save_pretrained(tmp_path)
+    model = ours.Wav2Vec2ForPreTraining.from_pretrained(tmp_path)
+    values, mask = _audio()
+    masked, negatives = _pretraining_inputs(model, values, mask)
+    results = []
+    for net in (reference, model):
+        net.train()
+        net.set_gumbel_temperature(0.7)
+        torch.manual_seed(3)
+        results.append(net(values, attention_mask=mask, mask_time_indices=masked, sampled_negative_indices=negatives))
+    _compare_all(results[0], results[1], "train mode")
+
+
+def test_sample_negative_indices_matches_the_reference() -> None:
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _sample_negative_indices
+
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        masked = rng.random((3, 20)) < 0.4
+        masked[:, :2] = True
+        for mask_time_indices in (masked, None):
+            np.random.seed(seed)
+            expected = _sample_negative_indices((3, 20), 7, mask_time_indices)
+            np.random.seed(seed)
+            got = ours.sample_negative_indices((3, 20), 7, mask_time_indices)
+            assert got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected)
+
+
 # ----- preprocessing -------------------------------------------------------------------------------------
 
 

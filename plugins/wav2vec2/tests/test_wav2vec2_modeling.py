@@ -14,9 +14,12 @@ from plugformers_wav2vec2.configuration_wav2vec2 import Wav2Vec2Config
 from plugformers_wav2vec2.modeling_wav2vec2 import (
     Wav2Vec2ForAudioFrameClassification,
     Wav2Vec2ForCTC,
+    Wav2Vec2ForPreTraining,
     Wav2Vec2ForSequenceClassification,
+    Wav2Vec2ForXVector,
     Wav2Vec2Model,
     compute_mask_indices,
+    sample_negative_indices,
 )
 from safetensors.torch import load_file, save_file
 
@@ -40,6 +43,16 @@ def tiny_config(**overrides: Any) -> Wav2Vec2Config:
         layerdrop=0.0,
         mask_time_length=3,
         num_labels=3,
+        # Small x-vector and pretraining heads.
+        tdnn_dim=(8, 8, 12),
+        tdnn_kernel=(3, 3, 1),
+        tdnn_dilation=(1, 2, 1),
+        xvector_output_dim=6,
+        num_codevectors_per_group=10,
+        num_codevector_groups=2,
+        codevector_dim=16,
+        proj_codevector_dim=12,
+        num_negatives=5,
     )
     kwargs.update(overrides)
     return Wav2Vec2Config(**kwargs)
@@ -62,12 +75,24 @@ def audio_batch(batch: int = 2, samples: int = 800, seed: int = 0) -> tuple[torc
     return values, mask
 
 
+def pretraining_targets(num_negatives: int, batch: int = 2, frames: int = 39) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed masked frames and distractors for Wav2Vec2ForPreTraining (800 samples -> 39 frames)."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    masked = compute_mask_indices((batch, frames), mask_prob=0.3, mask_length=2, min_masks=2)
+    negatives = sample_negative_indices((batch, frames), num_negatives, masked)
+    np.random.set_state(state)
+    return torch.from_numpy(masked), torch.from_numpy(negatives).long()
+
+
 class TestWav2Vec2ModelSuite(ModelTesterMixin):
     all_model_classes = (
         Wav2Vec2Model,
         Wav2Vec2ForCTC,
         Wav2Vec2ForSequenceClassification,
         Wav2Vec2ForAudioFrameClassification,
+        Wav2Vec2ForXVector,
+        Wav2Vec2ForPreTraining,
     )
     test_compile = False  # compiling takes ~40 s on 2 cores: see the slow-marked test below
 
@@ -83,6 +108,10 @@ class TestWav2Vec2ModelSuite(ModelTesterMixin):
             inputs["labels"] = torch.tensor([0, 2])
         elif model_class is Wav2Vec2ForAudioFrameClassification:
             inputs["labels"] = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 39)), 3)
+        elif model_class is Wav2Vec2ForXVector:
+            inputs["labels"] = torch.tensor([1, 2])
+        elif model_class is Wav2Vec2ForPreTraining:
+            inputs["mask_time_indices"], inputs["sampled_negative_indices"] = pretraining_targets(config.num_negatives)
         return inputs
 
 
@@ -192,6 +221,16 @@ def test_ctc_loss_reductions_and_zero_infinity() -> None:
         assert model(values, labels=impossible).loss.item() == 0.0
 
 
+def test_ctc_labels_padded_with_the_blank_count_as_padding() -> None:
+    torch.manual_seed(0)
+    values, mask = audio_batch()
+    model = Wav2Vec2ForCTC(tiny_config(pad_token_id=0, ctc_loss_reduction="mean")).eval()
+    with torch.no_grad():
+        ignored = model(values, attention_mask=mask, labels=torch.tensor([[5, 6, 7, -100], [8, 9, -100, -100]])).loss
+        blank = model(values, attention_mask=mask, labels=torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])).loss
+    torch.testing.assert_close(blank, ignored)
+
+
 def test_ctc_rejects_labels_outside_the_vocabulary() -> None:
     model = Wav2Vec2ForCTC(tiny_config()).eval()
     values, _ = audio_batch()
@@ -274,6 +313,170 @@ def test_weighted_layer_sum_uses_every_layer() -> None:
     assert model.layer_weights.grad is not None and model.layer_weights.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("head", [Wav2Vec2ForSequenceClassification, Wav2Vec2ForAudioFrameClassification])
+def test_weighted_layer_sum_returns_hidden_states_only_when_asked(head: type) -> None:
+    torch.manual_seed(0)
+    model = head(tiny_config(use_weighted_layer_sum=True)).eval()
+    values, _ = audio_batch()
+    with torch.no_grad():
+        assert list(model(values).keys()) == ["logits"]
+        assert len(model(values, return_dict=False)) == 1
+        asked = model(values, output_hidden_states=True)
+        assert list(asked.keys()) == ["logits", "hidden_states"] and len(asked.hidden_states) == 3
+        model.config.output_hidden_states = True
+        assert "hidden_states" in model(values)
+
+
+def _no_dropout(**overrides: Any) -> Wav2Vec2Config:
+    zero = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0)
+    return tiny_config(mask_time_prob=0.0, **zero, **overrides)
+
+
+def test_layerdrop_follows_torch_manual_seed() -> None:
+    import random
+
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(_no_dropout(num_hidden_layers=6, layerdrop=0.5)).train()
+    values, _ = audio_batch()
+    runs = []
+    for trial in range(4):
+        random.seed(trial)  # Python's RNG must not matter
+        np.random.seed(trial)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            runs.append(model(values).last_hidden_state)
+    assert all(torch.equal(runs[0], run) for run in runs[1:])
+    torch.manual_seed(1)
+    with torch.no_grad():
+        others = [model(values).last_hidden_state for _ in range(4)]
+    assert any(not torch.equal(runs[0], other) for other in others), "layerdrop=0.5 never changed the output"
+
+
+def test_adapter_layerdrop_follows_numpy_seed() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(_no_dropout(add_adapter=True, num_adapter_layers=3, layerdrop=0.5)).train()
+    model.encoder.config.layerdrop = 0.0  # only the adapter drops layers here
+    values, _ = audio_batch(samples=1600)
+    runs = []
+    for trial in range(3):
+        torch.manual_seed(trial)
+        np.random.seed(0)
+        with torch.no_grad():
+            runs.append(model(values).last_hidden_state)
+    assert all(torch.equal(runs[0], run) for run in runs[1:])
+
+
+# ----- x-vector and pretraining heads --------------------------------------------------------------------
+
+
+def test_xvector_embeddings_logits_and_am_softmax_loss() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2ForXVector(tiny_config()).eval()
+    values, mask = audio_batch()
+    labels = torch.tensor([2, 0])
+    with torch.no_grad():
+        out = model(values, attention_mask=mask, labels=labels)
+    assert out.embeddings.shape == (2, 6) and out.logits.shape == (2, 6)
+    cosine = torch.nn.functional.normalize(out.logits, dim=1) @ torch.nn.functional.normalize(model.objective.weight, dim=0)
+    margin = torch.nn.functional.one_hot(labels, 3) * 0.4
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(30.0 * (cosine - margin), labels))
+    with torch.no_grad():
+        assert model(values, attention_mask=mask).loss is None
+
+
+def test_xvector_pools_each_example_over_its_own_frames() -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2ForXVector(tiny_config(tdnn_dilation=(1, 1, 1))).eval()
+    values, mask = audio_batch()
+    with torch.no_grad():
+        batched = model(values, attention_mask=mask).embeddings
+        alone = model(values[1:, :480], attention_mask=mask[1:, :480]).embeddings
+    torch.testing.assert_close(batched[1:], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_xvector_refuses_audio_too_short_to_pool() -> None:
+    model = Wav2Vec2ForXVector(tiny_config()).eval()
+    values, mask = audio_batch()
+    mask[1, 100:] = 0
+    with pytest.raises(ValueError, match="too short for the x-vector head"):
+        model(values, attention_mask=mask)
+    with pytest.raises(ValueError, match="one entry per TDNN layer"):
+        Wav2Vec2ForXVector(tiny_config(tdnn_kernel=(3, 3)))
+
+
+def test_sample_negative_indices_pick_other_masked_frames_of_the_same_example() -> None:
+    np.random.seed(0)
+    masked = compute_mask_indices((3, 30), mask_prob=0.4, mask_length=3, min_masks=2)
+    negatives = sample_negative_indices((3, 30), 6, masked)
+    assert negatives.shape == (3, 30, 6) and negatives.dtype == np.int32
+    for row in range(3):
+        for frame in np.flatnonzero(masked[row]):
+            picks = negatives[row, frame] - row * 30
+            assert masked[row, picks].all() and (picks != frame).all()
+        assert (negatives[row, ~masked[row]] == row * 30).all()
+    everything = sample_negative_indices((2, 5), 4)
+    assert ((everything >= np.arange(2)[:, None, None] * 5) & (everything < (np.arange(2)[:, None, None] + 1) * 5)).all()
+    lonely = np.zeros((1, 10), dtype=bool)
+    lonely[0, 3] = True
+    with pytest.raises(ValueError, match="at least 2"):
+        sample_negative_indices((1, 10), 4, lonely)
+
+
+def test_pretraining_losses_and_quantizer() -> None:
+    torch.manual_seed(0)
+    config = tiny_config()
+    model = Wav2Vec2ForPreTraining(config).eval()
+    values, mask = audio_batch()
+    masked, negatives = pretraining_targets(config.num_negatives)
+    with torch.no_grad():
+        plain = model(values, attention_mask=mask, mask_time_indices=masked)
+        out = model(values, attention_mask=mask, mask_time_indices=masked, sampled_negative_indices=negatives)
+    assert plain.loss is None and plain.contrastive_loss is None
+    assert out.projected_states.shape == out.projected_quantized_states.shape == (2, 39, 12)
+    codewords = config.num_codevectors_per_group * config.num_codevector_groups
+    assert 1.0 <= out.codevector_perplexity.item() <= codewords
+    torch.testing.assert_close(out.diversity_loss, (codewords - out.codevector_perplexity) / codewords * masked.sum())
+    torch.testing.assert_close(out.loss, out.contrastive_loss + config.diversity_loss_weight * out.diversity_loss)
+    # In eval the quantizer takes each group's arg-max codeword: the targets are exactly codebook rows.
+    quantized, _ = model.quantizer(torch.randn(1, 4, 16))
+    codebook = model.quantizer.codevectors[0].view(2, 10, 8)
+    for group in range(2):
+        part = quantized[0, :, group * 8 : (group + 1) * 8]
+        assert all(any(torch.equal(v, c) for c in codebook[group]) for v in part)
+    with pytest.raises(ValueError, match="needs mask_time_indices"):
+        model(values, sampled_negative_indices=negatives)
+    model.set_gumbel_temperature(0.5)
+    assert model.quantizer.temperature == 0.5
+
+
+def test_pretraining_heads_initialise_like_the_reference(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = Wav2Vec2ForPreTraining(tiny_config(conv_dim=(64, 64, 64)))
+    weight_proj = model.quantizer.weight_proj
+    assert 0.8 < weight_proj.weight.std().item() < 1.2 and not weight_proj.bias.any()
+    assert 0.0 <= model.quantizer.codevectors.min().item() and model.quantizer.codevectors.max().item() < 1.0
+    bound = 1 / 32**0.5  # torch's default Linear init for project_hid (32 inputs)
+    assert model.project_hid.weight.abs().max().item() <= bound and model.project_hid.weight.std().item() > 0.1
+    # The same schemes apply to head weights a base checkpoint lacks.
+    Wav2Vec2Model(tiny_config(conv_dim=(64, 64, 64))).save_pretrained(tmp_path)
+    loaded = Wav2Vec2ForPreTraining.from_pretrained(tmp_path)
+    assert 0.8 < loaded.quantizer.weight_proj.weight.std().item() < 1.2
+    assert loaded.project_q.weight.std().item() > 0.1
+    xvector = Wav2Vec2ForXVector(tiny_config())
+    assert 0.8 < xvector.objective.weight.std().item() < 1.2
+
+
+def test_new_heads_through_the_auto_classes_and_namespace(tmp_path: Path) -> None:
+    import plugformers
+
+    config = tiny_config()
+    assert type(plugformers.AutoModelForAudioXVector.from_config(config)) is Wav2Vec2ForXVector
+    assert type(plugformers.AutoModelForPreTraining.from_config(config)) is Wav2Vec2ForPreTraining
+    assert plugformers.Wav2Vec2ForXVector is Wav2Vec2ForXVector
+    assert plugformers.Wav2Vec2ForPreTraining is Wav2Vec2ForPreTraining
+    assert plugformers.Wav2Vec2ForPreTrainingOutput.__name__ == "Wav2Vec2ForPreTrainingOutput"
+
+
 # ----- SpecAugment ---------------------------------------------------------------------------------------
 
 
@@ -286,8 +489,12 @@ def test_compute_mask_indices_spans_lengths_and_minimum() -> None:
     attention = (torch.arange(50)[None] < lengths[:, None]).long()
     mask = compute_mask_indices((4, 50), mask_prob=0.5, mask_length=5, attention_mask=attention, min_masks=1)
     for row, length in enumerate(lengths.tolist()):
-        assert not mask[row, length:].any(), "masked a padded frame"
-    assert not mask[3].any()  # 4 frames cannot hold a 5-frame span
+        assert not mask[row, length:-1].any(), "masked a padded frame"
+    # 4 frames cannot hold a 5-frame span; like the reference, the row marks only its last padding frame.
+    assert mask[3].nonzero()[0].tolist() == [49]
+    np.random.seed(0)
+    capped = compute_mask_indices((3, 10), mask_prob=1.0, mask_length=3)
+    assert (capped.sum(-1) <= 9).all()  # at most 10 // 3 spans
     with pytest.raises(ValueError, match="longer than the sequence"):
         compute_mask_indices((1, 4), 0.5, 5)
 

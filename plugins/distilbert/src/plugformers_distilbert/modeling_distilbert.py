@@ -240,6 +240,9 @@ class TransformerBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``first_token_only`` computes the output of position 0 only (all positions are still attended to)."""
         residual = hidden_states[:, :1] if first_token_only else hidden_states
+        if first_token_only and attention_mask is not None and attention_mask.shape[-2] > 1:
+            # A 4-D mask has one row per query; only position 0 queries here.
+            attention_mask = attention_mask[..., :1, :]
         attended, weights = self.attention(
             hidden_states,
             attention_mask,

@@ -361,10 +361,7 @@ class ResNetBackbone(BackboneMixin, ResNetPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs: Any,
     ) -> BackboneOutput | tuple[Any, ...]:
-        if output_attentions:
-            raise ValueError(
-                "ResNetBackbone is convolutional and has no attentions (output_attentions=True)."
-            )
+        """Feature maps of ``config.out_features``; ``output_attentions`` is accepted and ignored (no attentions)."""
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
         return_dict = self.config.use_return_dict if return_dict is None else return_dict

@@ -333,6 +333,28 @@ def _check_pixel_values(pixel_values: torch.Tensor | None) -> torch.Tensor:
     return pixel_values
 
 
+def _vit_attention_mask(attention_mask: torch.Tensor | None, hidden_states: torch.Tensor) -> torch.Tensor | None:
+    """Check the user's mask and make it additive: ``(batch, seq)`` 1/0, or a 4-D bool/additive float mask."""
+    if attention_mask is None:
+        return None
+    batch, seq = hidden_states.shape[:2]
+    dtype = hidden_states.dtype
+    if attention_mask.dim() == 2 and tuple(attention_mask.shape) == (batch, seq):
+        return additive_mask(attention_mask, dtype)
+    if attention_mask.dim() == 4:
+        b, _, q, k = attention_mask.shape
+        if b in (1, batch) and q in (1, seq) and k == seq:
+            if attention_mask.dtype == torch.bool:
+                zeros = torch.zeros((), dtype=dtype, device=attention_mask.device)
+                neg = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=attention_mask.device)
+                return torch.where(attention_mask, zeros, neg)
+            return attention_mask.to(dtype)
+    raise ValueError(
+        f"attention_mask must have shape (batch_size, 1 + num_patches) = {(batch, seq)} of 1/0, or be a 4-D "
+        f"bool or additive float mask broadcastable to {(batch, 1, seq, seq)}; got {tuple(attention_mask.shape)}."
+    )
+
+
 class ViTModel(ViTPreTrainedModel):
     """The bare ViT encoder: embeddings, ``num_hidden_layers`` blocks, a final LayerNorm and an optional pooler."""
 
@@ -393,7 +415,8 @@ class ViTModel(ViTPreTrainedModel):
 
         ``bool_masked_pos`` (batch, num_patches) replaces the marked patches with the mask token (models built
         with ``use_mask_token=True``). ``interpolate_pos_encoding=True`` accepts images of any size by
-        resampling the position embeddings. ``attention_mask`` (batch, 1 + num_patches) of 1/0 hides tokens.
+        resampling the position embeddings. ``attention_mask`` (batch, 1 + num_patches) of 1/0 hides tokens; a
+        4-D bool or additive float mask (batch, 1, seq, seq) is used as given.
         """
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
@@ -408,14 +431,7 @@ class ViTModel(ViTPreTrainedModel):
         hidden_states = self.embeddings(
             pixel_values, bool_masked_pos=bool_masked_pos, interpolate_pos_encoding=bool(interpolate_pos_encoding)
         )
-        mask = None
-        if attention_mask is not None:
-            if attention_mask.dim() != 2 or tuple(attention_mask.shape) != tuple(hidden_states.shape[:2]):
-                raise ValueError(
-                    f"attention_mask must have shape (batch_size, 1 + num_patches) = "
-                    f"{tuple(hidden_states.shape[:2])}, got {tuple(attention_mask.shape)}."
-                )
-            mask = additive_mask(attention_mask, hidden_states.dtype)
+        mask = _vit_attention_mask(attention_mask, hidden_states)
         head_masks = self._expand_head_mask(head_mask)
 
         all_hidden: tuple[torch.Tensor, ...] | None = () if output_hidden_states else None
@@ -426,12 +442,16 @@ class ViTModel(ViTPreTrainedModel):
             if all_hidden is not None:
                 all_hidden = (*all_hidden, hidden_states)
             trim = trim_last and i == last
+            layer_mask = mask
+            if trim and mask is not None and mask.shape[-2] > 1:
+                # A 4-D mask has one row per query; the trimmed layer queries from [CLS] only.
+                layer_mask = mask[..., :1, :]
             if self.gradient_checkpointing and self.training:
                 hidden_states, weights = self._gradient_checkpointing_func(
-                    layer.__call__, hidden_states, mask, layer_head_mask, output_attentions, trim
+                    layer.__call__, hidden_states, layer_mask, layer_head_mask, output_attentions, trim
                 )
             else:
-                hidden_states, weights = layer(hidden_states, mask, layer_head_mask, output_attentions, trim)
+                hidden_states, weights = layer(hidden_states, layer_mask, layer_head_mask, output_attentions, trim)
             if all_attn is not None:
                 all_attn = (*all_attn, weights)
         if all_hidden is not None:

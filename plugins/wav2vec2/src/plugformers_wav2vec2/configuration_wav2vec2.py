@@ -36,8 +36,8 @@ class Wav2Vec2Config(PretrainedConfig):
     The feature encoder is a stack of 1-D convolutions (``conv_dim``/``conv_kernel``/``conv_stride``,
     normalised per ``feat_extract_norm``); the transformer follows either the post-norm layout of the base
     models or the pre-norm layout (``do_stable_layer_norm=True``) of the large ones. The pretraining fields
-    (codevectors, negatives) and the x-vector fields are kept so that every reference ``config.json``
-    round-trips, although this plugin ships no pretraining or x-vector head.
+    (codevectors, negatives) configure :class:`Wav2Vec2ForPreTraining` and the ``tdnn_*`` / ``xvector_*``
+    fields :class:`Wav2Vec2ForXVector`.
     """
 
     model_type = "wav2vec2"

@@ -8,7 +8,6 @@ the older ``weight_g``/``weight_v`` names are renamed on load).
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from plugformers.modeling_outputs import (
     ModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
+    XVectorOutput,
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
 
@@ -35,10 +35,14 @@ __all__ = [
     "Wav2Vec2BaseModelOutput",
     "Wav2Vec2ForAudioFrameClassification",
     "Wav2Vec2ForCTC",
+    "Wav2Vec2ForPreTraining",
+    "Wav2Vec2ForPreTrainingOutput",
     "Wav2Vec2ForSequenceClassification",
+    "Wav2Vec2ForXVector",
     "Wav2Vec2Model",
     "Wav2Vec2PreTrainedModel",
     "compute_mask_indices",
+    "sample_negative_indices",
 ]
 
 # Index of `hidden_states` in the base model's tuple output (after last_hidden_state, extract_features).
@@ -58,6 +62,24 @@ class Wav2Vec2BaseModelOutput(ModelOutput):
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
+@dataclass
+class Wav2Vec2ForPreTrainingOutput(ModelOutput):
+    """Output of :class:`Wav2Vec2ForPreTraining`.
+
+    ``projected_states`` (context vectors) and ``projected_quantized_states`` (targets) are both
+    ``(batch, frames, proj_codevector_dim)``; the losses are set only when ``sampled_negative_indices`` is given.
+    """
+
+    loss: torch.Tensor | None = None
+    projected_states: torch.Tensor | None = None
+    projected_quantized_states: torch.Tensor | None = None
+    codevector_perplexity: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    contrastive_loss: torch.Tensor | None = None
+    diversity_loss: torch.Tensor | None = None
+
+
 def compute_mask_indices(
     shape: tuple[int, int],
     mask_prob: float,
@@ -67,8 +89,10 @@ def compute_mask_indices(
 ) -> np.ndarray:
     """Random SpecAugment spans: a boolean ``(batch, length)`` array with spans of ``mask_length`` set.
 
-    About ``mask_prob * length / mask_length`` spans (at least ``min_masks``) start at distinct random
-    positions inside each example's unpadded length (from ``attention_mask``); spans may overlap.
+    About ``mask_prob * length / mask_length`` spans (at least ``min_masks``, at most
+    ``sequence_length // mask_length``) start at distinct random positions inside each example's unpadded
+    length (from ``attention_mask``); spans may overlap. With the same numpy seed the result equals the
+    reference library's.
     """
     batch_size, sequence_length = shape
     if mask_length < 1:
@@ -87,18 +111,57 @@ def compute_mask_indices(
 
     def span_count(length: int) -> int:
         count = max(int(mask_prob * length / mask_length + jitter), min_masks)
+        if count * mask_length > sequence_length:
+            count = sequence_length // mask_length
         return max(min(count, length - (mask_length - 1)), 0)
 
     mask = np.zeros((batch_size, sequence_length), dtype=bool)
+    if span_count(sequence_length) == 0:
+        return mask
     for row, length in enumerate(lengths):
         length = int(length)
         count = span_count(length)
+        # Drawn even for zero spans: each row consumes the numpy stream as the reference does.
+        starts = np.random.choice(max(length - (mask_length - 1), 0), count, replace=False)
         if count == 0:
+            # As in the reference, a row too short for any span still marks its last (padding) frame.
+            mask[row, sequence_length - 1] = True
             continue
-        starts = np.random.choice(length - (mask_length - 1), count, replace=False)
         positions = (starts[:, None] + np.arange(mask_length)[None, :]).reshape(-1)
         mask[row, np.minimum(positions, sequence_length - 1)] = True
     return mask
+
+
+def sample_negative_indices(
+    features_shape: tuple[int, int], num_negatives: int, mask_time_indices: np.ndarray | None = None
+) -> np.ndarray:
+    """Distractors for the contrastive loss: ``(batch, frames, num_negatives)`` int32 indices into the
+    flattened ``(batch * frames)`` quantized features.
+
+    Each masked frame (every frame when ``mask_time_indices`` is None) gets ``num_negatives`` other masked
+    frames of the same example, drawn uniformly with replacement, never itself; unmasked frames get index
+    ``batch_index * frames``. With the same numpy seed the result equals the reference library's.
+    """
+    batch_size, sequence_length = features_shape
+    if mask_time_indices is None:
+        chosen = np.ones(features_shape, dtype=bool)
+    else:
+        chosen = np.asarray(mask_time_indices).astype(bool)
+    negatives = np.zeros((batch_size, sequence_length, num_negatives), dtype=np.int32)
+    for row in range(batch_size):
+        frames = np.flatnonzero(chosen[row])
+        count = len(frames)
+        if count < 2:
+            raise ValueError(
+                f"Example {row} has {count} masked frame(s); sampling negatives needs at least 2 per example "
+                "(raise mask_prob or mask_length)."
+            )
+        # Draw among the count - 1 others: shifting draws at or above a frame's own slot skips it uniformly.
+        draws = np.random.randint(0, count - 1, size=(count, num_negatives))
+        draws[draws >= np.arange(count)[:, None]] += 1
+        negatives[row, frames] = frames[draws]
+        negatives[row] += row * sequence_length
+    return negatives
 
 
 def _conv_output_length(length: Any, kernel: int, stride: int) -> Any:
@@ -405,8 +468,8 @@ class Wav2Vec2Encoder(nn.Module):
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden.append(hidden_states)
-            # LayerDrop: skip whole layers at random while training.
-            if self.training and self.config.layerdrop > 0 and random.random() < self.config.layerdrop:
+            # LayerDrop: skip whole layers at random while training (torch's RNG, so torch.manual_seed repeats it).
+            if self.training and self.config.layerdrop > 0 and torch.rand([]) < self.config.layerdrop:
                 continue
             if self.gradient_checkpointing and self.training:
                 hidden_states, weights = self._gradient_checkpointing_func(
@@ -462,9 +525,108 @@ class Wav2Vec2Adapter(nn.Module):
             hidden_states = self.proj_layer_norm(self.proj(hidden_states))
         hidden_states = hidden_states.transpose(1, 2)
         for layer in self.layers:
-            if not self.training or random.random() > self.layerdrop:
+            # LayerDrop from numpy's RNG, as in the reference: np.random.seed repeats the same choices.
+            if not self.training or np.random.random() > self.layerdrop:
                 hidden_states = layer(hidden_states)
         return hidden_states.transpose(1, 2)
+
+
+# ----- pretraining and x-vector parts --------------------------------------------------------------------
+
+
+class Wav2Vec2GumbelVectorQuantizer(nn.Module):
+    """Product quantiser of the conv features: per group, one of ``num_codevectors_per_group`` codewords.
+
+    Training picks codewords by straight-through Gumbel-softmax at ``temperature``; eval takes the arg-max.
+    The chosen codewords of all groups are concatenated into a ``codevector_dim`` vector.
+    """
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.num_groups = config.num_codevector_groups
+        self.num_vars = config.num_codevectors_per_group
+        if config.codevector_dim % self.num_groups != 0:
+            raise ValueError(
+                f"codevector_dim ({config.codevector_dim}) must be a multiple of num_codevector_groups "
+                f"({self.num_groups}): each group contributes an equal slice of the quantized vector."
+            )
+        codebook = torch.empty(1, self.num_groups * self.num_vars, config.codevector_dim // self.num_groups)
+        self.codevectors = nn.Parameter(codebook.uniform_())
+        self.weight_proj = nn.Linear(config.conv_dim[-1], self.num_groups * self.num_vars)
+        self.weight_proj._wav2vec2_init = "gumbel"  # type: ignore[assignment]
+        # Lowered during pretraining with Wav2Vec2ForPreTraining.set_gumbel_temperature.
+        self.temperature: float = 2
+
+    @staticmethod
+    def _perplexity(probs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """exp(entropy) of the average codeword distribution, summed over groups; ``probs`` (N, groups, vars)."""
+        if mask is None:
+            marginal = probs.mean(dim=0)
+        else:
+            keep = mask.reshape(-1, 1, 1).bool()
+            marginal = torch.where(keep, probs, torch.zeros_like(probs)).sum(dim=0) / keep.sum()
+        return torch.exp(-torch.xlogy(marginal, marginal).sum(dim=-1)).sum()
+
+    def forward(
+        self, hidden_states: torch.Tensor, mask_time_indices: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, frames, conv_dim)`` -> quantized ``(batch, frames, codevector_dim)`` and the perplexity."""
+        batch, frames, _ = hidden_states.shape
+        # (batch, frames, groups * vars) -> (batch * frames * groups, vars)
+        logits = self.weight_proj(hidden_states).view(batch * frames * self.num_groups, self.num_vars)
+        if self.training:
+            choice = nn.functional.gumbel_softmax(logits.float(), tau=self.temperature, hard=True).type_as(logits)
+            soft = torch.softmax(logits.view(batch * frames, self.num_groups, -1).float(), dim=-1)
+            perplexity = self._perplexity(soft, mask_time_indices)
+        else:
+            choice = nn.functional.one_hot(logits.argmax(dim=-1), self.num_vars).to(logits.dtype)
+            perplexity = self._perplexity(choice.view(batch * frames, self.num_groups, -1), mask_time_indices)
+        # One-hot weights over the whole codebook pick one codeword per group; (N, groups, vars, dim) -> (N, groups, dim)
+        weighted = choice.view(batch * frames, -1, 1) * self.codevectors
+        codevectors = weighted.view(batch * frames, self.num_groups, self.num_vars, -1).sum(dim=-2)
+        return codevectors.view(batch, frames, -1), perplexity
+
+
+class Wav2Vec2TDNNLayer(nn.Module):
+    """Dilated 1-D convolution over frames + ReLU; the kernel is stored as a Linear of ``kernel * in`` inputs."""
+
+    def __init__(self, config: Wav2Vec2Config, layer_id: int = 0) -> None:
+        super().__init__()
+        self.in_dim = config.tdnn_dim[layer_id - 1] if layer_id > 0 else config.tdnn_dim[0]
+        self.out_dim = config.tdnn_dim[layer_id]
+        self.kernel_size = config.tdnn_kernel[layer_id]
+        self.dilation = config.tdnn_dilation[layer_id]
+        self.kernel = nn.Linear(self.in_dim * self.kernel_size, self.out_dim)
+        self.activation = nn.ReLU()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """``(batch, frames, in)`` -> ``(batch, frames - dilation * (kernel - 1), out)``."""
+        # The Linear's inputs are laid out kernel position first: (out, kernel, in) -> conv weight (out, in, kernel).
+        weight = self.kernel.weight.view(self.out_dim, self.kernel_size, self.in_dim).transpose(1, 2)
+        hidden_states = nn.functional.conv1d(
+            hidden_states.transpose(1, 2), weight, self.kernel.bias, dilation=self.dilation
+        )
+        return self.activation(hidden_states.transpose(1, 2))
+
+
+class Wav2Vec2AMSoftmaxLoss(nn.Module):
+    """Additive-margin softmax: cross-entropy over scaled cosines to one direction per class, the true one
+    lowered by ``margin``."""
+
+    def __init__(self, input_dim: int, num_labels: int, scale: float = 30.0, margin: float = 0.4) -> None:
+        super().__init__()
+        self.scale = scale
+        self.margin = margin
+        self.num_labels = num_labels
+        self.weight = nn.Parameter(torch.randn(input_dim, num_labels))
+
+    def forward(self, hidden_states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        labels = labels.reshape(-1)
+        # (batch, input_dim) x (input_dim, num_labels) -> cosines (batch, num_labels)
+        cosine = nn.functional.normalize(hidden_states, dim=1) @ nn.functional.normalize(self.weight, dim=0)
+        is_target = nn.functional.one_hot(labels, self.num_labels).bool()
+        logits = self.scale * torch.where(is_target, cosine - self.margin, cosine)
+        return nn.functional.cross_entropy(logits, labels)
 
 
 # ----- models -------------------------------------------------------------------------------------------
@@ -502,6 +664,14 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.Linear):
             if getattr(module, "_wav2vec2_projection", False):
                 return
+            scheme = getattr(module, "_wav2vec2_init", None)
+            if scheme == "torch":  # the pretraining projections keep torch's default Linear init
+                module.reset_parameters()
+                return
+            if scheme == "gumbel":  # codeword logits start spread out
+                module.weight.normal_(0.0, 1.0)
+                module.bias.zero_()
+                return
             module.weight.normal_(0.0, std)
             if module.bias is not None:
                 module.bias.zero_()
@@ -517,7 +687,13 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
                 module.bias.uniform_(-bound, bound)
         elif isinstance(module, Wav2Vec2Model) and module.masked_spec_embed is not None:
             module.masked_spec_embed.uniform_()
-        elif isinstance(module, (Wav2Vec2ForSequenceClassification, Wav2Vec2ForAudioFrameClassification)):
+        elif isinstance(module, Wav2Vec2GumbelVectorQuantizer):
+            module.codevectors.uniform_()
+        elif isinstance(module, Wav2Vec2AMSoftmaxLoss):
+            module.weight.normal_()
+        elif isinstance(
+            module, (Wav2Vec2ForSequenceClassification, Wav2Vec2ForAudioFrameClassification, Wav2Vec2ForXVector)
+        ):
             if module.layer_weights is not None:
                 module.layer_weights.fill_(1.0 / module.layer_weights.numel())
 
@@ -719,7 +895,8 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
         return_dict: bool | None = None,
         labels: torch.Tensor | None = None,
     ) -> CausalLMOutput | tuple[torch.Tensor, ...]:
-        """``labels`` ``(batch, target_length)``: token ids, negative values (e.g. -100) mark padding."""
+        """``labels`` ``(batch, target_length)``: token ids; negative values (e.g. -100) and the blank
+        (``pad_token_id``) mark padding."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.wav2vec2(
             input_values,
@@ -758,7 +935,9 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_values, dtype=torch.long)
         input_lengths = self._get_feat_extract_output_lengths(attention_mask.sum(-1)).to(torch.long)
-        labels_mask = labels >= 0
+        blank = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+        # A CTC target never holds the blank, so labels padded with it (pad_token_id) count as padding too.
+        labels_mask = (labels >= 0) & (labels != blank)
         target_lengths = labels_mask.sum(-1)
         flattened_targets = labels.masked_select(labels_mask)
         # CTC in float32 whatever the model dtype; (frames, batch, vocab) is what ctc_loss expects.
@@ -769,7 +948,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
                 flattened_targets,
                 input_lengths,
                 target_lengths,
-                blank=self.config.pad_token_id if self.config.pad_token_id is not None else 0,
+                blank=blank,
                 reduction=self.config.ctc_loss_reduction,
                 zero_infinity=self.config.ctc_zero_infinity,
             )
@@ -812,13 +991,13 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        if self.layer_weights is not None:
-            output_hidden_states = True
+        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         outputs = self.wav2vec2(
             input_values,
             attention_mask=attention_mask,
             output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            # The weighted layer sum needs every layer's output, whether or not the caller asked for them.
+            output_hidden_states=wants_hidden or self.layer_weights is not None,
             return_dict=True,
         )
         if self.layer_weights is not None:
@@ -837,7 +1016,10 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
         if labels is not None:
             loss = classification_loss(logits, labels, self.config, self.config.num_labels)
         output = SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states if wants_hidden else None,
+            attentions=outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
 
@@ -880,13 +1062,13 @@ class Wav2Vec2ForAudioFrameClassification(Wav2Vec2PreTrainedModel):
     ) -> TokenClassifierOutput | tuple[torch.Tensor, ...]:
         """``labels`` ``(batch, frames, num_labels)``: the target of each frame is its arg-max label."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        if self.layer_weights is not None:
-            output_hidden_states = True
+        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         outputs = self.wav2vec2(
             input_values,
             attention_mask=attention_mask,
             output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            # The weighted layer sum needs every layer's output, whether or not the caller asked for them.
+            output_hidden_states=wants_hidden or self.layer_weights is not None,
             return_dict=True,
         )
         if self.layer_weights is not None:
@@ -904,6 +1086,235 @@ class Wav2Vec2ForAudioFrameClassification(Wav2Vec2PreTrainedModel):
             targets = torch.argmax(labels.reshape(-1, self.num_labels), dim=1)
             loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_labels), targets)
         output = TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states if wants_hidden else None,
+            attentions=outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
+
+
+class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
+    """Self-supervised pretraining: contrast the context vectors of masked frames with quantized targets.
+
+    Pass ``mask_time_indices`` (e.g. from :func:`compute_mask_indices`) and ``sampled_negative_indices``
+    (from :func:`sample_negative_indices`) to get the contrastive and diversity losses.
+    """
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__(config)
+        self.wav2vec2 = Wav2Vec2Model(config)
+        self.dropout_features = nn.Dropout(config.feat_quantizer_dropout)
+        self.quantizer = Wav2Vec2GumbelVectorQuantizer(config)
+        self.project_hid = nn.Linear(config.hidden_size, config.proj_codevector_dim)
+        self.project_q = nn.Linear(config.codevector_dim, config.proj_codevector_dim)
+        self.project_hid._wav2vec2_init = "torch"  # type: ignore[assignment]
+        self.project_q._wav2vec2_init = "torch"  # type: ignore[assignment]
+        self.post_init()
+
+    def set_gumbel_temperature(self, temperature: float) -> None:
+        """The Gumbel-softmax temperature of the quantizer (annealed during pretraining)."""
+        self.quantizer.temperature = temperature
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop training the conv feature encoder."""
+        self.wav2vec2.feature_extractor._freeze_parameters()
+
+    @staticmethod
+    def compute_contrastive_logits(
+        target_features: torch.Tensor,
+        negative_features: torch.Tensor,
+        predicted_features: torch.Tensor,
+        temperature: float = 0.1,
+    ) -> torch.Tensor:
+        """Cosine similarity of ``predicted_features`` to the positive then each negative, over ``temperature``.
+
+        ``target_features`` ``(1, batch, frames, dim)`` and ``negative_features`` ``(K, batch, frames, dim)``
+        give logits ``(1 + K, batch, frames)``.
+        """
+        candidates = torch.cat([target_features, negative_features], dim=0)
+        similarity = torch.cosine_similarity(predicted_features.float(), candidates.float(), dim=-1)
+        return similarity.type_as(candidates) / temperature
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        mask_time_indices: torch.Tensor | None = None,
+        sampled_negative_indices: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Wav2Vec2ForPreTrainingOutput | tuple[torch.Tensor, ...]:
+        """``mask_time_indices`` ``(batch, frames)`` marks the frames to hide and predict;
+        ``sampled_negative_indices`` ``(batch, frames, num_negatives)`` index the flattened targets."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if mask_time_indices is not None:
+            mask_time_indices = mask_time_indices.to(torch.bool)
+        outputs = self.wav2vec2(
+            input_values,
+            attention_mask=attention_mask,
+            mask_time_indices=mask_time_indices,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        projected_states = self.project_hid(outputs.last_hidden_state)
+        extract_features = self.dropout_features(outputs.extract_features)
+        quantized, perplexity = self.quantizer(extract_features, mask_time_indices=mask_time_indices)
+        projected_quantized = self.project_q(quantized.to(self.project_q.weight.dtype))
+
+        loss = contrastive_loss = diversity_loss = None
+        if sampled_negative_indices is not None:
+            if mask_time_indices is None:
+                raise ValueError(
+                    "sampled_negative_indices needs mask_time_indices too: the contrastive loss is computed on "
+                    "the masked frames."
+                )
+            contrastive_loss = self._contrastive_loss(
+                projected_states, projected_quantized, sampled_negative_indices, mask_time_indices
+            )
+            num_codevectors = self.config.num_codevectors_per_group * self.config.num_codevector_groups
+            diversity_loss = (num_codevectors - perplexity) / num_codevectors * mask_time_indices.sum()
+            loss = contrastive_loss + self.config.diversity_loss_weight * diversity_loss
+
+        output = Wav2Vec2ForPreTrainingOutput(
+            loss=loss,
+            projected_states=projected_states,
+            projected_quantized_states=projected_quantized,
+            codevector_perplexity=perplexity,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            contrastive_loss=contrastive_loss,
+            diversity_loss=diversity_loss,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _contrastive_loss(
+        self,
+        projected_states: torch.Tensor,
+        projected_quantized: torch.Tensor,
+        sampled_negative_indices: torch.Tensor,
+        mask_time_indices: torch.Tensor,
+    ) -> torch.Tensor:
+        """Summed cross-entropy of picking the true target among ``num_negatives`` distractors, per masked frame."""
+        batch, frames, dim = projected_quantized.shape
+        expected = (batch, frames)
+        if tuple(sampled_negative_indices.shape[:2]) != expected or sampled_negative_indices.dim() != 3:
+            raise ValueError(
+                f"sampled_negative_indices must have shape (batch, frames, num_negatives) with (batch, frames) = "
+                f"{expected}, got {tuple(sampled_negative_indices.shape)}."
+            )
+        # (batch * frames * K,) rows of the flattened targets -> (K, batch, frames, dim)
+        negatives = projected_quantized.reshape(-1, dim)[sampled_negative_indices.long().reshape(-1)]
+        negatives = negatives.view(batch, frames, -1, dim).permute(2, 0, 1, 3)
+        logits = self.compute_contrastive_logits(
+            projected_quantized[None], negatives, projected_states, self.config.contrastive_logits_temperature
+        )
+        # A distractor equal to the target (a rarely used codebook) cannot be told apart: leave it out.
+        same_as_target = (projected_quantized[None] == negatives).all(dim=-1)
+        logits = torch.cat([logits[:1], logits[1:].masked_fill(same_as_target, float("-inf"))], dim=0)
+        # (1 + K, batch, frames) -> (batch * frames, 1 + K); the target is class 0 on masked frames only.
+        logits = logits.permute(1, 2, 0).reshape(batch * frames, -1)
+        target = torch.where(mask_time_indices.reshape(-1), 0, -100)
+        return nn.functional.cross_entropy(logits.float(), target, reduction="sum")
+
+
+class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
+    """Speaker embeddings (x-vectors): TDNN layers over the frames, mean+std pooling, trained with AM-softmax."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__(config)
+        if not (len(config.tdnn_dim) == len(config.tdnn_kernel) == len(config.tdnn_dilation)):
+            raise ValueError(
+                "tdnn_dim, tdnn_kernel and tdnn_dilation must have one entry per TDNN layer, got "
+                f"{len(config.tdnn_dim)}, {len(config.tdnn_kernel)} and {len(config.tdnn_dilation)}."
+            )
+        self.wav2vec2 = Wav2Vec2Model(config)
+        num_layers = config.num_hidden_layers + 1
+        self.layer_weights: nn.Parameter | None = None
+        if config.use_weighted_layer_sum:
+            self.layer_weights = nn.Parameter(torch.ones(num_layers) / num_layers)
+        self.projector = nn.Linear(config.hidden_size, config.tdnn_dim[0])
+        self.tdnn = nn.ModuleList(Wav2Vec2TDNNLayer(config, i) for i in range(len(config.tdnn_dim)))
+        self.feature_extractor = nn.Linear(config.tdnn_dim[-1] * 2, config.xvector_output_dim)
+        self.classifier = nn.Linear(config.xvector_output_dim, config.xvector_output_dim)
+        self.objective = Wav2Vec2AMSoftmaxLoss(config.xvector_output_dim, config.num_labels)
+        self.post_init()
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop training the conv feature encoder."""
+        self.wav2vec2.feature_extractor._freeze_parameters()
+
+    def freeze_base_model(self) -> None:
+        """Train only the x-vector head."""
+        for param in self.wav2vec2.parameters():
+            param.requires_grad = False
+
+    def _get_tdnn_output_lengths(self, input_lengths: Any) -> Any:
+        """Frames left after the TDNN layers, counted as the reference does: kernel sizes only, no dilation."""
+        for kernel in self.config.tdnn_kernel:
+            input_lengths = input_lengths - kernel + 1
+        return input_lengths
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> XVectorOutput | tuple[torch.Tensor, ...]:
+        """``labels`` ``(batch,)`` speaker ids give the AM-softmax loss; ``embeddings`` are the x-vectors."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        outputs = self.wav2vec2(
+            input_values,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=wants_hidden or self.layer_weights is not None,
+            return_dict=True,
+        )
+        if self.layer_weights is not None:
+            hidden_states = _weighted_layer_sum(outputs.hidden_states, self.layer_weights)
+        else:
+            hidden_states = outputs.last_hidden_state
+        hidden_states = self.projector(hidden_states)
+        for layer in self.tdnn:
+            hidden_states = layer(hidden_states)
+
+        if attention_mask is None:
+            mean, std = hidden_states.mean(dim=1), hidden_states.std(dim=1)
+        else:
+            mean, std = self._pool_real_frames(hidden_states, attention_mask)
+        # mean and std over frames -> (batch, 2 * tdnn_dim[-1])
+        embeddings = self.feature_extractor(torch.cat([mean, std], dim=-1))
+        logits = self.classifier(embeddings)
+        loss = self.objective(logits, labels) if labels is not None else None
+        output = XVectorOutput(
+            loss=loss,
+            logits=logits,
+            embeddings=embeddings,
+            hidden_states=outputs.hidden_states if wants_hidden else None,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _pool_real_frames(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and (unbiased) std over each example's first ``n`` TDNN frames, ``n`` from its real samples."""
+        frames = hidden_states.shape[1]
+        lengths = self._get_tdnn_output_lengths(self._get_feat_extract_output_lengths(attention_mask.sum(dim=1)))
+        # Without the dilation the count can exceed the frames there are; the reference then uses them all.
+        lengths = lengths.to(torch.long).clamp(max=frames)
+        if bool((lengths < 2).any()):
+            raise ValueError(
+                "An example in the batch is too short for the x-vector head: its audio leaves fewer than 2 frames "
+                "after the TDNN layers to pool a mean and a standard deviation over. Use longer audio."
+            )
+        keep = (torch.arange(frames, device=hidden_states.device)[None, :] < lengths[:, None])[..., None]
+        count = lengths[:, None].to(hidden_states.dtype)
+        mean = hidden_states.masked_fill(~keep, 0.0).sum(dim=1) / count
+        centred = (hidden_states - mean[:, None]).masked_fill(~keep, 0.0)
+        std = (centred.pow(2).sum(dim=1) / (count - 1)).sqrt()
+        return mean, std

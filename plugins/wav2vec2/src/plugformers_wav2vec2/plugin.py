@@ -21,6 +21,8 @@ def plugformers_register_families(register: Any) -> None:
             "AutoModelForCTC": f"{_M}:Wav2Vec2ForCTC",
             "AutoModelForAudioClassification": f"{_M}:Wav2Vec2ForSequenceClassification",
             "AutoModelForAudioFrameClassification": f"{_M}:Wav2Vec2ForAudioFrameClassification",
+            "AutoModelForAudioXVector": f"{_M}:Wav2Vec2ForXVector",
+            "AutoModelForPreTraining": f"{_M}:Wav2Vec2ForPreTraining",
         },
         tokenizer=f"{_PKG}.tokenization_wav2vec2:Wav2Vec2CTCTokenizer",
         feature_extractor=f"{_PKG}.feature_extraction_wav2vec2:Wav2Vec2FeatureExtractor",
@@ -28,5 +30,6 @@ def plugformers_register_families(register: Any) -> None:
         exports={
             "Wav2Vec2PreTrainedModel": f"{_M}:Wav2Vec2PreTrainedModel",
             "Wav2Vec2BaseModelOutput": f"{_M}:Wav2Vec2BaseModelOutput",
+            "Wav2Vec2ForPreTrainingOutput": f"{_M}:Wav2Vec2ForPreTrainingOutput",
         },
     )
