@@ -450,6 +450,7 @@ def test_plugformers_namespace_and_auto():
     assert plugformers.DistilBertConfig is DistilBertConfig
     model = plugformers.AutoModelForMaskedLM.from_config(tiny_config())
     assert type(model) is DistilBertForMaskedLM
+    assert type(plugformers.AutoModelForPreTraining.from_config(tiny_config())) is DistilBertForMaskedLM
     assert type(plugformers.AutoConfig.for_model("distilbert", dim=64, n_heads=4)) is DistilBertConfig
 
 

@@ -19,6 +19,8 @@ def plugformers_register_families(register: Any) -> None:
         models={
             "AutoModel": f"{_M}:DistilBertModel",
             "AutoModelForMaskedLM": f"{_M}:DistilBertForMaskedLM",
+            # DistilBERT was pretrained as a masked language model only, so that is its pretraining head.
+            "AutoModelForPreTraining": f"{_M}:DistilBertForMaskedLM",
             "AutoModelForSequenceClassification": f"{_M}:DistilBertForSequenceClassification",
             "AutoModelForQuestionAnswering": f"{_M}:DistilBertForQuestionAnswering",
             "AutoModelForTokenClassification": f"{_M}:DistilBertForTokenClassification",
