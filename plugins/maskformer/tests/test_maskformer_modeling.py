@@ -14,7 +14,12 @@ from plugformers_maskformer.modeling_maskformer import (
     sigmoid_focal_loss,
 )
 
-from plugformers import AutoModelForInstanceSegmentation, MaskFormerConfig, ResNetConfig
+from plugformers import (
+    AutoModelForInstanceSegmentation,
+    AutoModelForUniversalSegmentation,
+    MaskFormerConfig,
+    ResNetConfig,
+)
 from plugformers.configuration_utils import ConfigError, PretrainedConfig
 from plugformers.testing.model_tests import ModelTesterMixin
 
@@ -210,8 +215,10 @@ def test_pretrained_backbone_flow_loads_backbone_weights(tmp_path: Any) -> None:
     assert torch.equal(reloaded.model.pixel_level_module.encoder.embedder.embedder.convolution.weight, weight)
 
 
-def test_auto_class_builds_instance_segmentation() -> None:
-    model = AutoModelForInstanceSegmentation.from_config(tiny_config())
+@pytest.mark.parametrize("auto", [AutoModelForInstanceSegmentation, AutoModelForUniversalSegmentation])
+def test_auto_class_builds_instance_segmentation(auto: Any) -> None:
+    # The reference maps MaskFormer under both the instance and the universal segmentation Auto classes.
+    model = auto.from_config(tiny_config())
     assert isinstance(model, MaskFormerForInstanceSegmentation)
 
 
