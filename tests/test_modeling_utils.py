@@ -33,6 +33,34 @@ def test_tied_decoder_is_saved_once_and_retied_on_load(tmp_path):
     torch.testing.assert_close(loaded(_ids()).logits, model.eval()(_ids()).logits)
 
 
+def _rewrite_weights(folder, edit):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(folder / "model.safetensors")
+    edit(tensors)
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_tied_weight_stored_only_under_the_output_name_loads_both(tmp_path):
+    model = TinyForMaskedLM(TinyConfig())
+    model.save_pretrained(tmp_path)
+    weight = model.tiny.embeddings.weight.detach().clone()
+    _rewrite_weights(tmp_path, lambda t: t.__setitem__("decoder.weight", t.pop("tiny.embeddings.weight")))
+    loaded, info = TinyForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == []
+    assert loaded.decoder.weight is loaded.tiny.embeddings.weight
+    assert torch.equal(loaded.tiny.embeddings.weight, weight)
+
+
+def test_tied_weight_under_neither_name_is_reported_and_initialised(tmp_path):
+    TinyForMaskedLM(TinyConfig()).save_pretrained(tmp_path)
+    _rewrite_weights(tmp_path, lambda t: t.pop("tiny.embeddings.weight"))
+    loaded, info = TinyForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["decoder.weight", "tiny.embeddings.weight"]
+    assert loaded.decoder.weight is loaded.tiny.embeddings.weight
+    assert torch.isfinite(loaded.tiny.embeddings.weight).all() and loaded.tiny.embeddings.weight.abs().sum() > 0
+
+
 def test_missing_head_weights_are_initialised_and_reported_once(tmp_path, caplog):
     TinyModel(TinyConfig()).save_pretrained(tmp_path)
     with caplog.at_level("WARNING"):
@@ -66,6 +94,38 @@ def test_shape_mismatch_lists_keys_unless_ignored(tmp_path):
     model, info = TinyModel.from_pretrained(tmp_path, vocab_size=30, ignore_mismatched_sizes=True, output_loading_info=True)
     assert info["mismatched_keys"][0][0] == "embeddings.weight"
     assert model.embeddings.weight.shape == (30, 8)
+
+
+def test_mismatched_keys_are_initialised_but_not_also_listed_as_missing(tmp_path, caplog):
+    TinyForSequenceClassification(TinyConfig(num_labels=3)).save_pretrained(tmp_path)
+    with caplog.at_level("WARNING"):
+        model, info = TinyForSequenceClassification.from_pretrained(
+            tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+    assert info["missing_keys"] == []
+    assert sorted(k for k, _, _ in info["mismatched_keys"]) == ["classifier.bias", "classifier.weight"]
+    assert model.classifier.weight.shape == (5, 8) and model.classifier.weight.abs().sum() > 0
+    (message,) = [r.message for r in caplog.records if "classifier" in r.message]
+    assert "not in the checkpoint" not in message and "shape differs" in message
+
+
+def test_state_dict_in_memory_instead_of_a_path(tmp_path):
+    model = TinyForSequenceClassification(TinyConfig(num_labels=3)).eval()
+    zeros = {k: torch.zeros_like(v) for k, v in model.state_dict().items() if not k.startswith("classifier.")}
+    loaded, info = TinyForSequenceClassification.from_pretrained(
+        None, config=model.config, state_dict=zeros, output_loading_info=True
+    )
+    assert torch.all(loaded.tiny.layers[0].weight == 0)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"]
+    half = {k: v.half() for k, v in model.state_dict().items()}
+    assert TinyForSequenceClassification.from_pretrained(None, config=model.config, state_dict=half, dtype="auto").dtype == (
+        torch.float16
+    )
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="not both"):  # as in the reference: one source of weights
+        TinyForSequenceClassification.from_pretrained(tmp_path, state_dict=zeros)
+    with pytest.raises(ValueError, match="needs both config= and state_dict="):
+        TinyForSequenceClassification.from_pretrained(None, state_dict=zeros)
 
 
 def test_pickle_checkpoints_refused_by_default_and_loaded_weights_only(tmp_path):
