@@ -432,7 +432,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         tensors = _dedupe_shared(state_dict, self)
         config = self.config
         config.architectures = [type(self).__name__]
-        config.dtype = str(self.dtype).rsplit(".", 1)[-1]
+        config.dtype = self.dtype
         with atomic_directory(save_directory) as staging:
             staging = Path(staging)
             for old in list(staging.iterdir()):
@@ -473,7 +473,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         model = cls(config, **kwargs)
         if dtype is not None:
             model.to(dtype)
-            config.dtype = str(dtype).rsplit(".", 1)[-1]
+            config.dtype = dtype
         return model
 
     @classmethod
@@ -551,7 +551,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             model = cls(resolved, *model_args, **model_kwargs)
         info = model._load_weights(entries, where, device, target_dtype, ignore_mismatched_sizes)
         if target_dtype is not None:
-            resolved.dtype = str(target_dtype).rsplit(".", 1)[-1]
+            resolved.dtype = target_dtype
         model.eval()
         if output_loading_info:
             return model, info
@@ -732,7 +732,7 @@ def _parse_dtype(
         return None
     if dtype == "auto":
         name = getattr(config, "dtype", None)
-        if isinstance(name, str) and name:
+        if isinstance(name, torch.dtype) or (isinstance(name, str) and name):
             dtype = name
         elif safetensors_files:
             return _first_float_dtype(safetensors_files[0])

@@ -244,6 +244,20 @@ def test_config_round_trips_with_nested_configs(tmp_path: Any) -> None:
     }
 
 
+def test_nested_config_override_given_as_a_dict_updates_that_config(tmp_path: Any) -> None:
+    tiny_config().save_pretrained(tmp_path)
+    loaded = MaskFormerConfig.from_pretrained(tmp_path, backbone_config={"depths": [2, 1, 1, 1]})
+    assert isinstance(loaded.backbone_config, ResNetConfig)
+    assert loaded.backbone_config.depths == [2, 1, 1, 1]
+    assert loaded.backbone_config.hidden_sizes == [8, 16, 16, 32]  # the saved fields stay
+    assert loaded.decoder_config.d_model == 32
+    replaced = MaskFormerConfig.from_pretrained(
+        tmp_path, decoder_config={"model_type": "detr", "d_model": 16, "decoder_attention_heads": 2, "num_queries": 4}
+    )
+    assert type(replaced.decoder_config).__name__ == "MaskFormerDetrConfig" and replaced.decoder_config.d_model == 16
+    MaskFormerForInstanceSegmentation(loaded)  # builds
+
+
 def test_backbone_and_backbone_config_together_is_an_error() -> None:
     with pytest.raises(ConfigError, match="not both"):
         MaskFormerConfig(backbone="microsoft/resnet-50", backbone_config=ResNetConfig())
