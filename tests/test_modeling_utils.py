@@ -307,3 +307,95 @@ def test_eight_threads_loading_one_checkpoint_get_equal_models(tmp_path):
     t = torch.zeros(3)
     torch.nn.init.ones_(t)
     assert torch.equal(t, torch.ones(3))
+
+
+# ----- every model-loading keyword goes through the Auto classes to the model ------------------------
+
+
+@pytest.fixture
+def tiny_classifier(tmp_path):
+    model = TinyForSequenceClassification(TinyConfig(num_labels=3)).eval()
+    model.save_pretrained(tmp_path)
+    return tmp_path, model
+
+
+@pytest.mark.parametrize("key", ["dtype", "torch_dtype"])
+def test_auto_dtype_reaches_the_model(tiny_classifier, key):
+    folder, _ = tiny_classifier
+    model = AutoModelForSequenceClassification.from_pretrained(folder, **{key: torch.float16})
+    assert model.dtype == torch.float16 and model.config.dtype is torch.float16
+
+
+def test_auto_dtype_auto_follows_the_checkpoint(tmp_path):
+    TinyModel(TinyConfig()).to(torch.bfloat16).save_pretrained(tmp_path)
+    model = AutoModel.from_pretrained(tmp_path, dtype="auto")
+    assert model.dtype == torch.bfloat16 and model.config.dtype is torch.bfloat16
+
+
+def test_auto_device_map_reaches_the_model(tiny_classifier):
+    folder, _ = tiny_classifier
+    with pytest.raises(NotImplementedError, match="one device"):  # proves the model saw it
+        AutoModelForSequenceClassification.from_pretrained(folder, device_map={"tiny": "cpu", "classifier": "meta"})
+    assert AutoModelForSequenceClassification.from_pretrained(folder, device_map="cpu").device.type == "cpu"
+
+
+def test_auto_attn_implementation_reaches_the_model(tiny_classifier):
+    folder, _ = tiny_classifier
+    model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager")
+    assert model.config._attn_implementation == "eager"
+    with pytest.raises(ValueError, match="Unknown attn_implementation"):
+        AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="no-such-kernel")
+
+
+def test_auto_output_loading_info_and_ignore_mismatched_sizes_reach_the_model(tiny_classifier):
+    folder, _ = tiny_classifier
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        folder, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True
+    )
+    assert model.config.num_labels == 5 and model.classifier.out_features == 5
+    assert sorted(k for k, _, _ in info["mismatched_keys"]) == ["classifier.bias", "classifier.weight"]
+    with pytest.raises(WeightsLoadingError, match="ignore_mismatched_sizes"):
+        AutoModelForSequenceClassification.from_pretrained(folder, num_labels=5)
+
+
+def test_auto_use_safetensors_reaches_the_model(tiny_classifier, tmp_path):
+    _, model = tiny_classifier
+    model.save_pretrained(tmp_path / "pickled", safe_serialization=False)
+    with pytest.raises(WeightsLoadingError, match="use_safetensors=False"):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / "pickled")
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "pickled", use_safetensors=False)
+    torch.testing.assert_close(loaded(_ids()).logits, model(_ids()).logits)
+
+
+def test_auto_state_dict_reaches_the_model(tiny_classifier):
+    folder, model = tiny_classifier
+    zeros = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    loaded = AutoModelForSequenceClassification.from_pretrained(None, config=model.config, state_dict=zeros)
+    assert isinstance(loaded, TinyForSequenceClassification) and torch.all(loaded.classifier.weight == 0)
+    with pytest.raises(ValueError, match="not both"):
+        AutoModelForSequenceClassification.from_pretrained(folder, state_dict=zeros)
+
+
+def test_auto_low_cpu_mem_usage_and_trust_remote_code_are_accepted(tiny_classifier):
+    folder, model = tiny_classifier
+    loaded = AutoModelForSequenceClassification.from_pretrained(folder, low_cpu_mem_usage=True, trust_remote_code=False)
+    torch.testing.assert_close(loaded(_ids()).logits, model(_ids()).logits)
+
+
+def test_auto_subfolder_and_config_path_reach_the_model(tmp_path):
+    model = TinyForSequenceClassification(TinyConfig(num_labels=3)).eval()
+    model.save_pretrained(tmp_path / "repo" / "sub")
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "repo", subfolder="sub", local_files_only=True)
+    torch.testing.assert_close(loaded(_ids()).logits, model(_ids()).logits)
+    TinyConfig(num_labels=3, output_hidden_states=True).save_pretrained(tmp_path / "other-config")
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "repo" / "sub", config=str(tmp_path / "other-config"))
+    assert loaded.config.output_hidden_states is True
+
+
+def test_auto_config_object_with_field_overrides(tiny_classifier):
+    folder, model = tiny_classifier
+    loaded = AutoModelForSequenceClassification.from_pretrained(
+        folder, config=model.config, output_hidden_states=True, dtype=torch.float16
+    )
+    assert loaded.config.output_hidden_states is True and loaded.dtype == torch.float16
+    assert model.config.output_hidden_states is False  # the caller's config is left alone
