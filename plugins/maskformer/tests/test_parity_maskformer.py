@@ -145,3 +145,23 @@ def test_image_processor_and_post_processing_match() -> None:
                     assert torch.equal(a["segmentation"].to(b["segmentation"].dtype), b["segmentation"])
                 else:
                     assert a["segmentation"] == b["segmentation"]
+
+
+def test_universal_segmentation_auto_class_matches_reference() -> None:
+    config = _reference_model("basic").config
+    ours = plugformers.MaskFormerConfig.from_dict(config.to_dict())
+    ref_model = transformers.AutoModelForUniversalSegmentation.from_config(config)
+    our_model = plugformers.AutoModelForUniversalSegmentation.from_config(ours)
+    assert type(our_model).__name__ == type(ref_model).__name__ == "MaskFormerForInstanceSegmentation"
+
+
+def test_nested_config_override_as_a_dict_matches_reference(tmp_path: Any) -> None:
+    _reference_model("basic").config.save_pretrained(tmp_path)
+    override = {"depths": [2, 1, 1, 1]}
+    got = []
+    for lib in (transformers, plugformers):
+        config = lib.MaskFormerConfig.from_pretrained(tmp_path, backbone_config=override)
+        assert type(config.backbone_config).__name__ == "ResNetConfig"
+        got.append((config.backbone_config.depths, config.backbone_config.hidden_sizes))
+        lib.MaskFormerForInstanceSegmentation(config)
+    assert got[1] == got[0]
