@@ -33,6 +33,34 @@ def test_tied_decoder_is_saved_once_and_retied_on_load(tmp_path):
     torch.testing.assert_close(loaded(_ids()).logits, model.eval()(_ids()).logits)
 
 
+def _rewrite_weights(folder, edit):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(folder / "model.safetensors")
+    edit(tensors)
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_tied_weight_stored_only_under_the_output_name_loads_both(tmp_path):
+    model = TinyForMaskedLM(TinyConfig())
+    model.save_pretrained(tmp_path)
+    weight = model.tiny.embeddings.weight.detach().clone()
+    _rewrite_weights(tmp_path, lambda t: t.__setitem__("decoder.weight", t.pop("tiny.embeddings.weight")))
+    loaded, info = TinyForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == []
+    assert loaded.decoder.weight is loaded.tiny.embeddings.weight
+    assert torch.equal(loaded.tiny.embeddings.weight, weight)
+
+
+def test_tied_weight_under_neither_name_is_reported_and_initialised(tmp_path):
+    TinyForMaskedLM(TinyConfig()).save_pretrained(tmp_path)
+    _rewrite_weights(tmp_path, lambda t: t.pop("tiny.embeddings.weight"))
+    loaded, info = TinyForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["decoder.weight", "tiny.embeddings.weight"]
+    assert loaded.decoder.weight is loaded.tiny.embeddings.weight
+    assert torch.isfinite(loaded.tiny.embeddings.weight).all() and loaded.tiny.embeddings.weight.abs().sum() > 0
+
+
 def test_missing_head_weights_are_initialised_and_reported_once(tmp_path, caplog):
     TinyModel(TinyConfig()).save_pretrained(tmp_path)
     with caplog.at_level("WARNING"):
@@ -66,6 +94,38 @@ def test_shape_mismatch_lists_keys_unless_ignored(tmp_path):
     model, info = TinyModel.from_pretrained(tmp_path, vocab_size=30, ignore_mismatched_sizes=True, output_loading_info=True)
     assert info["mismatched_keys"][0][0] == "embeddings.weight"
     assert model.embeddings.weight.shape == (30, 8)
+
+
+def test_mismatched_keys_are_initialised_but_not_also_listed_as_missing(tmp_path, caplog):
+    TinyForSequenceClassification(TinyConfig(num_labels=3)).save_pretrained(tmp_path)
+    with caplog.at_level("WARNING"):
+        model, info = TinyForSequenceClassification.from_pretrained(
+            tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+    assert info["missing_keys"] == []
+    assert sorted(k for k, _, _ in info["mismatched_keys"]) == ["classifier.bias", "classifier.weight"]
+    assert model.classifier.weight.shape == (5, 8) and model.classifier.weight.abs().sum() > 0
+    (message,) = [r.message for r in caplog.records if "classifier" in r.message]
+    assert "not in the checkpoint" not in message and "shape differs" in message
+
+
+def test_state_dict_in_memory_instead_of_a_path(tmp_path):
+    model = TinyForSequenceClassification(TinyConfig(num_labels=3)).eval()
+    zeros = {k: torch.zeros_like(v) for k, v in model.state_dict().items() if not k.startswith("classifier.")}
+    loaded, info = TinyForSequenceClassification.from_pretrained(
+        None, config=model.config, state_dict=zeros, output_loading_info=True
+    )
+    assert torch.all(loaded.tiny.layers[0].weight == 0)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"]
+    half = {k: v.half() for k, v in model.state_dict().items()}
+    assert TinyForSequenceClassification.from_pretrained(None, config=model.config, state_dict=half, dtype="auto").dtype == (
+        torch.float16
+    )
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="not both"):  # as in the reference: one source of weights
+        TinyForSequenceClassification.from_pretrained(tmp_path, state_dict=zeros)
+    with pytest.raises(ValueError, match="needs both config= and state_dict="):
+        TinyForSequenceClassification.from_pretrained(None, state_dict=zeros)
 
 
 def test_pickle_checkpoints_refused_by_default_and_loaded_weights_only(tmp_path):
@@ -247,3 +307,95 @@ def test_eight_threads_loading_one_checkpoint_get_equal_models(tmp_path):
     t = torch.zeros(3)
     torch.nn.init.ones_(t)
     assert torch.equal(t, torch.ones(3))
+
+
+# ----- every model-loading keyword goes through the Auto classes to the model ------------------------
+
+
+@pytest.fixture
+def tiny_classifier(tmp_path):
+    model = TinyForSequenceClassification(TinyConfig(num_labels=3)).eval()
+    model.save_pretrained(tmp_path)
+    return tmp_path, model
+
+
+@pytest.mark.parametrize("key", ["dtype", "torch_dtype"])
+def test_auto_dtype_reaches_the_model(tiny_classifier, key):
+    folder, _ = tiny_classifier
+    model = AutoModelForSequenceClassification.from_pretrained(folder, **{key: torch.float16})
+    assert model.dtype == torch.float16 and model.config.dtype is torch.float16
+
+
+def test_auto_dtype_auto_follows_the_checkpoint(tmp_path):
+    TinyModel(TinyConfig()).to(torch.bfloat16).save_pretrained(tmp_path)
+    model = AutoModel.from_pretrained(tmp_path, dtype="auto")
+    assert model.dtype == torch.bfloat16 and model.config.dtype is torch.bfloat16
+
+
+def test_auto_device_map_reaches_the_model(tiny_classifier):
+    folder, _ = tiny_classifier
+    with pytest.raises(NotImplementedError, match="one device"):  # proves the model saw it
+        AutoModelForSequenceClassification.from_pretrained(folder, device_map={"tiny": "cpu", "classifier": "meta"})
+    assert AutoModelForSequenceClassification.from_pretrained(folder, device_map="cpu").device.type == "cpu"
+
+
+def test_auto_attn_implementation_reaches_the_model(tiny_classifier):
+    folder, _ = tiny_classifier
+    model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager")
+    assert model.config._attn_implementation == "eager"
+    with pytest.raises(ValueError, match="Unknown attn_implementation"):
+        AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="no-such-kernel")
+
+
+def test_auto_output_loading_info_and_ignore_mismatched_sizes_reach_the_model(tiny_classifier):
+    folder, _ = tiny_classifier
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        folder, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True
+    )
+    assert model.config.num_labels == 5 and model.classifier.out_features == 5
+    assert sorted(k for k, _, _ in info["mismatched_keys"]) == ["classifier.bias", "classifier.weight"]
+    with pytest.raises(WeightsLoadingError, match="ignore_mismatched_sizes"):
+        AutoModelForSequenceClassification.from_pretrained(folder, num_labels=5)
+
+
+def test_auto_use_safetensors_reaches_the_model(tiny_classifier, tmp_path):
+    _, model = tiny_classifier
+    model.save_pretrained(tmp_path / "pickled", safe_serialization=False)
+    with pytest.raises(WeightsLoadingError, match="use_safetensors=False"):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / "pickled")
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "pickled", use_safetensors=False)
+    torch.testing.assert_close(loaded(_ids()).logits, model(_ids()).logits)
+
+
+def test_auto_state_dict_reaches_the_model(tiny_classifier):
+    folder, model = tiny_classifier
+    zeros = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    loaded = AutoModelForSequenceClassification.from_pretrained(None, config=model.config, state_dict=zeros)
+    assert isinstance(loaded, TinyForSequenceClassification) and torch.all(loaded.classifier.weight == 0)
+    with pytest.raises(ValueError, match="not both"):
+        AutoModelForSequenceClassification.from_pretrained(folder, state_dict=zeros)
+
+
+def test_auto_low_cpu_mem_usage_and_trust_remote_code_are_accepted(tiny_classifier):
+    folder, model = tiny_classifier
+    loaded = AutoModelForSequenceClassification.from_pretrained(folder, low_cpu_mem_usage=True, trust_remote_code=False)
+    torch.testing.assert_close(loaded(_ids()).logits, model(_ids()).logits)
+
+
+def test_auto_subfolder_and_config_path_reach_the_model(tmp_path):
+    model = TinyForSequenceClassification(TinyConfig(num_labels=3)).eval()
+    model.save_pretrained(tmp_path / "repo" / "sub")
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "repo", subfolder="sub", local_files_only=True)
+    torch.testing.assert_close(loaded(_ids()).logits, model(_ids()).logits)
+    TinyConfig(num_labels=3, output_hidden_states=True).save_pretrained(tmp_path / "other-config")
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "repo" / "sub", config=str(tmp_path / "other-config"))
+    assert loaded.config.output_hidden_states is True
+
+
+def test_auto_config_object_with_field_overrides(tiny_classifier):
+    folder, model = tiny_classifier
+    loaded = AutoModelForSequenceClassification.from_pretrained(
+        folder, config=model.config, output_hidden_states=True, dtype=torch.float16
+    )
+    assert loaded.config.output_hidden_states is True and loaded.dtype == torch.float16
+    assert model.config.output_hidden_states is False  # the caller's config is left alone

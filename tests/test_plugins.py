@@ -207,12 +207,60 @@ def test_unknown_type_and_missing_family_class_name_the_distribution(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "No installed plugin provides model_type 'maskformer-nope'" in out.stdout
     assert "C False" in out.stdout
-    missing = run(
+    switched_off = run(
         tmp_path,
-        "import plugformers\ntry:\n    plugformers.DistilBertModel\nexcept ImportError as e:\n    print(e)\n",
+        """
+        import plugformers
+        print("H", hasattr(plugformers, "DistilBertModel"))
+        try:
+            plugformers.DistilBertModel
+        except AttributeError as e:
+            print("A", e)
+        try:
+            from plugformers import DistilBertModel
+        except ImportError as e:
+            print("I", e)
+        """,
         PLUGFORMERS_PLUGINS="none-at-all",
     )
-    assert "pip install plugformers-distilbert" in missing.stdout
+    assert switched_off.returncode == 0, switched_off.stderr
+    assert "H False" in switched_off.stdout
+    for tag in ("A", "I"):  # the `from` statement keeps the message too
+        assert f"{tag} cannot import name 'DistilBertModel'" in switched_off.stdout
+    assert switched_off.stdout.count("plugformers-distilbert") == 2 and "switched off" in switched_off.stdout
+
+
+def test_missing_family_plugin_says_what_to_install(monkeypatch):
+    import pluggy
+
+    from plugformers import hookspecs, plugins
+
+    monkeypatch.setattr(plugins, "_entry_points", lambda: [])
+    pm = pluggy.PluginManager("plugformers")
+    pm.add_hookspecs(hookspecs)
+    message = plugins.Registry(pm).missing_name_message("DistilBertModel")
+    assert "plugformers-distilbert plugin, which is not installed (pip install plugformers-distilbert)" in message
+
+
+def test_class_the_installed_plugin_lacks_is_named_and_hasattr_is_false(tmp_path):
+    # The installed family plugin is there; the class is simply not part of it (the reference has more heads).
+    good(tmp_path, "fake-distilbert", "fakedb", "distilbert", "DistilBert")
+    out = run(
+        tmp_path,
+        """
+        import plugformers
+        print("H", hasattr(plugformers, "DistilBertForNothing"))
+        try:
+            from plugformers import DistilBertForNothing
+        except ImportError as e:
+            print("I", e)
+        """,
+        PLUGFORMERS_PLUGINS="fakedb",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "H False" in out.stdout
+    assert "plugin 'fakedb' (fake-distilbert 1.2.3) does not provide it." in out.stdout
+    assert "It provides: DistilBertConfig, DistilBertModel." in out.stdout
 
 
 def test_registry_first_use_from_eight_threads_registers_each_plugin_once(tmp_path):

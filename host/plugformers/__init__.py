@@ -3,12 +3,14 @@
 Importing this package is cheap: it imports neither torch nor any plugin. Public names resolve on first
 access, the host's own from their modules and each family's through the plugin registry, so
 ``from plugformers import DistilBertModel`` works once ``plugformers-distilbert`` is installed and gives
-an ImportError that names the distribution to install when it is not.
+an ImportError that names the distribution to install when it is not (attribute access raises an
+AttributeError with the same message, so ``hasattr`` answers False).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from plugformers.hookspecs import hookimpl
@@ -77,13 +79,29 @@ def __getattr__(name: str) -> Any:
         registry = get_registry()
         if name not in registry.names:
             message = registry.missing_name_message(name)
-            if "pip install" in message:
-                # A known family's class: say which distribution provides it (kept by `from ... import`).
+            if _called_by_from_import():
+                # `from plugformers import X` would replace an AttributeError by a generic ImportError.
                 raise ImportError(message, name=name)
-            raise AttributeError(f"module 'plugformers' has no attribute {name!r}")
+            raise AttributeError(message, name=name, obj=sys.modules[__name__])
         value = registry.resolve_name(name)
     globals()[name] = value
     return value
+
+
+def _called_by_from_import() -> bool:
+    """Whether the code asking for a missing name is a ``from plugformers import ...`` statement.
+
+    ``hasattr`` and ``getattr(..., default)`` need an AttributeError; the ``from`` statement would turn
+    that into an ImportError of its own, dropping the message that says what to install.
+    """
+    import opcode
+
+    try:
+        frame = sys._getframe(2)  # 0: this function, 1: __getattr__, 2: the code that looked the name up
+        code = frame.f_code.co_code
+        return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] == opcode.opmap["IMPORT_FROM"]
+    except Exception:  # a CPython detail: on an interpreter without it, fall back to the AttributeError
+        return False
 
 
 def __dir__() -> list[str]:

@@ -26,6 +26,7 @@ VERSION_KEY = "plugformers_version"
 # Keys the reference library writes that carry no model information for us.
 _DROPPED_ON_LOAD = ("transformers_version", VERSION_KEY, "_commit_hash", "_attn_implementation_autoset")
 _BOOL_FIELDS = ("output_hidden_states", "output_attentions", "return_dict", "is_encoder_decoder")
+_BOOL_DEFAULTS = {"output_hidden_states": False, "output_attentions": False, "return_dict": True, "is_encoder_decoder": False}
 
 C = TypeVar("C", bound="PretrainedConfig")
 
@@ -35,12 +36,24 @@ class ConfigError(ValueError):
 
 
 def _dtype_to_str(value: Any) -> Any:
-    """``torch.float16`` -> ``"float16"`` without importing torch."""
-    if value is None or isinstance(value, str):
+    """``torch.float16`` (or ``"torch.float16"``) -> ``"float16"`` without importing torch."""
+    if value is None:
         return value
+    if isinstance(value, str):
+        return value[len("torch.") :] if value.startswith("torch.") else value
     if type(value).__name__ == "dtype" and type(value).__module__ == "torch":
         return str(value).rsplit(".", 1)[-1]
     return value
+
+
+def _str_to_dtype(name: str) -> Any:
+    """``"float16"`` -> ``torch.float16``; None when torch is missing or the name is no torch dtype."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    value = getattr(torch, name, None)
+    return value if isinstance(value, torch.dtype) else None
 
 
 class PretrainedConfig(PushToHubMixin):
@@ -75,16 +88,24 @@ class PretrainedConfig(PushToHubMixin):
         is_encoder_decoder: bool = False,
         **kwargs: Any,
     ) -> None:
-        for name, value in zip(_BOOL_FIELDS, (output_hidden_states, output_attentions, return_dict, is_encoder_decoder)):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{name} must be True or False, got {value!r}.")
+        switches = dict(zip(_BOOL_FIELDS, (output_hidden_states, output_attentions, return_dict, is_encoder_decoder)))
+        for name, value in switches.items():
+            if value is None:  # JSON null: the default, which is also how the reference behaves
+                switches[name] = _BOOL_DEFAULTS[name]
+            elif not isinstance(value, bool):
+                raise ConfigError(
+                    f"{name} must be true or false, got {value!r}; write {name}: "
+                    f"{str(bool(value) if isinstance(value, (int, float)) else _BOOL_DEFAULTS[name]).lower()} "
+                    "(or null for the default)."
+                )
+        output_hidden_states, output_attentions, return_dict, is_encoder_decoder = switches.values()
         if "torch_dtype" in kwargs:  # the name older checkpoints use
             torch_dtype = kwargs.pop("torch_dtype")
             dtype = dtype if dtype is not None else torch_dtype
         self.output_hidden_states = output_hidden_states
         self.output_attentions = output_attentions
         self.return_dict = return_dict
-        self.dtype = _dtype_to_str(dtype)
+        self.dtype = dtype
         self.problem_type = problem_type
         self.architectures = architectures
         self.chunk_size_feed_forward = chunk_size_feed_forward
@@ -101,23 +122,32 @@ class PretrainedConfig(PushToHubMixin):
                 f"problem_type must be 'regression', 'single_label_classification' or "
                 f"'multi_label_classification', got {problem_type!r}."
             )
-        if id2label is not None:
-            if not isinstance(id2label, dict):
-                raise ConfigError(f"id2label must be a dict of {{id: label}}, got {type(id2label).__name__}.")
-            self.id2label = {int(k): v for k, v in id2label.items()}
-            if num_labels is not None and num_labels != len(self.id2label):
-                logger.warning(
-                    "num_labels=%d disagrees with id2label (%d labels); using id2label.", num_labels, len(self.id2label)
-                )
-        else:
-            self.id2label = {i: f"LABEL_{i}" for i in range(2 if num_labels is None else int(num_labels))}
+        if id2label is not None and not isinstance(id2label, dict):
+            raise ConfigError(f"id2label must be a dict of {{id: label}}, got {type(id2label).__name__}.")
         if label2id is not None and not isinstance(label2id, dict):
             raise ConfigError(f"label2id must be a dict of {{label: id}}, got {type(label2id).__name__}.")
-        self.label2id = (
-            {k: int(v) for k, v in label2id.items()}
-            if label2id is not None
-            else {v: k for k, v in self.id2label.items()}
-        )
+        if id2label is not None and num_labels is not None and num_labels != len(id2label):
+            # The reference's rule: an explicit num_labels wins, and the labels become LABEL_0, LABEL_1, ...
+            logger.warning(
+                "num_labels=%d disagrees with id2label (%d labels); using num_labels with labels LABEL_0..LABEL_%d.",
+                num_labels,
+                len(id2label),
+                num_labels - 1,
+            )
+            id2label = label2id = None
+        if id2label is not None:
+            self.id2label = {int(k): v for k, v in id2label.items()}
+            self.label2id = (
+                {k: int(v) for k, v in label2id.items()}
+                if label2id is not None
+                else {v: k for k, v in self.id2label.items()}
+            )
+        else:
+            if label2id is not None:
+                # Without id2label the reference rebuilds both maps from num_labels; do the same, but say so.
+                logger.warning("label2id was given without id2label and is replaced; pass id2label to name the labels.")
+            self.id2label = {i: f"LABEL_{i}" for i in range(2 if num_labels is None else int(num_labels))}
+            self.label2id = {v: k for k, v in self.id2label.items()}
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "decoder_start_token_id"):
             if name in kwargs:
                 setattr(self, name, kwargs.pop(name))
@@ -168,13 +198,31 @@ class PretrainedConfig(PushToHubMixin):
         return bool(self.return_dict)
 
     @property
+    def dtype(self) -> Any:
+        """The weights' ``torch.dtype`` (None when unset), saved as its name (``"float16"``).
+
+        A name read from ``config.json`` becomes a ``torch.dtype`` when first read here, not when the
+        config is loaded, so that loading a config does not import torch.
+        """
+        value = self.__dict__.get("dtype")
+        if isinstance(value, str):
+            resolved = _str_to_dtype(value)
+            if resolved is not None:
+                self.__dict__["dtype"] = value = resolved
+        return value
+
+    @dtype.setter
+    def dtype(self, value: Any) -> None:
+        self.__dict__["dtype"] = _dtype_to_str(value) if isinstance(value, str) else value
+
+    @property
     def torch_dtype(self) -> Any:
         """Older name of :attr:`dtype`."""
         return self.dtype
 
     @torch_dtype.setter
     def torch_dtype(self, value: Any) -> None:
-        self.dtype = _dtype_to_str(value)
+        self.dtype = value
 
     # ----- serialisation --------------------------------------------------------------------------------
 
@@ -199,7 +247,9 @@ class PretrainedConfig(PushToHubMixin):
         defaults = _class_defaults(type(self)) or {}
         diff: dict[str, Any] = {}
         for key, value in current.items():
-            nested = getattr(self, key, None)
+            if key == "_name_or_path":
+                continue  # where this copy was loaded from is no part of the model, as in the reference
+            nested = self.__dict__.get(key)
             if isinstance(nested, PretrainedConfig):
                 reference = defaults.get(key)
                 diff[key] = _nested_diff(nested, reference if isinstance(reference, dict) else None)
@@ -336,7 +386,13 @@ class PretrainedConfig(PushToHubMixin):
 
     @classmethod
     def from_dict(cls: type[C], config_dict: dict[str, Any], **kwargs: Any) -> Any:
-        """Build from a dict (as read from ``config.json``); ``kwargs`` that name fields override them."""
+        """Build from a dict (as read from ``config.json``); ``kwargs`` that name fields override them.
+
+        Overrides are applied before the class validates its fields, so they can repair a combination the
+        file alone would fail on. A dict given for a nested config updates that config's fields. ``dtype``
+        / ``torch_dtype`` set the config's dtype and are also returned as unused, because the model being
+        loaded needs them too.
+        """
         return_unused = kwargs.pop("return_unused_kwargs", False)
         source = kwargs.pop("_source", None)
         if not isinstance(config_dict, dict):
@@ -344,6 +400,20 @@ class PretrainedConfig(PushToHubMixin):
         data = dict(config_dict)
         data.pop("model_type", None)
         _check_field_types(cls, data, source)
+        fields = _init_fields(cls) | set(data)
+        later: dict[str, Any] = {}
+        unused: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            target = cls.attribute_map.get(key, key)
+            if key in ("dtype", "torch_dtype"):
+                if value != "auto":
+                    data.pop("torch_dtype", None)
+                    data["dtype"] = value
+                unused[key] = value
+            elif target in fields and not _set_after_init(cls, target):
+                data[target] = _merge_nested(cls, target, data.get(target), value)
+            else:
+                later[key] = value
         try:
             config = cls(**data)
         except ConfigError as exc:
@@ -352,14 +422,12 @@ class PretrainedConfig(PushToHubMixin):
             raise
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{_where(source)}: invalid configuration for {cls.__name__}: {exc}") from exc
-        unused: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            if key == "return_unused_kwargs":
-                continue
-            if key == "num_labels" or hasattr(config, key) or key in type(config).attribute_map:
+        for key, value in later.items():
+            if hasattr(config, key):
+                current = getattr(config, key)
+                if isinstance(current, PretrainedConfig) and isinstance(value, dict):
+                    value = type(current).from_dict({**current.to_dict(), **value})
                 setattr(config, key, value)
-            elif key in ("dtype", "torch_dtype"):
-                config.dtype = _dtype_to_str(value)
             else:
                 unused[key] = value
         if return_unused:
@@ -428,6 +496,7 @@ def _to_json_value(value: Any) -> Any:
 
 def _nested_diff(nested: PretrainedConfig, reference: dict[str, Any] | None) -> dict[str, Any]:
     full = _to_json_value(nested)
+    full.pop("_name_or_path", None)
     if reference is None or reference.get("model_type") != full.get("model_type"):
         return full
     return {k: v for k, v in full.items() if k == "model_type" or reference.get(k, _MISSING) != v}
@@ -479,6 +548,47 @@ def _accepts(default: Any, value: Any) -> bool:
     if isinstance(default, dict):
         return isinstance(value, dict)
     return True
+
+
+def _init_fields(cls: type[PretrainedConfig]) -> set[str]:
+    """Names the class's ``__init__`` chain takes (plus the ones the base pops from ``**kwargs``)."""
+    names = {"name_or_path", "_name_or_path", "attn_implementation"}
+    for klass in cls.__mro__:
+        if not (isinstance(klass, type) and issubclass(klass, PretrainedConfig)):
+            break
+        try:
+            params = inspect.signature(klass.__init__).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        names.update(p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self")
+    return names
+
+
+def _set_after_init(cls: type[PretrainedConfig], name: str) -> bool:
+    """Whether an override of ``name`` is set on the built config instead of passed to ``__init__``.
+
+    A property's setter may keep other fields in step (``out_indices`` rewrites ``out_features``), so it
+    runs last, which is how the reference applies every override; plain fields go in before validation.
+    """
+    return name not in ("num_labels", "name_or_path") and isinstance(inspect.getattr_static(cls, name, None), property)
+
+
+def _merge_nested(cls: type[PretrainedConfig], key: str, current: Any, value: Any) -> Any:
+    """An override of a nested config given as a dict updates that config's fields (same ``model_type``)."""
+    if not isinstance(value, dict):
+        return value
+    if isinstance(current, PretrainedConfig):
+        current = current.to_dict()
+    if not isinstance(current, dict):
+        current = (_class_defaults(cls) or {}).get(key)
+    if not isinstance(current, dict) or "model_type" not in current:
+        return value  # not a nested config (id2label, label2id, ...): replaced as a whole
+    if value.get("model_type", current["model_type"]) != current["model_type"]:
+        return value  # another family: a new config, nothing to merge with
+    merged = {**current, **value}
+    merged.pop("_name_or_path", None)
+    merged.pop(VERSION_KEY, None)
+    return merged
 
 
 def _check_field_types(cls: type[PretrainedConfig], data: dict[str, Any], source: str | None) -> None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -431,7 +432,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         tensors = _dedupe_shared(state_dict, self)
         config = self.config
         config.architectures = [type(self).__name__]
-        config.dtype = str(self.dtype).rsplit(".", 1)[-1]
+        config.dtype = self.dtype
         with atomic_directory(save_directory) as staging:
             staging = Path(staging)
             for old in list(staging.iterdir()):
@@ -472,15 +473,16 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         model = cls(config, **kwargs)
         if dtype is not None:
             model.to(dtype)
-            config.dtype = str(dtype).rsplit(".", 1)[-1]
+            config.dtype = dtype
         return model
 
     @classmethod
     def from_pretrained(
         cls: type[M],
-        pretrained_model_name_or_path: str | os.PathLike[str],
+        pretrained_model_name_or_path: str | os.PathLike[str] | None,
         *model_args: Any,
         config: PretrainedConfig | str | os.PathLike[str] | None = None,
+        state_dict: dict[str, torch.Tensor] | None = None,
         dtype: str | torch.dtype | None = None,
         device_map: str | torch.device | dict[str, Any] | None = None,
         attn_implementation: str | None = None,
@@ -495,13 +497,25 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         override them. ``dtype`` is a torch dtype, its name, or ``"auto"`` (the checkpoint's). ``device_map``
         is ``"cpu"``, ``"cuda"``, ``"auto"`` or ``{"": device}``: each tensor is placed there directly.
         ``output_loading_info=True`` also returns the missing, unexpected and mismatched keys.
+        ``from_pretrained(None, config=config, state_dict=tensors)`` loads weights held in memory instead.
         """
         if "torch_dtype" in kwargs:
-            dtype = dtype if dtype is not None else kwargs.pop("torch_dtype")
+            torch_dtype = kwargs.pop("torch_dtype")
+            dtype = dtype if dtype is not None else torch_dtype
         kwargs.pop("trust_remote_code", None)
         kwargs.pop("low_cpu_mem_usage", None)
         hub = HubOptions.pop_from(kwargs)
-        source = os.fspath(pretrained_model_name_or_path)
+        if state_dict is not None and pretrained_model_name_or_path is not None:
+            raise ValueError(
+                "Pass either a checkpoint path or state_dict= to from_pretrained, not both: "
+                "from_pretrained(None, config=config, state_dict=tensors) loads weights held in memory."
+            )
+        if pretrained_model_name_or_path is None and (state_dict is None or config is None):
+            raise ValueError(
+                "from_pretrained(None, ...) needs both config= and state_dict=; otherwise pass a checkpoint folder "
+                "or Hub repo id."
+            )
+        source = "" if pretrained_model_name_or_path is None else os.fspath(pretrained_model_name_or_path)
         if config is None or isinstance(config, (str, os.PathLike)):
             loaded = cls.config_class.from_pretrained(
                 config if config is not None else source, return_unused_kwargs=True, **hub.as_kwargs(), **kwargs
@@ -523,13 +537,21 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         if attn_implementation is not None:
             resolved._attn_implementation = attn_implementation
         device = _resolve_device_map(device_map)
-        files, is_safetensors = _find_weights(source, hub, use_safetensors)
-        target_dtype = _parse_dtype(dtype, resolved, files if is_safetensors else None)
+        entries: Iterable[tuple[str, Callable[[], torch.Tensor]]]
+        if state_dict is not None:
+            entries = _iter_state_dict(state_dict)
+            where = "the given state_dict"
+            target_dtype = _parse_dtype(dtype, resolved, state_dict=state_dict)
+        else:
+            files, is_safetensors = _find_weights(source, hub, use_safetensors)
+            entries = itertools.chain.from_iterable(_iter_checkpoint(f, is_safetensors, device) for f in files)
+            where = files[0] if len(files) == 1 else os.path.dirname(files[0])
+            target_dtype = _parse_dtype(dtype, resolved, files if is_safetensors else None)
         with no_init_weights(), torch.device(device):
             model = cls(resolved, *model_args, **model_kwargs)
-        info = model._load_weights(files, is_safetensors, device, target_dtype, ignore_mismatched_sizes)
+        info = model._load_weights(entries, where, device, target_dtype, ignore_mismatched_sizes)
         if target_dtype is not None:
-            resolved.dtype = str(target_dtype).rsplit(".", 1)[-1]
+            resolved.dtype = target_dtype
         model.eval()
         if output_loading_info:
             return model, info
@@ -537,48 +559,46 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
 
     def _load_weights(
         self,
-        files: list[str],
-        is_safetensors: bool,
+        entries: Iterable[tuple[str, Callable[[], torch.Tensor]]],
+        where: str,
         device: torch.device,
         dtype: torch.dtype | None,
         ignore_mismatched_sizes: bool,
     ) -> dict[str, list[Any]]:
+        """Assign the checkpoint's ``(key, loader)`` entries; initialise and report what they do not cover."""
         expected = dict(self.state_dict(keep_vars=True))
+        tied = self._tied_parameter_names()  # the sharing the model was built with: {alias: canonical}
         prefix = self.base_model_prefix
         has_prefix_module = bool(prefix) and hasattr(self, prefix)
         loaded: set[str] = set()
         unexpected: list[str] = []
         mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
-        checkpoint_keys: list[str] = []
-        for file in files:
-            for raw_key, get in _iter_checkpoint(file, is_safetensors, device):
-                key = type(self)._fix_checkpoint_key(raw_key)
-                checkpoint_keys.append(key)
-                name = self._match_key(key, expected, prefix, has_prefix_module)
-                if name is None:
-                    unexpected.append(raw_key)
-                    continue
-                current = expected[name]
-                tensor = get()
-                if tuple(tensor.shape) != tuple(current.shape):
-                    mismatched.append((name, tuple(tensor.shape), tuple(current.shape)))
-                    continue
-                if tensor.is_floating_point() and (dtype is not None or current.is_floating_point()):
-                    tensor = tensor.to(device=device, dtype=dtype if dtype is not None else current.dtype)
-                else:
-                    tensor = tensor.to(device=device)
-                _assign(self, name, tensor, current)
-                loaded.add(name)
+        for raw_key, get in entries:
+            key = type(self)._fix_checkpoint_key(raw_key)
+            name = self._match_key(key, expected, prefix, has_prefix_module)
+            if name is None:
+                unexpected.append(raw_key)
+                continue
+            current = expected[name]
+            tensor = get()
+            if tuple(tensor.shape) != tuple(current.shape):
+                mismatched.append((name, tuple(tensor.shape), tuple(current.shape)))
+                continue
+            if tensor.is_floating_point() and (dtype is not None or current.is_floating_point()):
+                tensor = tensor.to(device=device, dtype=dtype if dtype is not None else current.dtype)
+            else:
+                tensor = tensor.to(device=device)
+            _assign(self, name, tensor, current)
+            loaded.add(name)
         if mismatched and not ignore_mismatched_sizes:
             lines = "\n".join(f"  {n}: checkpoint {list(a)} vs model {list(b)}" for n, a, b in mismatched)
             raise WeightsLoadingError(
-                f"Some weights in {files[0] if len(files) == 1 else os.path.dirname(files[0])!r} do not fit "
-                f"{type(self).__name__}:\n{lines}\nPass ignore_mismatched_sizes=True to initialise them randomly instead."
+                f"Some weights in {where!r} do not fit {type(self).__name__}:\n{lines}\n"
+                "Pass ignore_mismatched_sizes=True to initialise them randomly instead."
             )
-        self.tie_weights()
-        aliases = self._tied_parameter_names()
-        missing = [n for n in expected if n not in loaded and not (n in aliases and aliases[n] in loaded)]
-        missing = [n for n in missing if not (n in aliases.values() and any(a in loaded for a, c in aliases.items() if c == n))]
+        self._retie_loaded(tied, loaded)
+        mismatched_names = {n for n, _, _ in mismatched}
+        missing = [n for n in expected if n not in loaded and not (n in tied and tied[n] in loaded)]
         self._initialise_missing(missing, device, dtype)
         if dtype is not None:
             # Buffers built in __init__ (position ids, sinusoidal tables) follow the requested float dtype.
@@ -588,18 +608,38 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
                         module._buffers[bname] = buf.to(dtype)
         self.tie_weights()
         missing_report = [
-            n for n in missing if not any(re.search(p, n) for p in (self._keys_to_ignore_on_load_missing or []))
+            n
+            for n in missing
+            if n not in mismatched_names
+            and not any(re.search(p, n) for p in (self._keys_to_ignore_on_load_missing or []))
         ]
         unexpected_report = [
             k for k in unexpected if not any(re.search(p, k) for p in (self._keys_to_ignore_on_load_unexpected or []))
         ]
-        self._warn_loading(files, missing_report, unexpected_report, mismatched)
+        self._warn_loading(where, missing_report, unexpected_report, mismatched)
         return {
             "missing_keys": missing_report,
             "unexpected_keys": unexpected_report,
             "mismatched_keys": mismatched,
             "error_msgs": [],
         }
+
+    def _retie_loaded(self, tied: dict[str, str], loaded: set[str]) -> None:
+        """Give every tied group the checkpoint's value, whichever of its names the checkpoint used.
+
+        Loading replaces parameters one name at a time, which breaks the sharing; this moves a value loaded
+        under an alias to the canonical name and makes the aliases share it again.
+        """
+        for alias, canonical in tied.items():
+            if canonical not in loaded and alias in loaded:
+                value = self.get_parameter(alias)
+                _assign(self, canonical, value.detach(), value)
+                loaded.add(canonical)
+        for alias, canonical in tied.items():
+            module_name, _, attr = alias.rpartition(".")
+            module = self.get_submodule(module_name) if module_name else self
+            module._parameters[attr] = self.get_parameter(canonical)
+        self.tie_weights()
 
     @staticmethod
     def _match_key(key: str, expected: dict[str, Any], prefix: str, has_prefix_module: bool) -> str | None:
@@ -639,17 +679,18 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
                     _assign(self, name, tensor.detach().to(dtype), tensor)
 
     def _warn_loading(
-        self, files: list[str], missing: list[str], unexpected: list[str], mismatched: list[tuple[str, Any, Any]]
+        self, where: str, missing: list[str], unexpected: list[str], mismatched: list[tuple[str, Any, Any]]
     ) -> None:
         if not (missing or unexpected or mismatched):
             return
-        where = os.path.dirname(files[0]) if files else "?"
+        if os.path.isfile(where):
+            where = os.path.dirname(where)
         parts = [f"Loading {type(self).__name__} from {where!r}:"]
         if missing:
             parts.append(f"newly initialised (not in the checkpoint; train before use): {missing}")
         if mismatched:
             parts.append(
-                "re-initialised because of shape mismatch: "
+                "newly initialised because the checkpoint's shape differs (train before use): "
                 + ", ".join(f"{n} {list(a)}->{list(b)}" for n, a, b in mismatched)
             )
         if unexpected:
@@ -681,16 +722,22 @@ def _parse_size(size: int | str) -> int:
 
 
 def _parse_dtype(
-    dtype: str | torch.dtype | None, config: PretrainedConfig, safetensors_files: list[str] | None = None
+    dtype: str | torch.dtype | None,
+    config: PretrainedConfig,
+    safetensors_files: list[str] | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> torch.dtype | None:
+    """The torch dtype to load in; ``"auto"`` is the config's, else the weights' first float dtype."""
     if dtype is None:
         return None
     if dtype == "auto":
         name = getattr(config, "dtype", None)
-        if isinstance(name, str) and name:
+        if isinstance(name, torch.dtype) or (isinstance(name, str) and name):
             dtype = name
         elif safetensors_files:
             return _first_float_dtype(safetensors_files[0])
+        elif state_dict:
+            return next((t.dtype for t in state_dict.values() if t.is_floating_point()), None)
         else:
             return None
     if isinstance(dtype, str):
@@ -827,6 +874,16 @@ def _iter_checkpoint(file: str, is_safetensors: bool, device: torch.device) -> I
 
 def _identity(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
+
+
+def _iter_state_dict(state_dict: dict[str, torch.Tensor]) -> Iterator[tuple[str, Callable[[], torch.Tensor]]]:
+    """``(key, loader)`` pairs over tensors already in memory (``from_pretrained(None, state_dict=...)``)."""
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}.")
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"state_dict entry {key!r} is not a tensor (got {type(value).__name__}).")
+        yield key, functools.partial(_identity, value.detach())
 
 
 def _assign(model: nn.Module, name: str, tensor: torch.Tensor, current: torch.Tensor) -> None:

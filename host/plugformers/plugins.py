@@ -493,12 +493,37 @@ class Registry:
         return import_object(entry[0])
 
     def missing_name_message(self, name: str) -> str:
+        """Why ``plugformers.<name>`` does not exist: the family's plugin is absent, or it lacks that class."""
+        self.ensure_loaded()
         for prefix, family in sorted(KNOWN_CLASS_PREFIXES.items(), key=lambda kv: -len(kv[0])):
-            if name.startswith(prefix):
+            if not name.startswith(prefix):
+                continue
+            distribution = KNOWN_FAMILIES[family]
+            spec = self.families.get(family)
+            info = self.plugins.get(spec.plugin) if spec is not None else None
+            if info is None:
+                info = next((i for i in self.plugins.values() if i.distribution == distribution), None)
+            if info is None:
                 return (
                     f"cannot import name {name!r} from 'plugformers': it is provided by the "
-                    f"{KNOWN_FAMILIES[family]} plugin, which is not installed (pip install {KNOWN_FAMILIES[family]})."
+                    f"{distribution} plugin, which is not installed (pip install {distribution})."
                 )
+            if spec is None and info.status == "disabled":
+                return (
+                    f"cannot import name {name!r} from 'plugformers': the {info.distribution} {info.version} plugin "
+                    "is installed but switched off by PLUGFORMERS_PLUGINS or PLUGFORMERS_DISABLE_PLUGINS."
+                )
+            if spec is None:  # installed, but importing or registering it failed
+                detail = f": {'; '.join(info.errors)}" if info.errors else ""
+                return (
+                    f"cannot import name {name!r} from 'plugformers': the {info.distribution} {info.version} plugin "
+                    f"is installed but did not register {family!r} (status {info.status}){detail}."
+                )
+            provided = sorted(n for n, (_ref, owner) in self.names.items() if owner == spec.plugin)
+            return (
+                f"cannot import name {name!r} from 'plugformers': the installed plugin {info.name!r} "
+                f"({info.distribution} {info.version}) does not provide it. It provides: {', '.join(provided)}."
+            )
         return f"cannot import name {name!r} from 'plugformers' (no installed plugin provides it)."
 
     def attention_function(self, name: str) -> Callable[..., Any]:

@@ -218,11 +218,20 @@ class _BaseAutoModelClass:
         return model_class._from_config(config, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *model_args: Any, **kwargs: Any) -> Any:
-        """Load the right model class for the checkpoint's config, with its weights."""
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike[str] | None, *model_args: Any, **kwargs: Any
+    ) -> Any:
+        """Load the right model class for the checkpoint's config, with its weights.
+
+        Keywords that name config fields go to the config; ``dtype`` / ``torch_dtype`` go to both; all
+        other loading options (``device_map``, ``state_dict``, ``output_loading_info``, ...) reach the
+        model's ``from_pretrained``. ``from_pretrained(None, config=config, state_dict=tensors)`` works too.
+        """
         trust_remote_code = kwargs.pop("trust_remote_code", None)
         config = kwargs.pop("config", None)
-        source = os.fspath(pretrained_model_name_or_path)
+        if pretrained_model_name_or_path is None and not isinstance(config, PretrainedConfig):
+            raise ValueError("from_pretrained(None, ...) needs config= (a config object) and state_dict=.")
+        source = "" if pretrained_model_name_or_path is None else os.fspath(pretrained_model_name_or_path)
         hub_kwargs: dict[str, Any] = {k: kwargs[k] for k in ("revision", "cache_dir", "local_files_only", "token", "subfolder") if k in kwargs}
         if not isinstance(config, PretrainedConfig):
             result = AutoConfig.from_pretrained(
@@ -243,7 +252,8 @@ class _BaseAutoModelClass:
             model_class = _remote_class(auto_map, cls._key, source, trust_remote_code, hub)
         else:
             model_class = cls._model_class_for(config)
-        return model_class.from_pretrained(source, *model_args, config=config, **kwargs)
+        path = None if pretrained_model_name_or_path is None else source
+        return model_class.from_pretrained(path, *model_args, config=config, **kwargs)
 
     @classmethod
     def register(cls, config_class: type[PretrainedConfig], model_class: type, exist_ok: bool = False) -> None:

@@ -199,7 +199,7 @@ class ModelTesterMixin:
         model.save_pretrained(tmp_path)
         half = cls.from_pretrained(tmp_path, dtype=torch.bfloat16)
         assert {p.dtype for p in half.parameters() if p.is_floating_point()} == {torch.bfloat16}
-        assert half.config.dtype == "bfloat16"
+        assert half.config.dtype is torch.bfloat16
         cast = {k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in inputs.items()}
         with torch.no_grad():
             out = half(**self._without_labels(cast))

@@ -17,6 +17,7 @@ from plugformers_distilbert.modeling_distilbert import (
     sinusoidal_table,
 )
 
+from plugformers import AutoConfig
 from plugformers.configuration_utils import ConfigError
 from plugformers.testing.model_tests import ModelTesterMixin, assert_close_outputs
 
@@ -127,6 +128,15 @@ def test_config_aliases_and_round_trip(tmp_path):
 def test_config_rejects_bad_values(kwargs, needle):
     with pytest.raises(ConfigError, match=needle):
         DistilBertConfig(**kwargs)
+
+
+def test_overrides_can_repair_what_the_saved_config_alone_fails_on(tmp_path):
+    # Overrides are applied before validation, so n_heads=2 fixes a file whose n_heads does not divide dim.
+    (tmp_path / "config.json").write_text('{"model_type": "distilbert", "dim": 32, "n_heads": 12}')
+    assert AutoConfig.from_pretrained(tmp_path, n_heads=2).n_heads == 2
+    assert DistilBertConfig.from_dict({"dim": 32}, num_attention_heads=2).n_heads == 2
+    with pytest.raises(ConfigError, match="must divide dim"):
+        AutoConfig.from_pretrained(tmp_path)
 
 
 def test_unknown_activation_names_the_choices():

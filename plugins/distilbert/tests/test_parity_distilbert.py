@@ -243,3 +243,128 @@ def test_random_init_statistics_match_reference():
         assert abs(a.std() - b.std()) < 0.01 or a.numel() < 2, key
     pad = mine.config.pad_token_id
     assert torch.all(my_sd["distilbert.embeddings.word_embeddings.weight"][pad] == 0)
+
+
+# ----- loading behaviour: the same answers as the reference ----------------------------------------------
+
+
+def _ref_quiet() -> None:
+    transformers.logging.set_verbosity_error()
+
+
+def _both():
+    import plugformers
+
+    return (("ref", transformers), ("ours", plugformers))
+
+
+@pytest.mark.parametrize("kwargs", [{"dtype": torch.float16}, {"torch_dtype": torch.bfloat16}, {"dtype": "auto"}])
+def test_auto_model_dtype_matches_reference(tmp_path, kwargs):
+    _ref_quiet()
+    transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(**SMALL)).half().save_pretrained(tmp_path)
+    got = {}
+    for name, lib in _both():
+        model = lib.AutoModelForSequenceClassification.from_pretrained(tmp_path, **kwargs)
+        got[name] = (model.dtype, model.config.dtype)
+    assert got["ours"] == got["ref"]
+
+
+@pytest.mark.parametrize("stored_under", ["vocab_projector.weight", None])
+def test_tied_weight_under_one_or_no_name_matches_reference(tmp_path, stored_under):
+    from safetensors.torch import load_file, save_file
+
+    _ref_quiet()
+    transformers.DistilBertForMaskedLM(transformers.DistilBertConfig(**SMALL)).save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    weight = tensors.pop("distilbert.embeddings.word_embeddings.weight")
+    if stored_under:
+        tensors[stored_under] = weight
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    got = {}
+    for name, lib in _both():
+        model, info = lib.DistilBertForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+        embedding = model.distilbert.embeddings.word_embeddings.weight
+        assert torch.isfinite(embedding).all()
+        got[name] = (sorted(info["missing_keys"]), torch.equal(embedding, weight), model.vocab_projector.weight is embedding)
+    assert got["ours"] == got["ref"]
+
+
+def test_mismatched_sizes_report_matches_reference(tmp_path):
+    _ref_quiet()
+    transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(**SMALL, num_labels=3)).save_pretrained(
+        tmp_path
+    )
+    got = {}
+    for name, lib in _both():
+        _, info = lib.DistilBertForSequenceClassification.from_pretrained(
+            tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+        got[name] = (sorted(info["missing_keys"]), sorted(str(k[0]) for k in info["mismatched_keys"]))
+    assert got["ours"] == got["ref"]
+
+
+def test_state_dict_loading_matches_reference(tmp_path):
+    _ref_quiet()
+    reference = transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(**SMALL))
+    reference.save_pretrained(tmp_path)
+    zeros = {k: torch.zeros_like(v) for k, v in reference.state_dict().items()}
+    for _name, lib in _both():
+        config = lib.DistilBertConfig.from_pretrained(tmp_path)
+        model = lib.DistilBertForSequenceClassification.from_pretrained(None, config=config, state_dict=zeros)
+        assert torch.all(model.classifier.weight == 0)
+        with pytest.raises(ValueError):
+            lib.DistilBertForSequenceClassification.from_pretrained(tmp_path, config=config, state_dict=zeros)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"id2label": {0: "a"}, "num_labels": 3},
+        {"label2id": {"a": 0, "b": 1, "c": 2}},
+        {"id2label": {"0": "x", "1": "y", "2": "z"}, "num_labels": 3},
+        {"num_labels": 4},
+    ],
+)
+def test_label_maps_match_reference(kwargs):
+    _ref_quiet()
+    ref = transformers.DistilBertConfig(**kwargs)
+    ours_config = DistilBertConfig(**kwargs)
+    assert (ours_config.num_labels, ours_config.id2label) == (ref.num_labels, ref.id2label)
+    # Where the reference leaves label2id unset we fill in the inverse of id2label (docs/differences.md).
+    expected = ref.label2id if ref.label2id is not None else {v: k for k, v in ref.id2label.items()}
+    assert ours_config.label2id == expected
+
+
+def test_resaved_config_json_keys_match_reference(tmp_path):
+    _ref_quiet()
+    transformers.DistilBertModel(transformers.DistilBertConfig(**SMALL)).save_pretrained(tmp_path / "src")
+    saved = {}
+    for name, lib in _both():
+        model = lib.DistilBertModel.from_pretrained(tmp_path / "src", dtype=torch.float16)
+        assert model.config.dtype is torch.float16
+        model.save_pretrained(tmp_path / name)
+        saved[name] = json.loads((tmp_path / name / "config.json").read_text())
+    assert "_name_or_path" not in saved["ours"] and "_name_or_path" not in saved["ref"]
+    assert saved["ours"]["dtype"] == saved["ref"]["dtype"] == "float16"
+    drop = {"transformers_version", "plugformers_version"}
+    assert set(saved["ours"]) - drop == set(saved["ref"]) - drop
+
+
+def test_overrides_applied_before_validation_like_reference(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "distilbert", "dim": 32, "n_heads": 12}))
+    for _name, lib in _both():
+        assert lib.AutoConfig.from_pretrained(tmp_path, n_heads=2).n_heads == 2
+        assert lib.DistilBertConfig.from_dict({"dim": 32}, n_heads=2).n_heads == 2
+
+
+@pytest.mark.parametrize("key", ["return_dict", "output_hidden_states", "output_attentions"])
+def test_null_switch_behaves_like_reference(tmp_path, key):
+    _ref_quiet()
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "distilbert", **SMALL, key: None}))
+    ids = torch.tensor([[1, 2, 3]])
+    kinds = {}
+    for name, lib in _both():
+        model = lib.DistilBertModel(lib.AutoConfig.from_pretrained(tmp_path)).eval()
+        out = model(ids)
+        kinds[name] = (type(out).__name__, out.hidden_states is None, out.attentions is None)
+    assert kinds["ours"] == kinds["ref"]

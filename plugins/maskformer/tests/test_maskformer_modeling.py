@@ -14,7 +14,12 @@ from plugformers_maskformer.modeling_maskformer import (
     sigmoid_focal_loss,
 )
 
-from plugformers import AutoModelForInstanceSegmentation, MaskFormerConfig, ResNetConfig
+from plugformers import (
+    AutoModelForInstanceSegmentation,
+    AutoModelForUniversalSegmentation,
+    MaskFormerConfig,
+    ResNetConfig,
+)
 from plugformers.configuration_utils import ConfigError, PretrainedConfig
 from plugformers.testing.model_tests import ModelTesterMixin
 
@@ -210,8 +215,10 @@ def test_pretrained_backbone_flow_loads_backbone_weights(tmp_path: Any) -> None:
     assert torch.equal(reloaded.model.pixel_level_module.encoder.embedder.embedder.convolution.weight, weight)
 
 
-def test_auto_class_builds_instance_segmentation() -> None:
-    model = AutoModelForInstanceSegmentation.from_config(tiny_config())
+@pytest.mark.parametrize("auto", [AutoModelForInstanceSegmentation, AutoModelForUniversalSegmentation])
+def test_auto_class_builds_instance_segmentation(auto: Any) -> None:
+    # The reference maps MaskFormer under both the instance and the universal segmentation Auto classes.
+    model = auto.from_config(tiny_config())
     assert isinstance(model, MaskFormerForInstanceSegmentation)
 
 
@@ -235,6 +242,20 @@ def test_config_round_trips_with_nested_configs(tmp_path: Any) -> None:
     assert {k: v for k, v in loaded.to_dict().items() if k not in drop} == {
         k: v for k, v in config.to_dict().items() if k not in drop
     }
+
+
+def test_nested_config_override_given_as_a_dict_updates_that_config(tmp_path: Any) -> None:
+    tiny_config().save_pretrained(tmp_path)
+    loaded = MaskFormerConfig.from_pretrained(tmp_path, backbone_config={"depths": [2, 1, 1, 1]})
+    assert isinstance(loaded.backbone_config, ResNetConfig)
+    assert loaded.backbone_config.depths == [2, 1, 1, 1]
+    assert loaded.backbone_config.hidden_sizes == [8, 16, 16, 32]  # the saved fields stay
+    assert loaded.decoder_config.d_model == 32
+    replaced = MaskFormerConfig.from_pretrained(
+        tmp_path, decoder_config={"model_type": "detr", "d_model": 16, "decoder_attention_heads": 2, "num_queries": 4}
+    )
+    assert type(replaced.decoder_config).__name__ == "MaskFormerDetrConfig" and replaced.decoder_config.d_model == 16
+    MaskFormerForInstanceSegmentation(loaded)  # builds
 
 
 def test_backbone_and_backbone_config_together_is_an_error() -> None:

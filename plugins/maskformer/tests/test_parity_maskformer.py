@@ -203,3 +203,23 @@ def test_convert_rgb_pad_and_data_format_keywords_match_the_reference() -> None:
             level = 1 / 255 / 0.224 + 1e-5 if use_torch else 1e-5
             torch.testing.assert_close(got["pixel_values"], expected["pixel_values"], atol=level, rtol=0)
             assert torch.equal(got["pixel_mask"], expected["pixel_mask"])
+
+
+def test_universal_segmentation_auto_class_matches_reference() -> None:
+    config = _reference_model("basic").config
+    ours = plugformers.MaskFormerConfig.from_dict(config.to_dict())
+    ref_model = transformers.AutoModelForUniversalSegmentation.from_config(config)
+    our_model = plugformers.AutoModelForUniversalSegmentation.from_config(ours)
+    assert type(our_model).__name__ == type(ref_model).__name__ == "MaskFormerForInstanceSegmentation"
+
+
+def test_nested_config_override_as_a_dict_matches_reference(tmp_path: Any) -> None:
+    _reference_model("basic").config.save_pretrained(tmp_path)
+    override = {"depths": [2, 1, 1, 1]}
+    got = []
+    for lib in (transformers, plugformers):
+        config = lib.MaskFormerConfig.from_pretrained(tmp_path, backbone_config=override)
+        assert type(config.backbone_config).__name__ == "ResNetConfig"
+        got.append((config.backbone_config.depths, config.backbone_config.hidden_sizes))
+        lib.MaskFormerForInstanceSegmentation(config)
+    assert got[1] == got[0]

@@ -241,3 +241,15 @@ def test_torch_path_matches_the_reference_on_photographs(settings: dict[str, Any
         tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
         got = mine(tensor, input_data_format="channels_first", return_tensors="pt")["pixel_values"][0].numpy()
         assert (np.abs(got - expected) * std).max() <= 1 / 255 + 1e-6, name
+
+
+@pytest.mark.parametrize("head", ["ViTForImageClassification", "ViTForMaskedImageModeling"])
+def test_base_checkpoint_loading_info_matches_reference(head: str, tmp_path: Path) -> None:
+    # The heads have no pooler: both libraries report a base checkpoint's pooler as unexpected.
+    transformers.ViTModel(transformers.ViTConfig(**SMALL)).save_pretrained(tmp_path)
+    infos = []
+    for lib in (transformers, ours):
+        _, info = getattr(lib, head).from_pretrained(tmp_path, output_loading_info=True)
+        infos.append({k: sorted(map(str, info[k])) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")})
+    assert infos[1] == infos[0]
+    assert infos[0]["unexpected_keys"] == ["pooler.dense.bias", "pooler.dense.weight"]

@@ -21,6 +21,7 @@ def plugformers_register_families(register: RegisterFamily) -> None:
         models={
             "AutoModel": f"{_MOD}:MaskFormerModel",
             "AutoModelForInstanceSegmentation": f"{_MOD}:MaskFormerForInstanceSegmentation",
+            "AutoModelForUniversalSegmentation": f"{_MOD}:MaskFormerForInstanceSegmentation",
         },
         image_processor=f"{_PKG}.image_processing_maskformer:MaskFormerImageProcessor",
         exports={

@@ -471,9 +471,6 @@ class ViTModel(ViTPreTrainedModel):
 class ViTForImageClassification(ViTPreTrainedModel):
     """ViT with a linear classifier on the final [CLS] state; the loss follows ``config.problem_type``."""
 
-    # The head reads the [CLS] state directly: a base checkpoint's pooler is dropped on purpose.
-    _keys_to_ignore_on_load_unexpected = [r"(^|\.)pooler\."]
-
     def __init__(self, config: ViTConfig) -> None:
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -521,8 +518,6 @@ class ViTForMaskedImageModeling(ViTPreTrainedModel):
 
     With ``bool_masked_pos`` the loss is the L1 reconstruction error over the masked patches only.
     """
-
-    _keys_to_ignore_on_load_unexpected = [r"(^|\.)pooler\."]
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__(config)
