@@ -58,24 +58,6 @@ KNOWN_CLASS_PREFIXES: dict[str, str] = {
     "ViT": "vit",
 }
 
-AUTO_MODEL_KEYS = (
-    "AutoModel",
-    "AutoModelForSequenceClassification",
-    "AutoModelForQuestionAnswering",
-    "AutoModelForTokenClassification",
-    "AutoModelForMaskedLM",
-    "AutoModelForMultipleChoice",
-    "AutoModelForImageClassification",
-    "AutoModelForMaskedImageModeling",
-    "AutoModelForAudioClassification",
-    "AutoModelForAudioFrameClassification",
-    "AutoModelForCTC",
-    "AutoModelForInstanceSegmentation",
-    "AutoModelForUniversalSegmentation",
-    "AutoModelForSemanticSegmentation",
-    "AutoBackbone",
-)
-
 Ref = "str | type"  # a "module:Class" string, or the class itself (runtime registration)
 HOST_PLUGIN = "plugformers (host)"
 
