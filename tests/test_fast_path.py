@@ -117,6 +117,37 @@ def test_steps_aside_for_gradients_and_other_input_dtypes() -> None:
             assert fast_path.linear(block, x, block.fc).dtype == torch.bfloat16
 
 
+class _Traced(nn.Module):
+    """A Block whose forward goes through the fast path, so that it can be traced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = Block()
+        fast_path.enable(self.block)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.block
+        fused = fast_path.fused_linear(b, x, b.q, b.k, b.v)
+        return fused if fused is not None else _expected(b, x)
+
+
+def test_a_trace_records_the_real_weights_not_derived_copies() -> None:
+    module, x = _Traced().requires_grad_(False), _x(4, 8)
+    with torch.no_grad():
+        module(x)  # the derived weights exist now; a trace must not freeze them as constants
+        traced = torch.jit.trace(module, (x,))
+        module.block.k.weight.mul_(2.0)
+        torch.testing.assert_close(traced(x), _expected(module.block, x))
+
+
+def test_steps_aside_for_inference_tensors() -> None:
+    with torch.inference_mode():  # weights made here have no version counter to watch
+        block, x = Block(), _x(4, 8)
+        fast_path.enable(block)
+        assert fast_path.fused_linear(block, x, block.q, block.k, block.v) is None
+        torch.testing.assert_close(fast_path.linear(block, x, block.fc), block.fc(x))
+
+
 def test_disable_and_reset_free_the_derived_weights() -> None:
     block, x = Block(), _x(4, 8)
     fast_path.enable(block)

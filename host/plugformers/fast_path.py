@@ -14,8 +14,9 @@ matrix and which can carry a fused GELU or ReLU (see :func:`onednn_preferred`); 
 the batch norm's inference-time scale folded in, in channels-last layout (oneDNN's and cuDNN's preferred one),
 and the norm's shift as a bias. The copies are rebuilt whenever a source weight changes (a training step,
 ``load_state_dict``, ``.to()``), are never part of the state dict, and are skipped whenever a gradient is
-needed, under autocast, or while the model is being compiled, so the fast path never returns stale numbers and
-never changes what is saved. Results agree with the plain path to float32 rounding.
+needed, under autocast, while the model is being compiled or traced, and for weights made under
+``torch.inference_mode()`` (which have no version counter to watch), so the fast path never returns stale
+numbers and never changes what is saved. Results agree with the plain path to float32 rounding.
 """
 
 from __future__ import annotations
@@ -165,8 +166,12 @@ def _usable_state(owner: nn.Module, x: torch.Tensor, params: list[torch.Tensor])
     state = owner.__dict__.get(_STATE)
     if state is None or torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
         return None  # off, or compiling (the compiler fuses by itself), or autocast (it picks the matmul dtype)
+    if torch.jit.is_tracing():
+        return None  # a trace would keep today's derived weights as constants, stale after the next update
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
         return None  # gradients must reach the real weights
+    if any(p.is_inference() for p in params):
+        return None  # inference tensors have no version counter, so a changed weight could not be noticed
     return state
 
 

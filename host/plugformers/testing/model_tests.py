@@ -273,6 +273,18 @@ class ModelTesterMixin:
             assert not all(torch.equal(a, b) for a, b in zip(_tensors(plain), _tensors(changed)))
             assert {k: v.shape for k, v in model.state_dict().items()} == keys, "the fast path changed the state dict"
 
+    def test_fast_path_under_inference_mode(self) -> None:
+        # Serving code often builds or loads the model inside inference_mode: its weights are inference tensors.
+        for cls in self.all_model_classes:
+            model, inputs = self._fast_path_model(cls)
+            with torch.no_grad():
+                expected = model(**inputs)
+            with torch.inference_mode():
+                served = cls(model.config).eval()
+                served.load_state_dict(model.state_dict())
+                served.enable_fast_path()
+                assert_close_outputs(expected, served(**inputs), atol=1e-5, rtol=1e-5)
+
     def test_fast_path_steps_aside_for_training_and_survives_copies(self, tmp_path: Any) -> None:
         for cls in self.all_model_classes:
             model, inputs = self._fast_path_model(cls)
