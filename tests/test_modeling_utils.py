@@ -211,6 +211,30 @@ def test_dtype_auto_uses_checkpoint_dtype(tmp_path):
         TinyModel.from_pretrained(tmp_path, dtype="float17")
 
 
+def test_half_precision_load_builds_the_model_in_that_dtype(tmp_path, monkeypatch):
+    # On a GPU a float32 build before loading would take twice the memory of the bfloat16 model.
+    TinyForMaskedLM(TinyConfig()).save_pretrained(tmp_path)
+    built = []
+    original = TinyForMaskedLM.__init__
+
+    def spy(self, config):
+        original(self, config)
+        built.append({p.dtype for p in self.parameters()})
+
+    monkeypatch.setattr(TinyForMaskedLM, "__init__", spy)
+    model = TinyForMaskedLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert built == [{torch.bfloat16}] and model.dtype == torch.bfloat16
+    assert torch.get_default_dtype() == torch.float32
+
+    def broken(self, config):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(TinyForMaskedLM, "__init__", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        TinyForMaskedLM.from_pretrained(tmp_path, dtype=torch.float16)
+    assert torch.get_default_dtype() == torch.float32, "a failed load must restore torch's default dtype"
+
+
 def test_device_map_split_over_devices_is_refused(tmp_path):
     TinyModel(TinyConfig()).save_pretrained(tmp_path)
     with pytest.raises(NotImplementedError, match="one device"):

@@ -70,6 +70,29 @@ _saved_init: dict[str, Callable[..., Any]] = {}
 _skip_local = threading.local()
 
 
+_dtype_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _default_float_dtype(dtype: torch.dtype | None) -> Iterator[None]:
+    """Create the model's float tensors directly in ``dtype`` while it is built for loading.
+
+    Without this a bfloat16 load onto a GPU would first allocate every weight in float32 there, twice the
+    memory the model needs. torch's default dtype is process-wide: loads that change it take turns, and
+    float tensors that other threads create meanwhile also get ``dtype``.
+    """
+    if dtype not in (torch.float16, torch.bfloat16, torch.float64) or dtype == torch.get_default_dtype():
+        yield
+        return
+    with _dtype_lock:
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(previous)
+
+
 def _noop_init(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     return tensor
 
@@ -547,7 +570,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             entries = itertools.chain.from_iterable(_iter_checkpoint(f, is_safetensors, device) for f in files)
             where = files[0] if len(files) == 1 else os.path.dirname(files[0])
             target_dtype = _parse_dtype(dtype, resolved, files if is_safetensors else None)
-        with no_init_weights(), torch.device(device):
+        with no_init_weights(), torch.device(device), _default_float_dtype(target_dtype):
             model = cls(resolved, *model_args, **model_kwargs)
         info = model._load_weights(entries, where, device, target_dtype, ignore_mismatched_sizes)
         if target_dtype is not None:
