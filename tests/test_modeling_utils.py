@@ -275,6 +275,69 @@ def test_auto_model_rejects_mismatched_registration():
     AutoConfig.register("tiny-test", TinyConfig, exist_ok=True)
 
 
+def test_auto_models_are_looked_up_by_config_class_not_model_type_string():
+    from plugformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
+
+    class LookalikeConfig(PretrainedConfig):  # a custom config that reuses an installed family's model_type
+        model_type = "tiny-test"
+
+    class LookalikeModel(PreTrainedModel):
+        config_class = LookalikeConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.layer = torch.nn.Linear(2, 2)
+
+    with pytest.raises(ValueError, match=r"belongs to .*TinyConfig.*register"):
+        AutoModel.from_config(LookalikeConfig())
+    AutoModel.register(LookalikeConfig, LookalikeModel)  # no exist_ok needed: the family's entry is untouched
+    assert type(AutoModel.from_config(LookalikeConfig())) is LookalikeModel
+    assert type(AutoModel.from_config(TinyConfig())) is TinyModel
+    with pytest.raises(ValueError, match="belongs to"):
+        AutoModelForMaskedLM.from_config(LookalikeConfig())
+
+
+def test_running_runtime_registrations_again_replaces_them():
+    from plugformers import AutoConfig, PretrainedConfig, PreTrainedModel
+
+    def define(width):  # what re-running a notebook cell does: new classes under the same names
+        class RerunConfig(PretrainedConfig):
+            model_type = "rerun-test"
+
+        class RerunModel(PreTrainedModel):
+            config_class = RerunConfig
+
+            def __init__(self, config):
+                super().__init__(config)
+                self.layer = torch.nn.Linear(width, width)
+
+        AutoConfig.register("rerun-test", RerunConfig)
+        AutoModel.register(RerunConfig, RerunModel)
+        return RerunConfig, RerunModel
+
+    define(2)
+    config_class, model_class = define(3)
+    assert AutoConfig.for_model("rerun-test").__class__ is config_class
+    assert type(AutoModel.from_config(config_class())) is model_class
+
+
+def test_register_for_auto_class_checks_the_name():
+    from plugformers import PretrainedConfig
+
+    with pytest.raises(ValueError, match=r"not a plugformers Auto class.*AutoModelForImageClassification"):
+        TinyModel.register_for_auto_class("AutoModelForImageClasification")
+    with pytest.raises(ValueError, match="not a plugformers Auto class"):
+        TinyModel.register_for_auto_class("AutoTokenizer")  # a model class is not a tokenizer
+
+    class SharedConfig(PretrainedConfig):
+        model_type = "shared-test"
+
+    SharedConfig.register_for_auto_class("AutoModel")  # any Auto class is accepted, as in the reference
+    assert SharedConfig._auto_class == "AutoConfig"
+    with pytest.raises(ValueError, match="not a plugformers Auto class"):
+        SharedConfig.register_for_auto_class("AutoConfg")
+
+
 def test_auto_head_from_base_checkpoint(tmp_path):
     TinyModel(TinyConfig()).save_pretrained(tmp_path)
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path)

@@ -341,11 +341,14 @@ class PretrainedConfig(PushToHubMixin):
 
     @classmethod
     def register_for_auto_class(cls, auto_class: str | type = "AutoConfig") -> None:
-        """Make ``save_pretrained`` ship this class's code, loadable with ``AutoConfig`` and ``trust_remote_code``."""
-        name = auto_class if isinstance(auto_class, str) else auto_class.__name__
-        if name != "AutoConfig":
-            raise ValueError(f"A configuration can only be registered for AutoConfig, not {name!r}.")
-        cls._auto_class = name
+        """Make ``save_pretrained`` ship this class's code, loadable with ``AutoConfig`` and ``trust_remote_code``.
+
+        Any Auto class name is accepted (the reference's rule); the config is always recorded as ``AutoConfig``.
+        """
+        from plugformers.dynamic_module_utils import auto_class_name
+
+        auto_class_name(auto_class)
+        cls._auto_class = "AutoConfig"
 
     @classmethod
     def get_config_dict(

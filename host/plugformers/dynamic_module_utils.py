@@ -66,6 +66,20 @@ def _is_identifier(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
 
 
+def auto_class_name(auto_class: str | type, prefix: str | tuple[str, ...] = "Auto") -> str:
+    """The name of ``auto_class`` once checked against plugformers' Auto classes (``prefix`` narrows them).
+
+    A misspelt name would otherwise be written into ``auto_map`` and fail only when someone loads the code.
+    """
+    from plugformers import auto
+
+    name = auto_class if isinstance(auto_class, str) else getattr(auto_class, "__name__", repr(auto_class))
+    valid = sorted(n for n in auto.__all__ if n.startswith(prefix))
+    if name not in valid:
+        raise ValueError(f"{name!r} is not a plugformers Auto class; use one of: {', '.join(valid)}.")
+    return name
+
+
 def parse_class_reference(
     class_reference: str, default_repo: str | None = None
 ) -> tuple[str | None, str, str]:

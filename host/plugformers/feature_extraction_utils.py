@@ -266,9 +266,9 @@ class PreprocessingConfigMixin(PushToHubMixin):
     @classmethod
     def register_for_auto_class(cls, auto_class: str | type = "") -> None:
         """Mark this (custom) class to be saved with an ``auto_map`` entry for ``auto_class``."""
-        if not isinstance(auto_class, str):
-            auto_class = auto_class.__name__
-        cls._auto_class = auto_class or cls._default_auto_class
+        from plugformers.dynamic_module_utils import auto_class_name
+
+        cls._auto_class = auto_class_name(auto_class or cls._default_auto_class)
 
     # -- saving ---------------------------------------------------------------------------------------------
 

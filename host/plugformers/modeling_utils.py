@@ -433,7 +433,9 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
     @classmethod
     def register_for_auto_class(cls, auto_class: str | type = "AutoModel") -> None:
         """Make ``save_pretrained`` ship this class's code for ``auto_class`` (loaded with ``trust_remote_code``)."""
-        cls._auto_class = auto_class if isinstance(auto_class, str) else auto_class.__name__
+        from plugformers.dynamic_module_utils import auto_class_name
+
+        cls._auto_class = auto_class_name(auto_class, prefix=("AutoModel", "AutoBackbone"))
 
     def save_pretrained(
         self,

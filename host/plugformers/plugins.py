@@ -155,6 +155,19 @@ def _check_ref(what: str, ref: Any) -> None:
         raise PluginError(f"{what} {ref!r} is not a valid 'package.module:ClassName' reference.")
 
 
+def _is_config_of(spec: FamilySpec, config_class: type) -> bool:
+    """Whether ``config_class`` is the family's config class or a subclass of it."""
+    family_config = spec.config
+    if isinstance(family_config, str):
+        if family_config == f"{config_class.__module__}:{config_class.__qualname__}":
+            return True
+        try:
+            family_config = import_object(family_config)
+        except Exception:  # a broken plugin is reported where it is used, not here
+            return False
+    return isinstance(family_config, type) and issubclass(config_class, family_config)
+
+
 class Registry:
     """Model families, public class names and attention backends, filled from plugins on first use."""
 
@@ -165,6 +178,9 @@ class Registry:
         self.plugins: dict[str, PluginInfo] = {}
         self.families: dict[str, FamilySpec] = {}
         self.names: dict[str, tuple[Any, str]] = {}  # public name -> (ref, plugin)
+        # AutoModel*.register(config_class, ...) for a config class that is not its model_type's family
+        # config (say a custom config reusing "resnet"): looked up by class, like the reference does.
+        self.class_models: dict[type, dict[str, Any]] = {}
         self._attention: dict[str, tuple[Any, str]] = {}
         self.overrides: list[str] = []
 
@@ -397,7 +413,7 @@ class Registry:
         with self._lock:
             spec = self.families.get(model_type)
             if what == "config":
-                if spec is not None and not exist_ok:
+                if spec is not None and not exist_ok and spec.plugin != "runtime":
                     raise ValueError(
                         f"model_type {model_type!r} is already registered (by {self._describe(spec.plugin)}); "
                         "pass exist_ok=True to replace it."
@@ -418,7 +434,7 @@ class Registry:
                     )
                 if what == "models":
                     assert key is not None
-                    if key in spec.models and not exist_ok and spec.models[key] is not obj:
+                    if key in spec.models and not exist_ok and spec.models[key] is not obj and spec.plugin != "runtime":
                         raise ValueError(
                             f"{key} already has a model for {model_type!r} ({_ref_name(spec.models[key])}); "
                             "pass exist_ok=True to replace it."
@@ -456,15 +472,42 @@ class Registry:
         )
 
     def family_for_config_class(self, config_class: type) -> FamilySpec | None:
+        """The family whose config ``config_class`` is (or subclasses); None for an unrelated class.
+
+        Sharing a ``model_type`` string is not enough: a custom config named "resnet" must not get the
+        installed ResNet's models.
+        """
         self.ensure_loaded()
         model_type = getattr(config_class, "model_type", None)
         spec = self.families.get(model_type) if model_type else None
-        if spec is not None and (isinstance(spec.config, str) or spec.config is config_class):
+        if spec is not None and _is_config_of(spec, config_class):
             return spec
         for candidate in self.families.values():
             if candidate.config is config_class:
                 return candidate
-        return spec
+        return None
+
+    def register_model_for_config_class(self, config_class: type, key: str, model_class: type, *, exist_ok: bool) -> None:
+        """``AutoModel*.register(config_class, model_class)``: the family's table, or one keyed by the class."""
+        self.ensure_loaded()
+        with self._lock:
+            model_type = config_class.model_type  # type: ignore[attr-defined]
+            spec = self.families.get(model_type)
+            if spec is None:
+                self.register_runtime(model_type, "config", config_class, exist_ok=True)
+            elif not _is_config_of(spec, config_class):
+                self.class_models.setdefault(config_class, {})[key] = model_class
+                self.names.setdefault(model_class.__name__, (model_class, "runtime"))
+                return
+            self.register_runtime(model_type, "models", model_class, exist_ok=exist_ok, key=key)
+
+    def model_for_config_class(self, config_class: type, key: str) -> Any:
+        """The model (class or reference) registered for ``config_class`` under Auto class ``key``, or None."""
+        for klass in getattr(config_class, "__mro__", ()):
+            if key in self.class_models.get(klass, {}):
+                return self.class_models[klass][key]
+        spec = self.family_for_config_class(config_class)
+        return spec.models.get(key) if spec is not None else None
 
     def resolve_name(self, name: str) -> Any:
         """Import the public class ``name`` (``DistilBertModel``); ImportError naming the distribution if absent."""

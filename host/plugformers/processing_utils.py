@@ -223,7 +223,9 @@ class ProcessorMixin(PushToHubMixin):
     @classmethod
     def register_for_auto_class(cls, auto_class: str | type = "AutoProcessor") -> None:
         """Mark this (custom) processor to be saved with an ``auto_map`` entry for ``auto_class``."""
-        cls._auto_class = auto_class if isinstance(auto_class, str) else auto_class.__name__
+        from plugformers.dynamic_module_utils import auto_class_name
+
+        cls._auto_class = auto_class_name(auto_class)
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], push_to_hub: bool = False, **kwargs: Any) -> list[str]:
         """Save every part into ``save_directory`` (one atomic swap), plus ``processor_config.json`` if needed."""

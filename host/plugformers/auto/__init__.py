@@ -11,7 +11,7 @@ import os
 from typing import Any, ClassVar, TypeGuard
 
 from plugformers.configuration_utils import CONFIG_NAME, ConfigError, PretrainedConfig, load_json_file
-from plugformers.plugins import get_registry, import_object
+from plugformers.plugins import _ref_name, get_registry, import_object
 from plugformers.utils.hub import HubOptions, resolve_file
 
 __all__ = [
@@ -193,17 +193,26 @@ class _BaseAutoModelClass:
     @classmethod
     def _model_class_for(cls, config: PretrainedConfig) -> type:
         registry = get_registry()
+        ref = registry.model_for_config_class(type(config), cls._key)
+        if ref is not None:
+            return import_object(ref)  # type: ignore[no-any-return]
         spec = registry.family_for_config_class(type(config))
-        if spec is None:
-            raise ValueError(registry.unknown_type_message(getattr(config, "model_type", "") or type(config).__name__))
-        ref = spec.models.get(cls._key)
-        if ref is None:
-            available = ", ".join(sorted(spec.models)) or "none"
+        model_type = getattr(config, "model_type", "") or ""
+        if spec is None and model_type in registry.families:
+            owner = registry.families[model_type]
             raise ValueError(
-                f"{cls.__name__} has no model for {type(config).__name__} (model_type {spec.model_type!r}). "
-                f"Auto classes that support it: {available}."
+                f"{cls.__name__} has no model for {type(config).__module__}.{type(config).__qualname__}: its "
+                f"model_type {model_type!r} belongs to {_ref_name(owner.config)} (plugin {owner.plugin!r}), "
+                f"which this config class is not. Register one with {cls.__name__}.register({type(config).__name__}, "
+                "YourModel), or load the checkpoint's own code with trust_remote_code=True."
             )
-        return import_object(ref)  # type: ignore[no-any-return]
+        if spec is None:
+            raise ValueError(registry.unknown_type_message(model_type or type(config).__name__))
+        available = ", ".join(sorted(spec.models)) or "none"
+        raise ValueError(
+            f"{cls.__name__} has no model for {type(config).__name__} (model_type {spec.model_type!r}). "
+            f"Auto classes that support it: {available}."
+        )
 
     @classmethod
     def from_config(cls, config: PretrainedConfig, **kwargs: Any) -> Any:
@@ -244,9 +253,7 @@ class _BaseAutoModelClass:
             kwargs.update(hub_kwargs)
         auto_map = getattr(config, "auto_map", None)
         registry = get_registry()
-        has_local = registry.family_for_config_class(type(config)) is not None and cls._key in (
-            registry.family_for_config_class(type(config)).models  # type: ignore[union-attr]
-        )
+        has_local = registry.model_for_config_class(type(config), cls._key) is not None
         if _wants_remote(auto_map, cls._key, has_local, trust_remote_code):
             hub = HubOptions.pop_from(dict(hub_kwargs))
             model_class = _remote_class(auto_map, cls._key, source, trust_remote_code, hub)
@@ -266,8 +273,9 @@ class _BaseAutoModelClass:
                 f"{model_class.__name__}.config_class is {declared.__name__}, but it is being registered for "
                 f"{config_class.__name__}; they must match (set `config_class = {config_class.__name__}`)."
             )
-        registry, model_type = _family_for_registration(config_class)
-        registry.register_runtime(model_type, "models", model_class, exist_ok=exist_ok, key=cls._key)
+        if not config_class.model_type:
+            raise ValueError(f"{config_class.__name__} needs a model_type to be registered.")
+        get_registry().register_model_for_config_class(config_class, cls._key, model_class, exist_ok=exist_ok)
 
 
 def _auto_model(name: str, doc: str) -> type[_BaseAutoModelClass]:
