@@ -87,10 +87,13 @@ def _flops(model: Any, inputs: dict[str, Any]) -> int:
     return int(counter.get_total_flops())
 
 
-def _rss_with_device_map(impl: str, family: str, checkpoint: str, device: str) -> dict[str, Any]:
-    """Fresh process: ``from_pretrained(device_map=device)`` peak host RSS growth against the shard size."""
+def _rss_with_device_map(impl: str, family: str, checkpoint: str, device: str, dtype: str) -> dict[str, Any]:
+    """Fresh process: ``from_pretrained(device_map=device, dtype=dtype)`` peak host RSS growth against the
+    shard size, and on CUDA the peak device memory against the loaded weights' size."""
     worker = Path(__file__).with_name("_worker.py")
-    args = {"impl": impl, "family": family, "checkpoint": checkpoint, "threads": 4, "device_map": device}
+    args = {
+        "impl": impl, "family": family, "checkpoint": checkpoint, "threads": 4, "device_map": device, "dtype": dtype,
+    }
     proc = subprocess.run([sys.executable, str(worker), "load", json.dumps(args)], capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
     if proc.returncode or not lines:
@@ -157,6 +160,8 @@ def run_gpu_section(args: dict[str, Any]) -> dict[str, Any]:
                         torch.cuda.empty_cache()
         if args.get("device_map_check", True):
             result["device_map_rss"][family] = {
-                impl: _rss_with_device_map(impl, family, checkpoint, device) for impl in ("ours", "reference")
+                f"{impl} {dtype}": _rss_with_device_map(impl, family, checkpoint, device, dtype)
+                for impl in ("ours", "reference")
+                for dtype in ("float32", "bfloat16")
             }
     return result

@@ -174,10 +174,20 @@ def task_load(args: dict[str, Any]) -> dict[str, Any]:
     cls = _class(args["impl"], SPECS[args["family"]].model_class)
     idle_rss = _reset_peak()
     start = time.perf_counter()
-    kwargs = {"device_map": args["device_map"]} if args.get("device_map") else {}
+    kwargs: dict[str, Any] = {"device_map": args["device_map"]} if args.get("device_map") else {}
+    if args.get("dtype"):
+        kwargs["dtype"] = getattr(torch, args["dtype"])
+    on_cuda = str(args.get("device_map", "")).startswith("cuda") and torch.cuda.is_available()
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
     model = cls.from_pretrained(args["checkpoint"], **kwargs)
     seconds = time.perf_counter() - start
     peak = _maxrss_mb()
+    # On a GPU, the most device memory the load held at once against what the loaded weights take.
+    device_peak = {
+        "device_peak_mb": torch.cuda.max_memory_allocated() / 2**20,
+        "device_weights_mb": sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20,
+    } if on_cuda else {}
     # Memory-mapped weights become resident only when read: read every tensor once to see the real footprint.
     numel = 0
     with torch.no_grad():
@@ -187,7 +197,7 @@ def task_load(args: dict[str, Any]) -> dict[str, Any]:
     touched = _maxrss_mb()
     return {
         "seconds": seconds, "rss_delta_mb": peak - idle_rss, "rss_peak_mb": peak,
-        "rss_touched_delta_mb": touched - idle_rss, "numel": numel,
+        "rss_touched_delta_mb": touched - idle_rss, "numel": numel, **device_peak,
     }
 
 
