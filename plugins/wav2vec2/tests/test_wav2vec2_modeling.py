@@ -394,6 +394,18 @@ def test_xvector_pools_each_example_over_its_own_frames() -> None:
     torch.testing.assert_close(batched[1:], alone, atol=1e-5, rtol=1e-4)
 
 
+def test_xvector_with_padding_mask_traces_as_one_graph() -> None:
+    # The too-short check reads a tensor value; under the compiler it must not break the graph.
+    torch.manual_seed(0)
+    model = Wav2Vec2ForXVector(tiny_config()).eval()
+    values, mask = audio_batch()
+    torch._dynamo.reset()
+    with torch.no_grad():
+        expected = model(values, attention_mask=mask).embeddings
+        got = torch.compile(model, backend="eager", fullgraph=True)(values, attention_mask=mask).embeddings
+    torch.testing.assert_close(got, expected)
+
+
 def test_xvector_refuses_audio_too_short_to_pool() -> None:
     model = Wav2Vec2ForXVector(tiny_config()).eval()
     values, mask = audio_batch()

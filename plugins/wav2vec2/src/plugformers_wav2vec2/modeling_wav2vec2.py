@@ -1307,7 +1307,8 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
         lengths = self._get_tdnn_output_lengths(self._get_feat_extract_output_lengths(attention_mask.sum(dim=1)))
         # Without the dilation the count can exceed the frames there are; the reference then uses them all.
         lengths = lengths.to(torch.long).clamp(max=frames)
-        if bool((lengths < 2).any()):
+        # The check reads a tensor value, which a compiled graph cannot branch on: it runs in eager mode only.
+        if not torch.compiler.is_compiling() and bool((lengths < 2).any()):
             raise ValueError(
                 "An example in the batch is too short for the x-vector head: its audio leaves fewer than 2 frames "
                 "after the TDNN layers to pool a mean and a standard deviation over. Use longer audio."
