@@ -281,6 +281,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         processor = plugformers.AutoImageProcessor.from_pretrained(folder)
         from PIL import Image
 
+        used_overlays: set[Path] = set()
         for path in _progress(args.inputs, "images"):
             image = _open_image(path, Image)
             batch = processor(image, return_tensors="pt").to(args.device)
@@ -291,7 +292,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 results.append({"input": path, "top": _softmax_top(out.logits[0], id2label, args.top_k)})
             else:
                 seg = processor.post_process_semantic_segmentation(out, target_sizes=[image.size[::-1]])[0]
-                overlay = Path(args.output_dir or ".") / (Path(path).stem + ".segmentation.png")
+                overlay = _overlay_path(Path(args.output_dir or "."), Path(path).stem, used_overlays)
                 _write_overlay(image, seg, overlay)
                 classes = sorted({int(c) for c in seg.unique().tolist()})
                 results.append(
@@ -332,6 +333,17 @@ def _open_image(path: str, image_module: Any) -> Any:
             return im.convert("RGB")
     except (OSError, ValueError) as exc:
         raise CLIError(f"cannot read image {path!r}: {exc}") from exc
+
+
+def _overlay_path(folder: Path, stem: str, used: set[Path]) -> Path:
+    """``<stem>.segmentation.png`` in ``folder``; inputs sharing a stem in one run get ``-2``, ``-3``... suffixes."""
+    path = folder / f"{stem}.segmentation.png"
+    n = 1
+    while path in used:
+        n += 1
+        path = folder / f"{stem}-{n}.segmentation.png"
+    used.add(path)
+    return path
 
 
 def _write_overlay(image: Any, seg: Any, path: Path) -> None:
