@@ -39,3 +39,32 @@ def test_cuda_request_without_cuda_is_clear(tmp_path, capsys):
     TinyModel(TinyConfig()).save_pretrained(tmp_path)
     assert main(["predict", str(tmp_path), "hi", "--task", "fill-mask", "--device", "cuda"]) == 1
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_a_corrupt_config_or_weights_file_is_named(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    assert main(["info", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "config.json" in err
+    assert main(["predict", str(tmp_path), "hi"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "config.json" in err
+    (tmp_path / "config.json").write_text('{"model_type": "tiny-test"}', encoding="utf-8")
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    assert main(["info", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "model.safetensors" in err
+
+
+def test_info_tasks_agree_with_predict_and_accept_a_lone_architecture_name(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "wav2vec2", "architectures": "Wav2Vec2ForSequenceClassification"}),
+        encoding="utf-8",
+    )
+    assert main(["info", str(tmp_path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["architectures"] == ["Wav2Vec2ForSequenceClassification"]
+    assert info["tasks"] == ["audio-classification"]
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": [3]}), encoding="utf-8")
+    assert main(["info", str(tmp_path)]) == 1
+    assert "architectures" in capsys.readouterr().err

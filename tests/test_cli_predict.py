@@ -196,6 +196,14 @@ def test_segmentation_writes_an_overlay_and_names_the_classes(tmp_path, capsys):
     assert overlay.parent == out_dir and overlay.name == "street.segmentation.png"
     with Image.open(overlay) as im:
         assert im.size == (50, 36) and im.mode == "RGB"
+    # Two inputs with the same file name (from different folders) get one overlay each, not one overwritten.
+    (tmp_path / "other").mkdir()
+    twin = _photo(tmp_path / "other" / "street.png", size=(40, 30))
+    out = _predict(capsys, str(folder), str(photo), str(twin), "--output-dir", str(out_dir))
+    overlays = [Path(r["overlay"]) for r in out["results"]]
+    assert len(set(overlays)) == 2 and overlays[0].name == "street.segmentation.png"
+    with Image.open(overlays[1]) as im:
+        assert im.size == (40, 30)
 
 
 # ----- audio --------------------------------------------------------------------------------------------

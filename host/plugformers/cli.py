@@ -79,11 +79,24 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CLIError(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise CLIError(f"{path} does not hold a JSON object")
     return data
+
+
+def _architectures(data: dict[str, Any]) -> list[str]:
+    """``architectures`` from a config.json as a list of names (a lone string counts as one name)."""
+    value = data.get("architectures") or []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CLIError(f"config.json has an invalid architectures entry: {value!r} (expected a list of names)")
+    return value
 
 
 def _local_folder(source: str, args: argparse.Namespace) -> Path:
@@ -124,19 +137,23 @@ def cmd_info(args: argparse.Namespace) -> int:
         if name.endswith(".safetensors"):
             from safetensors import safe_open
 
-            with safe_open(str(folder / name), framework="np") as f:
-                for key in f.keys():
-                    sl = f.get_slice(key)
-                    n = 1
-                    for d in sl.get_shape():
-                        n *= d
-                    params += n
-                    dtypes.add(str(sl.get_dtype()))
+            try:
+                with safe_open(str(folder / name), framework="np") as f:
+                    for key in f.keys():
+                        sl = f.get_slice(key)
+                        n = 1
+                        for d in sl.get_shape():
+                            n *= d
+                        params += n
+                        dtypes.add(str(sl.get_dtype()))
+            except Exception as exc:
+                raise CLIError(f"cannot read weights file {folder / name}: {exc}") from exc
+    architectures = _architectures(data)
     info = {
         "checkpoint": str(folder),
         "model_type": model_type,
-        "architectures": data.get("architectures") or [],
-        "tasks": sorted({task for arch in data.get("architectures") or [] for suffix, task in _HEAD_TASKS if arch.endswith(suffix)}),
+        "architectures": architectures,
+        "tasks": sorted({task for task in map(_arch_task, architectures) if task is not None}),
         "heads_available": sorted(spec.models) if spec else [],
         "parameters": params,
         "weight_dtypes": sorted(dtypes),
@@ -163,13 +180,21 @@ def cmd_info(args: argparse.Namespace) -> int:
 # ----- predict ---------------------------------------------------------------------------------------------
 
 
+def _arch_task(arch: str) -> str | None:
+    """The task a head class serves, by its name (None for a class with no known head)."""
+    for suffix, task in _HEAD_TASKS:
+        if arch.endswith(suffix):
+            if task == "text-classification" and arch.startswith("Wav2Vec2"):
+                return "audio-classification"
+            return task
+    return None
+
+
 def _infer_task(architectures: list[str]) -> str:
     for arch in architectures:
-        for suffix, task in _HEAD_TASKS:
-            if arch.endswith(suffix):
-                if task == "text-classification" and arch.startswith("Wav2Vec2"):
-                    return "audio-classification"
-                return task
+        task = _arch_task(arch)
+        if task is not None:
+            return task
     raise CLIError(f"cannot infer the task from architectures {architectures}; pass --task")
 
 
@@ -189,7 +214,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     folder = _local_folder(args.checkpoint, args)
     data = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
-    task = args.task or _infer_task(data.get("architectures") or [])
+    task = args.task or _infer_task(_architectures(data))
     if task not in _TASK_AUTO:
         raise CLIError(f"unknown task {task!r}; choose one of {sorted(_TASK_AUTO)}")
     if task == "audio-classification" and data.get("model_type") == "wav2vec2":
@@ -256,6 +281,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         processor = plugformers.AutoImageProcessor.from_pretrained(folder)
         from PIL import Image
 
+        used_overlays: set[Path] = set()
         for path in _progress(args.inputs, "images"):
             image = _open_image(path, Image)
             batch = processor(image, return_tensors="pt").to(args.device)
@@ -266,7 +292,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 results.append({"input": path, "top": _softmax_top(out.logits[0], id2label, args.top_k)})
             else:
                 seg = processor.post_process_semantic_segmentation(out, target_sizes=[image.size[::-1]])[0]
-                overlay = Path(args.output_dir or ".") / (Path(path).stem + ".segmentation.png")
+                overlay = _overlay_path(Path(args.output_dir or "."), Path(path).stem, used_overlays)
                 _write_overlay(image, seg, overlay)
                 classes = sorted({int(c) for c in seg.unique().tolist()})
                 results.append(
@@ -307,6 +333,17 @@ def _open_image(path: str, image_module: Any) -> Any:
             return im.convert("RGB")
     except (OSError, ValueError) as exc:
         raise CLIError(f"cannot read image {path!r}: {exc}") from exc
+
+
+def _overlay_path(folder: Path, stem: str, used: set[Path]) -> Path:
+    """``<stem>.segmentation.png`` in ``folder``; inputs sharing a stem in one run get ``-2``, ``-3``... suffixes."""
+    path = folder / f"{stem}.segmentation.png"
+    n = 1
+    while path in used:
+        n += 1
+        path = folder / f"{stem}-{n}.segmentation.png"
+    used.add(path)
+    return path
 
 
 def _write_overlay(image: Any, seg: Any, path: Path) -> None:

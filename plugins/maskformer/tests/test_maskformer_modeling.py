@@ -308,3 +308,28 @@ def test_cuda_half_precision_loss(dtype: torch.dtype) -> None:
     )
     assert out.class_queries_logits.dtype == dtype
     assert torch.isfinite(out.loss.float())
+
+
+@pytest.mark.parametrize(
+    ("backbone_kwargs", "features", "indices"),
+    [
+        ({"out_indices": [2, 4]}, ["stage2", "stage4"], [2, 4]),
+        ({"out_indices": [-1]}, ["stage4"], [-1]),
+        ({"out_features": ["stage3"]}, ["stage3"], [3]),
+        ({"out_features": ["stage1"], "out_indices": [1]}, ["stage1"], [1]),
+    ],
+)
+def test_backbone_kwargs_reselect_the_stages_of_a_saved_backbone(
+    tmp_path: Any, backbone_kwargs: dict[str, Any], features: list[str], indices: list[int]
+) -> None:
+    # A saved backbone's config.json holds both out_features and out_indices; overriding one of them through
+    # backbone_kwargs re-derives the other rather than contradicting the saved one.
+    from plugformers import ResNetBackbone
+
+    bb = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1] * 4, out_features=ALL_STAGES)
+    ResNetBackbone(bb).save_pretrained(tmp_path)
+    config = MaskFormerConfig(backbone=str(tmp_path), backbone_kwargs=backbone_kwargs)
+    assert config.backbone_config.out_features == features
+    assert config.backbone_config.out_indices == indices
+    with pytest.raises(ConfigError, match="name different stages"):
+        MaskFormerConfig(backbone=str(tmp_path), backbone_kwargs={"out_features": ["stage1"], "out_indices": [2]})

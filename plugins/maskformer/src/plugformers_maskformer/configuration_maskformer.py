@@ -335,6 +335,13 @@ class MaskFormerConfig(PretrainedConfig):
             model_type = config_dict.pop("model_type", None)
             if not model_type:
                 raise ConfigError(f"The config of backbone {backbone!r} has no model_type.")
+            # A saved backbone config holds both out_features and out_indices; backbone_kwargs naming only one
+            # of them re-selects the stages (as from_pretrained(..., out_indices=...) does), so the other is
+            # derived again instead of contradicting it.
+            if "out_indices" in backbone_kwargs and "out_features" not in backbone_kwargs:
+                config_dict.pop("out_features", None)
+            if "out_features" in backbone_kwargs and "out_indices" not in backbone_kwargs:
+                config_dict.pop("out_indices", None)
             config_dict.update(backbone_kwargs)
             return _auto_config(str(model_type), f"backbone {backbone!r}", **config_dict)
         if backbone_config is None:
