@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -302,7 +303,7 @@ def test_timm_missing_says_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
         load_backbone(CompositeConfig(backbone="resnet18", use_timm_backbone=True))
 
 
-def test_timm_backbone_wraps_a_features_only_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timm_backbone_wraps_a_features_only_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: dict[str, Any] = {}
 
     class FakeFeatureInfo:
@@ -350,5 +351,12 @@ def test_timm_backbone_wraps_a_features_only_model(monkeypatch: pytest.MonkeyPat
         built = load_backbone(source)
         assert built.out_features == ["layer1"] and built.channels == [8]
     assert calls["pretrained"] is True and calls["in_chans"] == 1  # the config's own default
+    # Loading a saved wrapper takes its weights from the checkpoint: timm must not download its own first.
+    saved = load_backbone(TimmBackboneConfig(backbone="fake-net", use_pretrained_backbone=True, out_indices=[-1]))
+    saved.save_pretrained(tmp_path / "timm-wrapper")
+    reloaded = type(saved).from_pretrained(tmp_path / "timm-wrapper")
+    assert calls["pretrained"] is False
+    for a, b in zip(saved.state_dict().values(), reloaded.state_dict().values()):
+        assert torch.equal(a, b)
     with pytest.raises(ValueError, match="hidden_states"):
         model(torch.randn(1, 3, 8, 8), output_hidden_states=True)

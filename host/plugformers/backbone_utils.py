@@ -418,6 +418,10 @@ def _build_timm_backbone_class() -> type:
                 raise ConfigError("TimmBackbone only supports features_only=True.")
             super().__init__(config)
             pretrained = kwargs.pop("use_pretrained_backbone", config.use_pretrained_backbone)
+            from plugformers.modeling_utils import _init_skipped
+
+            if _init_skipped():
+                pretrained = False  # built by from_pretrained: the checkpoint's weights replace timm's anyway
             if config.output_stride is not None:
                 kwargs.setdefault("output_stride", config.output_stride)
             out_indices = config.out_indices if config.out_indices is not None else [-1]
