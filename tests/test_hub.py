@@ -314,3 +314,26 @@ def test_push_to_hub_of_a_model_with_code_and_load_it_back(hub, cache, tmp_path,
     pixels = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(pixels)["logits"], model(pixels)["logits"])
+
+
+def _tiny_distilbert():
+    torch = pytest.importorskip("torch")
+    from plugformers import DistilBertConfig, DistilBertModel
+
+    torch.manual_seed(0)
+    config = DistilBertConfig(n_layers=1, dim=32, hidden_dim=37, n_heads=2, vocab_size=50)
+    return DistilBertModel(config)
+
+
+def test_auto_model_force_download_reaches_the_weights(hub, cache):
+    """AutoConfig consumes the hub keywords; AutoModel must hand all of them on to the weights lookup."""
+    import plugformers
+
+    repo = _repo_name("force")
+    _tiny_distilbert().push_to_hub(repo)
+    plugformers.AutoModel.from_pretrained(repo)
+    before = len(hub.requests)
+    plugformers.AutoModel.from_pretrained(repo, force_download=True)
+    fetched = [path for method, path in hub.requests[before:] if method == "GET"]
+    assert any(p.endswith("/config.json") for p in fetched)
+    assert any(p.endswith("/model.safetensors") for p in fetched), fetched
