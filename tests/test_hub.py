@@ -337,3 +337,40 @@ def test_auto_model_force_download_reaches_the_weights(hub, cache):
     fetched = [path for method, path in hub.requests[before:] if method == "GET"]
     assert any(p.endswith("/config.json") for p in fetched)
     assert any(p.endswith("/model.safetensors") for p in fetched), fetched
+
+
+def test_push_to_hub_qualifies_a_bare_repo_id_and_sends_the_description(hub, cache):
+    """'name' alone means the token owner's 'owner/name' (what create_repo answers); the upload must go there."""
+    name = f"bare-{next(_counter)}"
+    info = PretrainedConfig(hidden=3).push_to_hub(name, commit_message="title", commit_description="the body")
+    posts = [path for method, path in hub.requests if method == "POST" and name in path]
+    assert posts and all(f"/tester/{name}/" in p for p in posts if "/api/models/" in p), posts
+    repo = hub.get_repo(f"tester/{name}")
+    assert repo.commits[repo.branches["main"]].message == "title\n\nthe body"
+    assert f"tester/{name}" in str(info)
+
+
+def test_model_push_replaces_the_previous_weight_layout(hub, cache):
+    """Pushing shards after a single file (or back) must not leave the old weights to shadow the new ones."""
+    torch = pytest.importorskip("torch")
+    import plugformers
+
+    repo = _repo_name("relayout")
+    model = _tiny_distilbert()
+    model.push_to_hub(repo)
+    first = hub.get_repo(repo).branches["main"]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model.push_to_hub(repo, max_shard_size="20KB", commit_message="sharded")
+    files = set(hub.files(repo))
+    assert "model.safetensors" not in files and "model.safetensors.index.json" in files
+    loaded = plugformers.AutoModel.from_pretrained(repo)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert "model.safetensors" in hub.files(repo, first), "the old layout stays in the history"
+    model.push_to_hub(repo)  # and back to one file: the shards and their index go
+    assert not [f for f in hub.files(repo) if f.startswith("model-") or f.endswith(".index.json")]
+    other = _repo_name("relayout-config")
+    hub.create_repo(other, {"model.safetensors": b"kept", "notes.txt": "kept"})
+    model.config.push_to_hub(other)  # only a model push replaces weights
+    assert {"model.safetensors", "notes.txt", "config.json"} <= set(hub.files(other))

@@ -437,6 +437,15 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
 
         cls._auto_class = auto_class_name(auto_class, prefix=("AutoModel", "AutoBackbone"))
 
+    _hub_replaced_patterns = (
+        "model.safetensors",
+        "model-*-of-*.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "pytorch_model-*-of-*.bin",
+        "pytorch_model.bin.index.json",
+    )
+
     def save_pretrained(
         self,
         save_directory: str | os.PathLike[str],

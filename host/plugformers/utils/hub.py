@@ -180,29 +180,42 @@ def push_folder_to_hub(
     repo_id: str,
     *,
     commit_message: str | None = None,
+    commit_description: str | None = None,
     private: bool | None = None,
     token: str | bool | None = None,
     revision: str | None = None,
     create_pr: bool = False,
+    replaced_patterns: list[str] | None = None,
 ) -> Any:
-    """Create ``repo_id`` if needed and upload the contents of ``folder`` in one commit."""
+    """Create ``repo_id`` if needed and upload the contents of ``folder`` in one commit.
+
+    ``repo_id`` may omit the namespace (``"my-model"``): the upload goes to the full id the Hub gives back.
+    Remote files matching ``replaced_patterns`` that ``folder`` does not hold are deleted in the same commit
+    (older versions stay in the repository's history).
+    """
     import huggingface_hub
 
     api = huggingface_hub.HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision is not None:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    full_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    if revision is not None and not revision.startswith("refs/pr/"):
+        api.create_branch(full_id, branch=revision, exist_ok=True)
     return api.upload_folder(
-        repo_id=repo_id,
+        repo_id=full_id,
         folder_path=str(Path(folder)),
         commit_message=commit_message or "Upload with plugformers",
+        commit_description=commit_description,
         revision=revision,
         create_pr=create_pr,
+        delete_patterns=replaced_patterns or None,
     )
 
 
 class PushToHubMixin:
     """Adds ``push_to_hub`` to anything with a ``save_pretrained(folder)``: save to a temporary folder, upload it."""
+
+    # Remote files a new upload supersedes even where it does not overwrite them (a model pushed as shards
+    # after a single-file push must not leave the old model.safetensors, which loading would prefer).
+    _hub_replaced_patterns: tuple[str, ...] = ()
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
@@ -212,6 +225,7 @@ class PushToHubMixin:
         repo_id: str,
         *,
         commit_message: str | None = None,
+        commit_description: str | None = None,
         private: bool | None = None,
         token: str | bool | None = None,
         revision: str | None = None,
@@ -227,8 +241,10 @@ class PushToHubMixin:
                 tmp,
                 repo_id,
                 commit_message=commit_message or f"Upload {type(self).__name__}",
+                commit_description=commit_description,
                 private=private,
                 token=token,
                 revision=revision,
                 create_pr=create_pr,
+                replaced_patterns=list(self._hub_replaced_patterns),
             )
