@@ -137,7 +137,7 @@ def test_local_files_only_and_offline_mode_use_the_cache(hub, cache, tmp_path, m
     assert proc.returncode == 0, err
     lines = out.strip().splitlines()
     assert lines[:2] == ["5", "5"]
-    assert lines[2].startswith("ERR") and "offline mode is on" in lines[2]
+    assert lines[2].startswith("ERR") and "offline mode is on" in lines[2] and "Unset HF_HUB_OFFLINE" in lines[2]
     assert len(hub.requests) == before
 
 
@@ -374,3 +374,16 @@ def test_model_push_replaces_the_previous_weight_layout(hub, cache):
     hub.create_repo(other, {"model.safetensors": b"kept", "notes.txt": "kept"})
     model.config.push_to_hub(other)  # only a model push replaces weights
     assert {"model.safetensors", "notes.txt", "config.json"} <= set(hub.files(other))
+
+
+def test_cache_only_errors_say_why_and_name_the_subfolder(hub, cache):
+    """local_files_only=True with a cold cache names that option (not an unreachable Hub) and how to fix it."""
+    repo = _repo_name("cold")
+    hub.create_repo(repo, {"sub/config.json": _config_json(hidden=1)})
+    with pytest.raises(PlugformersFileNotFoundError, match=r"local_files_only=True.*Drop local_files_only"):
+        PretrainedConfig.from_pretrained(repo, subfolder="sub", local_files_only=True)
+    with pytest.raises(PlugformersFileNotFoundError, match=r"'sub/config\.json'.*not in the local cache"):
+        resolve_file(repo, "config.json", subfolder="sub", local_files_only=True)
+    with pytest.raises(PlugformersFileNotFoundError, match=r"no file named 'sub/extra\.txt'"):
+        resolve_file(repo, "extra.txt", subfolder="sub")
+    assert PretrainedConfig.from_pretrained(repo, subfolder="sub").hidden == 1

@@ -132,6 +132,7 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str
     if "proxies" in kw:
         kw.pop("proxies")  # huggingface_hub >= 1.0 configures proxies through the environment
     where = f"{repo_id!r}" + (f" at revision {kw['revision']!r}" if kw.get("revision") else "")
+    shown = f"{subfolder}/{filename}" if subfolder else filename  # what the repo lacks, subfolder included
     try:
         return str(
             huggingface_hub.hf_hub_download(repo_id, filename, subfolder=subfolder or None, **kw)
@@ -147,16 +148,16 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str
         ) from exc
     except hf_errors.EntryNotFoundError as exc:
         if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not isinstance(exc, hf_errors.RemoteEntryNotFoundError):
-            raise _offline_error(repo_id, filename, where, exc) from exc
+            raise _offline_error(shown, where, local_only=bool(kw.get("local_files_only"))) from exc
         if not required:
             return None
-        raise PlugformersFileNotFoundError(f"Hub repository {where} has no file named {filename!r}.") from exc
+        raise PlugformersFileNotFoundError(f"Hub repository {where} has no file named {shown!r}.") from exc
     except hf_errors.LocalEntryNotFoundError as exc:
-        raise _offline_error(repo_id, filename, where, exc) from exc
+        raise _offline_error(shown, where, local_only=bool(kw.get("local_files_only"))) from exc
     except hf_errors.HFValidationError as exc:
         raise PlugformersFileNotFoundError(f"{repo_id!r} is not a valid Hub repository id: {exc}") from exc
     except hf_errors.OfflineModeIsEnabled as exc:
-        raise _offline_error(repo_id, filename, where, exc) from exc
+        raise _offline_error(shown, where, local_only=bool(kw.get("local_files_only"))) from exc
     except (PlugformersFileNotFoundError, KeyboardInterrupt):
         raise
     except Exception as exc:  # network and protocol errors from the HTTP stack, whatever its library
@@ -166,12 +167,18 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str
         ) from exc
 
 
-def _offline_error(repo_id: str, filename: str, where: str, exc: Exception) -> PlugformersFileNotFoundError:
-    offline = is_offline()
-    reason = "offline mode is on (HF_HUB_OFFLINE=1)" if offline else "the Hub could not be reached"
+def _offline_error(filename: str, where: str, *, local_only: bool) -> PlugformersFileNotFoundError:
+    if is_offline():
+        reason = "offline mode is on (HF_HUB_OFFLINE=1)"
+        fix = "Unset HF_HUB_OFFLINE to download it, or pass a local folder."
+    elif local_only:
+        reason = "local_files_only=True forbids downloading it"
+        fix = "Drop local_files_only to download it, or pass a local folder."
+    else:
+        reason = "the Hub could not be reached"
+        fix = "Download it once while online, or pass a local folder."
     return PlugformersFileNotFoundError(
-        f"Cannot find {filename!r} for {where}: it is not in the local cache and {reason}. "
-        "Download it once while online, or pass a local folder."
+        f"Cannot find {filename!r} for {where}: it is not in the local cache and {reason}. {fix}"
     )
 
 
