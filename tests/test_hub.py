@@ -387,3 +387,36 @@ def test_cache_only_errors_say_why_and_name_the_subfolder(hub, cache):
     with pytest.raises(PlugformersFileNotFoundError, match=r"no file named 'sub/extra\.txt'"):
         resolve_file(repo, "extra.txt", subfolder="sub")
     assert PretrainedConfig.from_pretrained(repo, subfolder="sub").hidden == 1
+
+
+def test_save_pretrained_push_to_hub_uploads_what_was_saved(hub, cache, tmp_path):
+    """push_to_hub=True uploads the files this save wrote, as written: not a fresh re-save, not bystanders."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load
+
+    model = _tiny_distilbert()
+    halved = {k: v / 2 for k, v in model.state_dict().items()}
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("private notes, not for the Hub")
+    repo = _repo_name("save-push")
+    model.save_pretrained(folder, state_dict=halved, push_to_hub=True, repo_id=repo, commit_message="halved")
+    files = hub.files(repo)
+    assert "notes.txt" not in files and {"config.json", "model.safetensors"} <= set(files)
+    assert files["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+    pushed = load(files["model.safetensors"])
+    assert torch.equal(pushed["transformer.layer.0.ffn.lin1.weight"], halved["transformer.layer.0.ffn.lin1.weight"])
+    repo_info = hub.get_repo(repo)
+    assert repo_info.commits[repo_info.branches["main"]].message == "halved"
+
+    from plugformers import DistilBertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]))
+    tok_dir = tmp_path / "tok"
+    tok_repo = _repo_name("tok-save-push")
+    DistilBertTokenizerFast(vocab_file=str(vocab)).save_pretrained(
+        tok_dir, filename_prefix="mine", push_to_hub=True, repo_id=tok_repo
+    )
+    assert {p.name for p in tok_dir.iterdir()} <= set(hub.files(tok_repo))
+    assert any(name.startswith("mine-") for name in hub.files(tok_repo))

@@ -193,12 +193,14 @@ def push_folder_to_hub(
     revision: str | None = None,
     create_pr: bool = False,
     replaced_patterns: list[str] | None = None,
+    only_files: list[str] | None = None,
 ) -> Any:
     """Create ``repo_id`` if needed and upload the contents of ``folder`` in one commit.
 
     ``repo_id`` may omit the namespace (``"my-model"``): the upload goes to the full id the Hub gives back.
     Remote files matching ``replaced_patterns`` that ``folder`` does not hold are deleted in the same commit
-    (older versions stay in the repository's history).
+    (older versions stay in the repository's history). ``only_files`` limits the upload to those paths
+    (relative to ``folder``).
     """
     import huggingface_hub
 
@@ -214,7 +216,26 @@ def push_folder_to_hub(
         revision=revision,
         create_pr=create_pr,
         delete_patterns=replaced_patterns or None,
+        allow_patterns=[glob_escape(f) for f in only_files] if only_files is not None else None,
     )
+
+
+def glob_escape(path: str) -> str:
+    """``path`` as an fnmatch pattern that matches only itself."""
+    return re.sub(r"([*?\[])", r"[\1]", path)
+
+
+def folder_state(folder: str | os.PathLike[str]) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` (relative POSIX path) with its modification time and size; {} if absent."""
+    root = Path(folder)
+    if not root.is_dir():
+        return {}
+    state = {}
+    for p in root.rglob("*"):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts):
+            st = p.stat()
+            state[p.relative_to(root).as_posix()] = (st.st_mtime_ns, st.st_size)
+    return state
 
 
 class PushToHubMixin:
@@ -226,6 +247,34 @@ class PushToHubMixin:
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
+
+    def _push_saved_folder(
+        self,
+        save_directory: str | os.PathLike[str],
+        before: dict[str, tuple[int, int]],
+        repo_id: str | None,
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """``save_pretrained(..., push_to_hub=True)``: upload what this save wrote into ``save_directory``.
+
+        The files uploaded are the ones the save just wrote, exactly as written (a model saved with
+        ``state_dict=`` or a tokenizer saved with ``filename_prefix=`` is pushed as saved); other files in
+        the folder are left out. ``before`` is :func:`folder_state` of the folder taken before saving.
+        """
+        after = folder_state(save_directory)
+        written = sorted(path for path, st in after.items() if before.get(path) != st)
+        return push_folder_to_hub(
+            save_directory,
+            repo_id or Path(os.path.abspath(os.fspath(save_directory))).name,
+            commit_message=kwargs.get("commit_message") or f"Upload {type(self).__name__}",
+            commit_description=kwargs.get("commit_description"),
+            private=kwargs.get("private"),
+            token=kwargs.get("token"),
+            revision=kwargs.get("revision"),
+            create_pr=bool(kwargs.get("create_pr", False)),
+            replaced_patterns=list(self._hub_replaced_patterns),
+            only_files=written,
+        )
 
     def push_to_hub(
         self,
