@@ -137,7 +137,7 @@ def test_local_files_only_and_offline_mode_use_the_cache(hub, cache, tmp_path, m
     assert proc.returncode == 0, err
     lines = out.strip().splitlines()
     assert lines[:2] == ["5", "5"]
-    assert lines[2].startswith("ERR") and "offline mode is on" in lines[2]
+    assert lines[2].startswith("ERR") and "offline mode is on" in lines[2] and "Unset HF_HUB_OFFLINE" in lines[2]
     assert len(hub.requests) == before
 
 
@@ -314,3 +314,109 @@ def test_push_to_hub_of_a_model_with_code_and_load_it_back(hub, cache, tmp_path,
     pixels = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(pixels)["logits"], model(pixels)["logits"])
+
+
+def _tiny_distilbert():
+    torch = pytest.importorskip("torch")
+    from plugformers import DistilBertConfig, DistilBertModel
+
+    torch.manual_seed(0)
+    config = DistilBertConfig(n_layers=1, dim=32, hidden_dim=37, n_heads=2, vocab_size=50)
+    return DistilBertModel(config)
+
+
+def test_auto_model_force_download_reaches_the_weights(hub, cache):
+    """AutoConfig consumes the hub keywords; AutoModel must hand all of them on to the weights lookup."""
+    import plugformers
+
+    repo = _repo_name("force")
+    _tiny_distilbert().push_to_hub(repo)
+    plugformers.AutoModel.from_pretrained(repo)
+    before = len(hub.requests)
+    plugformers.AutoModel.from_pretrained(repo, force_download=True)
+    fetched = [path for method, path in hub.requests[before:] if method == "GET"]
+    assert any(p.endswith("/config.json") for p in fetched)
+    assert any(p.endswith("/model.safetensors") for p in fetched), fetched
+
+
+def test_push_to_hub_qualifies_a_bare_repo_id_and_sends_the_description(hub, cache):
+    """'name' alone means the token owner's 'owner/name' (what create_repo answers); the upload must go there."""
+    name = f"bare-{next(_counter)}"
+    info = PretrainedConfig(hidden=3).push_to_hub(name, commit_message="title", commit_description="the body")
+    posts = [path for method, path in hub.requests if method == "POST" and name in path]
+    assert posts and all(f"/tester/{name}/" in p for p in posts if "/api/models/" in p), posts
+    repo = hub.get_repo(f"tester/{name}")
+    assert repo.commits[repo.branches["main"]].message == "title\n\nthe body"
+    assert f"tester/{name}" in str(info)
+
+
+def test_model_push_replaces_the_previous_weight_layout(hub, cache):
+    """Pushing shards after a single file (or back) must not leave the old weights to shadow the new ones."""
+    torch = pytest.importorskip("torch")
+    import plugformers
+
+    repo = _repo_name("relayout")
+    model = _tiny_distilbert()
+    model.push_to_hub(repo)
+    first = hub.get_repo(repo).branches["main"]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model.push_to_hub(repo, max_shard_size="20KB", commit_message="sharded")
+    files = set(hub.files(repo))
+    assert "model.safetensors" not in files and "model.safetensors.index.json" in files
+    loaded = plugformers.AutoModel.from_pretrained(repo)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert "model.safetensors" in hub.files(repo, first), "the old layout stays in the history"
+    model.push_to_hub(repo)  # and back to one file: the shards and their index go
+    assert not [f for f in hub.files(repo) if f.startswith("model-") or f.endswith(".index.json")]
+    other = _repo_name("relayout-config")
+    hub.create_repo(other, {"model.safetensors": b"kept", "notes.txt": "kept"})
+    model.config.push_to_hub(other)  # only a model push replaces weights
+    assert {"model.safetensors", "notes.txt", "config.json"} <= set(hub.files(other))
+
+
+def test_cache_only_errors_say_why_and_name_the_subfolder(hub, cache):
+    """local_files_only=True with a cold cache names that option (not an unreachable Hub) and how to fix it."""
+    repo = _repo_name("cold")
+    hub.create_repo(repo, {"sub/config.json": _config_json(hidden=1)})
+    with pytest.raises(PlugformersFileNotFoundError, match=r"local_files_only=True.*Drop local_files_only"):
+        PretrainedConfig.from_pretrained(repo, subfolder="sub", local_files_only=True)
+    with pytest.raises(PlugformersFileNotFoundError, match=r"'sub/config\.json'.*not in the local cache"):
+        resolve_file(repo, "config.json", subfolder="sub", local_files_only=True)
+    with pytest.raises(PlugformersFileNotFoundError, match=r"no file named 'sub/extra\.txt'"):
+        resolve_file(repo, "extra.txt", subfolder="sub")
+    assert PretrainedConfig.from_pretrained(repo, subfolder="sub").hidden == 1
+
+
+def test_save_pretrained_push_to_hub_uploads_what_was_saved(hub, cache, tmp_path):
+    """push_to_hub=True uploads the files this save wrote, as written: not a fresh re-save, not bystanders."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load
+
+    model = _tiny_distilbert()
+    halved = {k: v / 2 for k, v in model.state_dict().items()}
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("private notes, not for the Hub")
+    repo = _repo_name("save-push")
+    model.save_pretrained(folder, state_dict=halved, push_to_hub=True, repo_id=repo, commit_message="halved")
+    files = hub.files(repo)
+    assert "notes.txt" not in files and {"config.json", "model.safetensors"} <= set(files)
+    assert files["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+    pushed = load(files["model.safetensors"])
+    assert torch.equal(pushed["transformer.layer.0.ffn.lin1.weight"], halved["transformer.layer.0.ffn.lin1.weight"])
+    repo_info = hub.get_repo(repo)
+    assert repo_info.commits[repo_info.branches["main"]].message == "halved"
+
+    from plugformers import DistilBertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]))
+    tok_dir = tmp_path / "tok"
+    tok_repo = _repo_name("tok-save-push")
+    DistilBertTokenizerFast(vocab_file=str(vocab)).save_pretrained(
+        tok_dir, filename_prefix="mine", push_to_hub=True, repo_id=tok_repo
+    )
+    assert {p.name for p in tok_dir.iterdir()} <= set(hub.files(tok_repo))
+    assert any(name.startswith("mine-") for name in hub.files(tok_repo))

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from plugformers.utils.hub import HubOptions, PushToHubMixin, resolve_file
+from plugformers.utils.hub import HubOptions, PushToHubMixin, folder_state, resolve_file
 from plugformers.utils.io import atomic_directory, write_json
 from plugformers.utils.logging import get_logger
 
@@ -329,6 +329,7 @@ class PretrainedConfig(PushToHubMixin):
         When the class was registered with :meth:`register_for_auto_class`, the Python files that define it
         are copied next to it and ``auto_map`` is written, so ``trust_remote_code=True`` can rebuild it.
         """
+        before = folder_state(save_directory) if push_to_hub else {}
         with atomic_directory(save_directory) as staging:
             if self._auto_class is not None:
                 from plugformers.dynamic_module_utils import custom_object_save
@@ -336,8 +337,7 @@ class PretrainedConfig(PushToHubMixin):
                 custom_object_save(self, staging, config=self)
             write_json(Path(staging) / CONFIG_NAME, self.to_diff_dict())
         if push_to_hub:
-            repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
-            self.push_to_hub(repo_id, **kwargs)
+            self._push_saved_folder(save_directory, before, kwargs.pop("repo_id", None), kwargs)
 
     @classmethod
     def register_for_auto_class(cls, auto_class: str | type = "AutoConfig") -> None:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from plugformers.utils.hub import HubOptions, PushToHubMixin, resolve_file
+from plugformers.utils.hub import HubOptions, PushToHubMixin, folder_state, resolve_file
 from plugformers.utils.io import atomic_directory, write_json
 from plugformers.utils.logging import get_logger
 
@@ -279,6 +279,7 @@ class PreprocessingConfigMixin(PushToHubMixin):
         if os.path.isfile(save_directory):
             raise NotADirectoryError(f"Cannot save into {os.fspath(save_directory)!r}: it is a file.")
         repo_id = kwargs.pop("repo_id", None)
+        before = folder_state(save_directory) if push_to_hub else {}
         with atomic_directory(save_directory) as staging:
             if self._auto_class is not None:
                 self._save_custom_code(staging)
@@ -287,7 +288,7 @@ class PreprocessingConfigMixin(PushToHubMixin):
         written = [os.path.join(os.fspath(save_directory), self.config_name)]
         logger.info("Saved %s to %s", type(self).__name__, written[0])
         if push_to_hub:
-            self.push_to_hub(repo_id or Path(save_directory).name, **kwargs)
+            self._push_saved_folder(save_directory, before, repo_id, kwargs)
         return written
 
     def _save_custom_code(self, folder: Path) -> None:

@@ -24,7 +24,13 @@ import torch
 from torch import nn
 
 from plugformers.configuration_utils import PretrainedConfig
-from plugformers.utils.hub import HubOptions, PlugformersFileNotFoundError, PushToHubMixin, resolve_file
+from plugformers.utils.hub import (
+    HubOptions,
+    PlugformersFileNotFoundError,
+    PushToHubMixin,
+    folder_state,
+    resolve_file,
+)
 from plugformers.utils.io import atomic_directory, write_json
 from plugformers.utils.logging import get_logger
 
@@ -437,6 +443,15 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
 
         cls._auto_class = auto_class_name(auto_class, prefix=("AutoModel", "AutoBackbone"))
 
+    _hub_replaced_patterns = (
+        "model.safetensors",
+        "model-*-of-*.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "pytorch_model-*-of-*.bin",
+        "pytorch_model.bin.index.json",
+    )
+
     def save_pretrained(
         self,
         save_directory: str | os.PathLike[str],
@@ -458,6 +473,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         config = self.config
         config.architectures = [type(self).__name__]
         config.dtype = self.dtype
+        before = folder_state(save_directory) if push_to_hub else {}
         with atomic_directory(save_directory) as staging:
             staging = Path(staging)
             for old in list(staging.iterdir()):
@@ -473,8 +489,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             else:
                 _write_pickle(tensors, staging, limit)
         if push_to_hub:
-            repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
-            self.push_to_hub(repo_id, max_shard_size=max_shard_size, safe_serialization=safe_serialization, **kwargs)
+            self._push_saved_folder(save_directory, before, kwargs.pop("repo_id", None), kwargs)
 
     # ----- loading ---------------------------------------------------------------------------------------
 

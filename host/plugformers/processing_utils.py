@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-from plugformers.utils.hub import HubOptions, PushToHubMixin, resolve_file
+from plugformers.utils.hub import HubOptions, PushToHubMixin, folder_state, resolve_file
 from plugformers.utils.io import atomic_directory, write_json
 from plugformers.utils.logging import get_logger
 
@@ -233,6 +233,7 @@ class ProcessorMixin(PushToHubMixin):
             raise NotADirectoryError(f"Cannot save into {os.fspath(save_directory)!r}: it is a file.")
         repo_id = kwargs.pop("repo_id", None)
         written: list[str] = []
+        before = folder_state(save_directory) if push_to_hub else {}
         with atomic_directory(save_directory) as staging:
             for name in self.attributes:
                 part = getattr(self, name)
@@ -248,7 +249,7 @@ class ProcessorMixin(PushToHubMixin):
                 write_json(Path(staging) / PROCESSOR_CONFIG_NAME, self.to_dict())
                 written.append(os.path.join(os.fspath(save_directory), PROCESSOR_CONFIG_NAME))
         if push_to_hub:
-            self.push_to_hub(repo_id or Path(save_directory).name, **kwargs)
+            self._push_saved_folder(save_directory, before, repo_id, kwargs)
         return written
 
     def _save_custom_code(self, folder: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, NamedTuple, TypeVar, Union, overload
 
 import numpy as np
 
-from plugformers.utils.hub import HubOptions, PushToHubMixin, resolve_file
+from plugformers.utils.hub import HubOptions, PushToHubMixin, folder_state, resolve_file
 from plugformers.utils.io import atomic_directory, atomic_write_text, write_json
 from plugformers.utils.logging import get_logger
 
@@ -1472,6 +1472,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             raise NotADirectoryError(f"Cannot save the tokenizer into {os.fspath(save_directory)!r}: it is a file.")
         prefix = f"{filename_prefix}-" if filename_prefix else ""
         target = os.path.abspath(os.fspath(save_directory))
+        before = folder_state(target) if push_to_hub else {}
         with atomic_directory(target) as staging:
             staging_str = os.fspath(staging)
             write_json(os.path.join(staging_str, prefix + TOKENIZER_CONFIG_FILE), self._tokenizer_config())
@@ -1480,8 +1481,7 @@ class PreTrainedTokenizerBase(PushToHubMixin):
             written += self._save_files(staging_str, filename_prefix, legacy_format)
         paths = tuple(os.path.join(target, name) for name in written)
         if push_to_hub:
-            repo_id = kwargs.pop("repo_id", None) or os.path.basename(target.rstrip(os.sep))
-            self.push_to_hub(repo_id, **kwargs)
+            self._push_saved_folder(target, before, kwargs.pop("repo_id", None), kwargs)
         return paths
 
     def _save_files(self, directory: str, filename_prefix: str | None, legacy_format: bool | None) -> list[str]:

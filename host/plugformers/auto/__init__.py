@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeGuard
 
 from plugformers.configuration_utils import CONFIG_NAME, ConfigError, PretrainedConfig, load_json_file
 from plugformers.plugins import _ref_name, get_registry, import_object
-from plugformers.utils.hub import HubOptions, resolve_file
+from plugformers.utils.hub import HUB_KWARGS, HubOptions, resolve_file
 
 __all__ = [
     "AutoBackbone",
@@ -241,7 +241,8 @@ class _BaseAutoModelClass:
         if pretrained_model_name_or_path is None and not isinstance(config, PretrainedConfig):
             raise ValueError("from_pretrained(None, ...) needs config= (a config object) and state_dict=.")
         source = "" if pretrained_model_name_or_path is None else os.fspath(pretrained_model_name_or_path)
-        hub_kwargs: dict[str, Any] = {k: kwargs[k] for k in ("revision", "cache_dir", "local_files_only", "token", "subfolder") if k in kwargs}
+        # AutoConfig consumes every hub keyword; the weights need the same ones (force_download included).
+        hub_kwargs: dict[str, Any] = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
         if not isinstance(config, PretrainedConfig):
             result = AutoConfig.from_pretrained(
                 config if config is not None else source,

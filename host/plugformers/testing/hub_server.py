@@ -580,6 +580,8 @@ class _HubHandler(BaseHTTPRequestHandler):
             key, value = item.get("key"), item.get("value", {})
             if key == "header":
                 summary = value.get("summary") or summary
+                if value.get("description"):  # stored like git does: summary, blank line, body
+                    summary = f"{summary}\n\n{value['description']}"
                 parent = value.get("parentCommit")
             elif key == "file":
                 if value.get("encoding", "base64") != "base64":

@@ -132,6 +132,7 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str
     if "proxies" in kw:
         kw.pop("proxies")  # huggingface_hub >= 1.0 configures proxies through the environment
     where = f"{repo_id!r}" + (f" at revision {kw['revision']!r}" if kw.get("revision") else "")
+    shown = f"{subfolder}/{filename}" if subfolder else filename  # what the repo lacks, subfolder included
     try:
         return str(
             huggingface_hub.hf_hub_download(repo_id, filename, subfolder=subfolder or None, **kw)
@@ -147,16 +148,16 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str
         ) from exc
     except hf_errors.EntryNotFoundError as exc:
         if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not isinstance(exc, hf_errors.RemoteEntryNotFoundError):
-            raise _offline_error(repo_id, filename, where, exc) from exc
+            raise _offline_error(shown, where, local_only=bool(kw.get("local_files_only"))) from exc
         if not required:
             return None
-        raise PlugformersFileNotFoundError(f"Hub repository {where} has no file named {filename!r}.") from exc
+        raise PlugformersFileNotFoundError(f"Hub repository {where} has no file named {shown!r}.") from exc
     except hf_errors.LocalEntryNotFoundError as exc:
-        raise _offline_error(repo_id, filename, where, exc) from exc
+        raise _offline_error(shown, where, local_only=bool(kw.get("local_files_only"))) from exc
     except hf_errors.HFValidationError as exc:
         raise PlugformersFileNotFoundError(f"{repo_id!r} is not a valid Hub repository id: {exc}") from exc
     except hf_errors.OfflineModeIsEnabled as exc:
-        raise _offline_error(repo_id, filename, where, exc) from exc
+        raise _offline_error(shown, where, local_only=bool(kw.get("local_files_only"))) from exc
     except (PlugformersFileNotFoundError, KeyboardInterrupt):
         raise
     except Exception as exc:  # network and protocol errors from the HTTP stack, whatever its library
@@ -166,12 +167,18 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str
         ) from exc
 
 
-def _offline_error(repo_id: str, filename: str, where: str, exc: Exception) -> PlugformersFileNotFoundError:
-    offline = is_offline()
-    reason = "offline mode is on (HF_HUB_OFFLINE=1)" if offline else "the Hub could not be reached"
+def _offline_error(filename: str, where: str, *, local_only: bool) -> PlugformersFileNotFoundError:
+    if is_offline():
+        reason = "offline mode is on (HF_HUB_OFFLINE=1)"
+        fix = "Unset HF_HUB_OFFLINE to download it, or pass a local folder."
+    elif local_only:
+        reason = "local_files_only=True forbids downloading it"
+        fix = "Drop local_files_only to download it, or pass a local folder."
+    else:
+        reason = "the Hub could not be reached"
+        fix = "Download it once while online, or pass a local folder."
     return PlugformersFileNotFoundError(
-        f"Cannot find {filename!r} for {where}: it is not in the local cache and {reason}. "
-        "Download it once while online, or pass a local folder."
+        f"Cannot find {filename!r} for {where}: it is not in the local cache and {reason}. {fix}"
     )
 
 
@@ -180,38 +187,101 @@ def push_folder_to_hub(
     repo_id: str,
     *,
     commit_message: str | None = None,
+    commit_description: str | None = None,
     private: bool | None = None,
     token: str | bool | None = None,
     revision: str | None = None,
     create_pr: bool = False,
+    replaced_patterns: list[str] | None = None,
+    only_files: list[str] | None = None,
 ) -> Any:
-    """Create ``repo_id`` if needed and upload the contents of ``folder`` in one commit."""
+    """Create ``repo_id`` if needed and upload the contents of ``folder`` in one commit.
+
+    ``repo_id`` may omit the namespace (``"my-model"``): the upload goes to the full id the Hub gives back.
+    Remote files matching ``replaced_patterns`` that ``folder`` does not hold are deleted in the same commit
+    (older versions stay in the repository's history). ``only_files`` limits the upload to those paths
+    (relative to ``folder``).
+    """
     import huggingface_hub
 
     api = huggingface_hub.HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision is not None:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    full_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    if revision is not None and not revision.startswith("refs/pr/"):
+        api.create_branch(full_id, branch=revision, exist_ok=True)
     return api.upload_folder(
-        repo_id=repo_id,
+        repo_id=full_id,
         folder_path=str(Path(folder)),
         commit_message=commit_message or "Upload with plugformers",
+        commit_description=commit_description,
         revision=revision,
         create_pr=create_pr,
+        delete_patterns=replaced_patterns or None,
+        allow_patterns=[glob_escape(f) for f in only_files] if only_files is not None else None,
     )
+
+
+def glob_escape(path: str) -> str:
+    """``path`` as an fnmatch pattern that matches only itself."""
+    return re.sub(r"([*?\[])", r"[\1]", path)
+
+
+def folder_state(folder: str | os.PathLike[str]) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` (relative POSIX path) with its modification time and size; {} if absent."""
+    root = Path(folder)
+    if not root.is_dir():
+        return {}
+    state = {}
+    for p in root.rglob("*"):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts):
+            st = p.stat()
+            state[p.relative_to(root).as_posix()] = (st.st_mtime_ns, st.st_size)
+    return state
 
 
 class PushToHubMixin:
     """Adds ``push_to_hub`` to anything with a ``save_pretrained(folder)``: save to a temporary folder, upload it."""
 
+    # Remote files a new upload supersedes even where it does not overwrite them (a model pushed as shards
+    # after a single-file push must not leave the old model.safetensors, which loading would prefer).
+    _hub_replaced_patterns: tuple[str, ...] = ()
+
     def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
+
+    def _push_saved_folder(
+        self,
+        save_directory: str | os.PathLike[str],
+        before: dict[str, tuple[int, int]],
+        repo_id: str | None,
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """``save_pretrained(..., push_to_hub=True)``: upload what this save wrote into ``save_directory``.
+
+        The files uploaded are the ones the save just wrote, exactly as written (a model saved with
+        ``state_dict=`` or a tokenizer saved with ``filename_prefix=`` is pushed as saved); other files in
+        the folder are left out. ``before`` is :func:`folder_state` of the folder taken before saving.
+        """
+        after = folder_state(save_directory)
+        written = sorted(path for path, st in after.items() if before.get(path) != st)
+        return push_folder_to_hub(
+            save_directory,
+            repo_id or Path(os.path.abspath(os.fspath(save_directory))).name,
+            commit_message=kwargs.get("commit_message") or f"Upload {type(self).__name__}",
+            commit_description=kwargs.get("commit_description"),
+            private=kwargs.get("private"),
+            token=kwargs.get("token"),
+            revision=kwargs.get("revision"),
+            create_pr=bool(kwargs.get("create_pr", False)),
+            replaced_patterns=list(self._hub_replaced_patterns),
+            only_files=written,
+        )
 
     def push_to_hub(
         self,
         repo_id: str,
         *,
         commit_message: str | None = None,
+        commit_description: str | None = None,
         private: bool | None = None,
         token: str | bool | None = None,
         revision: str | None = None,
@@ -227,8 +297,10 @@ class PushToHubMixin:
                 tmp,
                 repo_id,
                 commit_message=commit_message or f"Upload {type(self).__name__}",
+                commit_description=commit_description,
                 private=private,
                 token=token,
                 revision=revision,
                 create_pr=create_pr,
+                replaced_patterns=list(self._hub_replaced_patterns),
             )
