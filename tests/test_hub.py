@@ -106,6 +106,10 @@ def test_private_repo_needs_the_token(hub, cache):
     with pytest.raises(PlugformersFileNotFoundError, match="private"):
         resolve_file(repo, "config.json", token=False)
     assert PretrainedConfig.from_pretrained(repo, token=hub.token).secret == 1
+    # The old spelling still carries the token (the reference drops it silently, which reads as "not found").
+    assert PretrainedConfig.from_pretrained(repo, use_auth_token=hub.token, force_download=True).secret == 1
+    with pytest.raises(ValueError, match="disagree"):
+        PretrainedConfig.from_pretrained(repo, use_auth_token=hub.token, token="other")
 
 
 def test_local_files_only_and_offline_mode_use_the_cache(hub, cache, tmp_path, monkeypatch):

@@ -53,7 +53,11 @@ class HubOptions:
     def pop_from(cls, kwargs: dict[str, Any]) -> HubOptions:
         """Take the hub keywords out of ``kwargs`` (leaving the rest for the caller)."""
         found = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
-        kwargs.pop("use_auth_token", None)  # long-deprecated spelling of `token`
+        legacy_token = kwargs.pop("use_auth_token", None)  # the old spelling of `token`
+        if legacy_token is not None:
+            if found.get("token") is not None and found["token"] != legacy_token:
+                raise ValueError("use_auth_token= and token= disagree; pass only token=.")
+            found["token"] = legacy_token  # dropping it would turn a private repo into a "not found"
         kwargs.pop("resume_download", None)
         if found.get("subfolder") is None:
             found.pop("subfolder", None)
