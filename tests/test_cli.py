@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from plugformers.cli import main
@@ -25,6 +26,14 @@ def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing" / "x")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("plugformers: error:") and "\n" not in err
+
+
+def test_debug_shows_the_traceback_before_or_after_the_command(tmp_path):
+    missing = str(tmp_path / "missing" / "x")
+    for argv in (["--debug", "info", missing], ["info", missing, "--debug"]):
+        with pytest.raises(Exception, match="missing"):
+            main(argv)
+    assert main(["info", missing]) == 1
 
 
 def test_predict_refuses_unknown_task_inference(tmp_path, capsys):

@@ -418,19 +418,22 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plugformers", description="Transformers-compatible models as plugins.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    # --debug is also accepted after the command; SUPPRESS keeps a missing one from resetting the global flag.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("plugins", help="list installed plugins, their model types, classes and load errors")
+    p = sub.add_parser("plugins", parents=[debug], help="list installed plugins, their model types, classes and load errors")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("info", help="describe a checkpoint folder or Hub repo")
+    p = sub.add_parser("info", parents=[debug], help="describe a checkpoint folder or Hub repo")
     p.add_argument("checkpoint")
     p.add_argument("--revision")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("predict", help="run a checkpoint on texts, image files or WAV files")
+    p = sub.add_parser("predict", parents=[debug], help="run a checkpoint on texts, image files or WAV files")
     p.add_argument("checkpoint")
     p.add_argument("inputs", nargs="+")
     p.add_argument("--task", choices=sorted(_TASK_AUTO))
@@ -442,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("demo", help="walk through every installed family: build, save, reload, preprocess, run")
+    p = sub.add_parser("demo", parents=[debug], help="walk through every installed family: build, save, reload, preprocess, run")
     p.add_argument("--output-dir", default=None, help="keep the saved checkpoints here (default: a temporary folder)")
     p.add_argument("--family", action="append", help="only this model type (repeatable)")
     p.add_argument("--small", action="store_true", help="use small configs instead of the defaults (faster)")
