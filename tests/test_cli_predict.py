@@ -104,6 +104,9 @@ def test_fill_mask_fills_each_mask_from_the_vocabulary(distilbert_folder, capsys
         assert len(fill) == 4 and {c["token"] for c in fill} <= vocab
         scores = [c["score"] for c in fill]
         assert scores == sorted(scores, reverse=True)
+    # More than the vocabulary holds lists the whole vocabulary instead of failing.
+    (result,) = _predict(capsys, str(folder), "the [MASK] fox", "--top-k", "100000")["results"]
+    assert len(result["fills"][0]) == len(vocab)
 
 
 def test_fill_mask_without_a_mask_is_a_clear_error(distilbert_folder, capsys):

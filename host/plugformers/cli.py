@@ -272,7 +272,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     fills = []
                     for pos in positions:
                         probs = out.logits[0, pos].float().softmax(-1)
-                        values, indices = probs.topk(args.top_k)
+                        values, indices = probs.topk(min(args.top_k, probs.shape[-1]))
                         fills.append(
                             [{"token": tokenizer.convert_ids_to_tokens(int(i)), "score": round(float(v), 4)} for v, i in zip(values, indices)]
                         )
