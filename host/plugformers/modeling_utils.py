@@ -411,8 +411,9 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         :func:`plugformers.fast_path.onednn_preferred`); convolutional ones get batch norms folded into the
         convolutions before them, in channels-last layout (their feature maps come out channels-last).
         Outputs agree with the plain path to float32 rounding; the state dict and saved files do not change.
-        The fast path steps aside while gradients are needed, under ``torch.compile`` or ``torch.jit.trace``,
-        and for weights made under ``torch.inference_mode()``; it follows weight updates and ``.to()``. It costs memory for the derived weights (about one more copy of the layers it
+        The fast path steps aside while gradients are needed, under autocast, under ``torch.compile`` or
+        ``torch.jit.trace``, and for weights made under ``torch.inference_mode()``; it follows weight updates
+        and ``.to()``. It costs memory for the derived weights (about one more copy of the layers it
         covers). Raises ``NotImplementedError`` for families without one.
         """
         from plugformers import fast_path
