@@ -235,6 +235,46 @@ def test_half_precision_load_builds_the_model_in_that_dtype(tmp_path, monkeypatc
     assert torch.get_default_dtype() == torch.float32, "a failed load must restore torch's default dtype"
 
 
+def test_default_dtype_load_is_not_built_in_a_concurrent_half_precision_load(tmp_path):
+    # torch's default dtype is process-wide: a float32 load that builds while another thread's bfloat16
+    # load has switched it would silently come out in bfloat16.
+    import threading
+
+    from plugformers.modeling_utils import _default_float_dtype
+
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    switched, release = threading.Event(), threading.Event()
+
+    def half_precision_build():
+        with _default_float_dtype(torch.bfloat16):
+            switched.set()
+            release.wait(10)
+
+    other = threading.Thread(target=half_precision_build)
+    other.start()
+    try:
+        assert switched.wait(10)
+        timer = threading.Timer(0.2, release.set)
+        timer.start()
+        model = TinyModel.from_pretrained(tmp_path)
+    finally:
+        release.set()
+        other.join()
+    assert model.dtype == torch.float32
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_nested_loads_in_different_dtypes_do_not_deadlock():
+    # A model whose __init__ loads a sub-model (a pretrained backbone) in another dtype re-enters the lock.
+    from plugformers.modeling_utils import _default_float_dtype
+
+    with _default_float_dtype(torch.bfloat16):
+        with _default_float_dtype(torch.float16):
+            assert torch.empty(1).dtype == torch.float16
+        assert torch.empty(1).dtype == torch.bfloat16
+    assert torch.get_default_dtype() == torch.float32
+
+
 def test_device_map_split_over_devices_is_refused(tmp_path):
     TinyModel(TinyConfig()).save_pretrained(tmp_path)
     with pytest.raises(NotImplementedError, match="one device"):

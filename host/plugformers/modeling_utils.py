@@ -76,7 +76,8 @@ _saved_init: dict[str, Callable[..., Any]] = {}
 _skip_local = threading.local()
 
 
-_dtype_lock = threading.Lock()
+# Re-entrant: a model's __init__ may itself load a sub-model (a pretrained backbone) in another dtype.
+_dtype_lock = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -84,14 +85,15 @@ def _default_float_dtype(dtype: torch.dtype | None) -> Iterator[None]:
     """Create the model's float tensors directly in ``dtype`` while it is built for loading.
 
     Without this a bfloat16 load onto a GPU would first allocate every weight in float32 there, twice the
-    memory the model needs. torch's default dtype is process-wide: loads that change it take turns, and
-    float tensors that other threads create meanwhile also get ``dtype``.
+    memory the model needs. torch's default dtype is process-wide, so every load builds under the lock,
+    including loads that keep the default (they would otherwise be built in another thread's dtype); float
+    tensors that threads outside ``from_pretrained`` create meanwhile still get ``dtype``.
     """
-    if dtype not in (torch.float16, torch.bfloat16, torch.float64) or dtype == torch.get_default_dtype():
-        yield
-        return
     with _dtype_lock:
         previous = torch.get_default_dtype()
+        if dtype not in (torch.float16, torch.bfloat16, torch.float64) or dtype == previous:
+            yield
+            return
         torch.set_default_dtype(dtype)
         try:
             yield

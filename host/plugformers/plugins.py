@@ -482,7 +482,7 @@ class Registry:
         spec = self.families.get(model_type) if model_type else None
         if spec is not None and _is_config_of(spec, config_class):
             return spec
-        for candidate in self.families.values():
+        for candidate in list(self.families.values()):  # a copy: another thread may be registering a family
             if candidate.config is config_class:
                 return candidate
         return None
@@ -503,9 +503,11 @@ class Registry:
 
     def model_for_config_class(self, config_class: type, key: str) -> Any:
         """The model (class or reference) registered for ``config_class`` under Auto class ``key``, or None."""
+        # Read without the lock: entries are only ever added (under it), and one dict lookup is atomic.
         for klass in getattr(config_class, "__mro__", ()):
-            if key in self.class_models.get(klass, {}):
-                return self.class_models[klass][key]
+            model = self.class_models.get(klass, {}).get(key)
+            if model is not None:
+                return model
         spec = self.family_for_config_class(config_class)
         return spec.models.get(key) if spec is not None else None
 
@@ -544,7 +546,7 @@ class Registry:
                     f"cannot import name {name!r} from 'plugformers': the {info.distribution} {info.version} plugin "
                     f"is installed but did not register {family!r} (status {info.status}){detail}."
                 )
-            provided = sorted(n for n, (_ref, owner) in self.names.items() if owner == spec.plugin)
+            provided = sorted(n for n, (_ref, owner) in list(self.names.items()) if owner == spec.plugin)
             return (
                 f"cannot import name {name!r} from 'plugformers': the installed plugin {info.name!r} "
                 f"({info.distribution} {info.version}) does not provide it. It provides: {', '.join(provided)}."
