@@ -393,7 +393,7 @@ def test_cache_only_errors_say_why_and_name_the_subfolder(hub, cache):
     assert PretrainedConfig.from_pretrained(repo, subfolder="sub").hidden == 1
 
 
-def test_save_pretrained_push_to_hub_uploads_what_was_saved(hub, cache, tmp_path):
+def test_save_pretrained_push_to_hub_uploads_what_was_saved(hub, cache, tmp_path, monkeypatch):
     """push_to_hub=True uploads the files this save wrote, as written: not a fresh re-save, not bystanders."""
     torch = pytest.importorskip("torch")
     from safetensors.torch import load
@@ -412,6 +412,20 @@ def test_save_pretrained_push_to_hub_uploads_what_was_saved(hub, cache, tmp_path
     assert torch.equal(pushed["transformer.layer.0.ffn.lin1.weight"], halved["transformer.layer.0.ffn.lin1.weight"])
     repo_info = hub.get_repo(repo)
     assert repo_info.commits[repo_info.branches["main"]].message == "halved"
+
+    # A weights file that looks unchanged (rewritten within one clock tick at the same size) must still go up:
+    # the commit deletes superseded weight files, and must not delete the ones the folder holds.
+    from plugformers.utils import hub as hub_utils
+
+    original = hub_utils.PushToHubMixin._push_saved_folder
+
+    def as_if_unchanged(self, save_directory, before, repo_id, kwargs):
+        return original(self, save_directory, hub_utils.folder_state(save_directory), repo_id, kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(hub_utils.PushToHubMixin, "_push_saved_folder", as_if_unchanged)
+        model.save_pretrained(folder, push_to_hub=True, repo_id=repo, commit_message="again")
+    assert "model.safetensors" in hub.files(repo)
 
     from plugformers import DistilBertTokenizerFast
 

@@ -6,6 +6,7 @@ lazily so that ``import plugformers`` stays cheap.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from dataclasses import dataclass
@@ -266,7 +267,13 @@ class PushToHubMixin:
         the folder are left out. ``before`` is :func:`folder_state` of the folder taken before saving.
         """
         after = folder_state(save_directory)
-        written = sorted(path for path, st in after.items() if before.get(path) != st)
+        # Files matching the replaced patterns always go up: one that looked unchanged (rewritten within a
+        # clock tick at the same size) would otherwise be deleted remotely by this very commit.
+        written = sorted(
+            path
+            for path, st in after.items()
+            if before.get(path) != st or any(fnmatch.fnmatch(path, p) for p in self._hub_replaced_patterns)
+        )
         return push_folder_to_hub(
             save_directory,
             repo_id or Path(os.path.abspath(os.fspath(save_directory))).name,
