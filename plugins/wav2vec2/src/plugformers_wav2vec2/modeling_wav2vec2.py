@@ -1225,11 +1225,6 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
-        if not (len(config.tdnn_dim) == len(config.tdnn_kernel) == len(config.tdnn_dilation)):
-            raise ValueError(
-                "tdnn_dim, tdnn_kernel and tdnn_dilation must have one entry per TDNN layer, got "
-                f"{len(config.tdnn_dim)}, {len(config.tdnn_kernel)} and {len(config.tdnn_dilation)}."
-            )
         self.wav2vec2 = Wav2Vec2Model(config)
         num_layers = config.num_hidden_layers + 1
         self.layer_weights: nn.Parameter | None = None
