@@ -415,6 +415,11 @@ def test_xvector_refuses_audio_too_short_to_pool() -> None:
     mask[1, 100:] = 0
     with pytest.raises(ValueError, match="too short for the x-vector head"):
         model(values, attention_mask=mask)
+    # Without a mask the whole batch is too short: the same message instead of conv1d's kernel-size error
+    # (or a NaN standard deviation over a single frame).
+    for samples in (100, 160):
+        with pytest.raises(ValueError, match="too short for the x-vector head"):
+            model(values[:, :samples])
 
 
 def test_sample_negative_indices_pick_other_masked_frames_of_the_same_example() -> None:

@@ -1220,6 +1220,13 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         return nn.functional.cross_entropy(logits.float(), target, reduction="sum")
 
 
+def _audio_too_short_to_pool() -> ValueError:
+    return ValueError(
+        "An example in the batch is too short for the x-vector head: its audio leaves fewer than 2 frames after "
+        "the TDNN layers to pool a mean and a standard deviation over. Use longer audio."
+    )
+
+
 class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
     """Speaker embeddings (x-vectors): TDNN layers over the frames, mean+std pooling, trained with AM-softmax."""
 
@@ -1276,6 +1283,10 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
         else:
             hidden_states = outputs.last_hidden_state
         hidden_states = self.projector(hidden_states)
+        # A static shape check (it compiles): each TDNN layer eats dilation * (kernel - 1) frames.
+        receptive = sum(d * (k - 1) for d, k in zip(self.config.tdnn_dilation, self.config.tdnn_kernel))
+        if hidden_states.shape[1] - receptive < 2:
+            raise _audio_too_short_to_pool()
         for layer in self.tdnn:
             hidden_states = layer(hidden_states)
 
@@ -1304,10 +1315,7 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
         lengths = lengths.to(torch.long).clamp(max=frames)
         # The check reads a tensor value, which a compiled graph cannot branch on: it runs in eager mode only.
         if not torch.compiler.is_compiling() and bool((lengths < 2).any()):
-            raise ValueError(
-                "An example in the batch is too short for the x-vector head: its audio leaves fewer than 2 frames "
-                "after the TDNN layers to pool a mean and a standard deviation over. Use longer audio."
-            )
+            raise _audio_too_short_to_pool()
         keep = (torch.arange(frames, device=hidden_states.device)[None, :] < lengths[:, None])[..., None]
         count = lengths[:, None].to(hidden_states.dtype)
         mean = hidden_states.masked_fill(~keep, 0.0).sum(dim=1) / count
