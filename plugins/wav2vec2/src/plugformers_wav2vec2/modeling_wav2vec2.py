@@ -611,16 +611,21 @@ class Wav2Vec2TDNNLayer(nn.Module):
 
 class Wav2Vec2AMSoftmaxLoss(nn.Module):
     """Additive-margin softmax: cross-entropy over scaled cosines to one direction per class, the true one
-    lowered by ``margin``."""
+    lowered by ``margin``, so that embeddings of one speaker cluster tighter than plain softmax asks for.
 
-    def __init__(self, input_dim: int, num_labels: int, scale: float = 30.0, margin: float = 0.4) -> None:
+    ``scale`` (30) and ``margin`` (0.4) are fixed, as in the reference; ``weight`` holds the class directions
+    ``(xvector_output_dim, num_labels)``.
+    """
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
-        self.scale = scale
-        self.margin = margin
-        self.num_labels = num_labels
-        self.weight = nn.Parameter(torch.randn(input_dim, num_labels))
+        self.scale = 30.0
+        self.margin = 0.4
+        self.num_labels = config.num_labels
+        self.weight = nn.Parameter(torch.randn(config.xvector_output_dim, config.num_labels))
 
     def forward(self, hidden_states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean loss of ``hidden_states`` ``(batch, xvector_output_dim)`` against speaker ids ``labels`` ``(batch,)``."""
         labels = labels.reshape(-1)
         # (batch, input_dim) x (input_dim, num_labels) -> cosines (batch, num_labels)
         cosine = nn.functional.normalize(hidden_states, dim=1) @ nn.functional.normalize(self.weight, dim=0)
@@ -855,10 +860,37 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-def _weighted_layer_sum(hidden_states: tuple[torch.Tensor, ...], layer_weights: torch.Tensor) -> torch.Tensor:
-    stacked = torch.stack(hidden_states, dim=1)
+def _encode_for_head(
+    wav2vec2: Wav2Vec2Model,
+    layer_weights: torch.Tensor | None,
+    input_values: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    output_attentions: bool | None,
+    output_hidden_states: bool | None,
+) -> tuple[Wav2Vec2BaseModelOutput, torch.Tensor, bool]:
+    """Run the base model for a head with optional ``use_weighted_layer_sum``.
+
+    Returns the base output, the head's input ``(batch, frames, hidden)`` (the softmax-weighted sum of every
+    layer's output when ``layer_weights`` is set, else the last layer) and whether the caller asked for
+    ``hidden_states`` (the weighted sum needs them computed either way, but they are returned only when asked).
+    """
+    config = wav2vec2.config
+    wants_hidden = bool(config.output_hidden_states if output_hidden_states is None else output_hidden_states)
+    outputs = wav2vec2(
+        input_values,
+        attention_mask=attention_mask,
+        output_attentions=output_attentions,
+        output_hidden_states=wants_hidden or layer_weights is not None,
+        return_dict=True,
+    )
+    assert isinstance(outputs, Wav2Vec2BaseModelOutput) and outputs.last_hidden_state is not None
+    if layer_weights is None:
+        return outputs, outputs.last_hidden_state, wants_hidden
+    assert outputs.hidden_states is not None
+    # (layers + 1) x (batch, frames, hidden) -> (batch, layers + 1, frames, hidden) -> (batch, frames, hidden)
+    stacked = torch.stack(outputs.hidden_states, dim=1)
     weights = nn.functional.softmax(layer_weights, dim=-1).to(stacked.dtype)
-    return (stacked * weights.view(-1, 1, 1)).sum(dim=1)
+    return outputs, (stacked * weights.view(-1, 1, 1)).sum(dim=1), wants_hidden
 
 
 class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
@@ -991,19 +1023,9 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        outputs = self.wav2vec2(
-            input_values,
-            attention_mask=attention_mask,
-            output_attentions=output_attentions,
-            # The weighted layer sum needs every layer's output, whether or not the caller asked for them.
-            output_hidden_states=wants_hidden or self.layer_weights is not None,
-            return_dict=True,
+        outputs, hidden_states, wants_hidden = _encode_for_head(
+            self.wav2vec2, self.layer_weights, input_values, attention_mask, output_attentions, output_hidden_states
         )
-        if self.layer_weights is not None:
-            hidden_states = _weighted_layer_sum(outputs.hidden_states, self.layer_weights)
-        else:
-            hidden_states = outputs.last_hidden_state
         hidden_states = self.projector(hidden_states)
         if attention_mask is None:
             pooled = hidden_states.mean(dim=1)
@@ -1062,19 +1084,9 @@ class Wav2Vec2ForAudioFrameClassification(Wav2Vec2PreTrainedModel):
     ) -> TokenClassifierOutput | tuple[torch.Tensor, ...]:
         """``labels`` ``(batch, frames, num_labels)``: the target of each frame is its arg-max label."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        outputs = self.wav2vec2(
-            input_values,
-            attention_mask=attention_mask,
-            output_attentions=output_attentions,
-            # The weighted layer sum needs every layer's output, whether or not the caller asked for them.
-            output_hidden_states=wants_hidden or self.layer_weights is not None,
-            return_dict=True,
+        outputs, hidden_states, wants_hidden = _encode_for_head(
+            self.wav2vec2, self.layer_weights, input_values, attention_mask, output_attentions, output_hidden_states
         )
-        if self.layer_weights is not None:
-            hidden_states = _weighted_layer_sum(outputs.hidden_states, self.layer_weights)
-        else:
-            hidden_states = outputs.last_hidden_state
         logits = self.classifier(hidden_states)
         loss = None
         if labels is not None:
@@ -1241,7 +1253,7 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
         self.tdnn = nn.ModuleList(Wav2Vec2TDNNLayer(config, i) for i in range(len(config.tdnn_dim)))
         self.feature_extractor = nn.Linear(config.tdnn_dim[-1] * 2, config.xvector_output_dim)
         self.classifier = nn.Linear(config.xvector_output_dim, config.xvector_output_dim)
-        self.objective = Wav2Vec2AMSoftmaxLoss(config.xvector_output_dim, config.num_labels)
+        self.objective = Wav2Vec2AMSoftmaxLoss(config)
         self.post_init()
 
     def freeze_feature_encoder(self) -> None:
@@ -1270,18 +1282,9 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
     ) -> XVectorOutput | tuple[torch.Tensor, ...]:
         """``labels`` ``(batch,)`` speaker ids give the AM-softmax loss; ``embeddings`` are the x-vectors."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        outputs = self.wav2vec2(
-            input_values,
-            attention_mask=attention_mask,
-            output_attentions=output_attentions,
-            output_hidden_states=wants_hidden or self.layer_weights is not None,
-            return_dict=True,
+        outputs, hidden_states, wants_hidden = _encode_for_head(
+            self.wav2vec2, self.layer_weights, input_values, attention_mask, output_attentions, output_hidden_states
         )
-        if self.layer_weights is not None:
-            hidden_states = _weighted_layer_sum(outputs.hidden_states, self.layer_weights)
-        else:
-            hidden_states = outputs.last_hidden_state
         hidden_states = self.projector(hidden_states)
         # A static shape check (it compiles): each TDNN layer eats dilation * (kernel - 1) frames.
         receptive = sum(d * (k - 1) for d, k in zip(self.config.tdnn_dilation, self.config.tdnn_kernel))
