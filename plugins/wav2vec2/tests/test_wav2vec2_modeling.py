@@ -463,6 +463,12 @@ def test_pretraining_losses_and_quantizer() -> None:
         assert all(any(torch.equal(v, c) for c in codebook[group]) for v in part)
     with pytest.raises(ValueError, match="needs mask_time_indices"):
         model(values, sampled_negative_indices=negatives)
+    # The helpers' numpy arrays go in as they are, as the class docstring suggests.
+    with torch.no_grad():
+        from_numpy = model(
+            values, attention_mask=mask, mask_time_indices=masked.numpy(), sampled_negative_indices=negatives.numpy()
+        )
+    torch.testing.assert_close(from_numpy.loss, out.loss)
     model.set_gumbel_temperature(0.5)
     assert model.quantizer.temperature == 0.5
 

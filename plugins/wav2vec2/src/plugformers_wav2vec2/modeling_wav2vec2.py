@@ -1152,8 +1152,8 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        mask_time_indices: torch.Tensor | None = None,
-        sampled_negative_indices: torch.Tensor | None = None,
+        mask_time_indices: torch.Tensor | np.ndarray | None = None,
+        sampled_negative_indices: torch.Tensor | np.ndarray | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
@@ -1161,8 +1161,11 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         """``mask_time_indices`` ``(batch, frames)`` marks the frames to hide and predict;
         ``sampled_negative_indices`` ``(batch, frames, num_negatives)`` index the flattened targets."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        # numpy arrays (what compute_mask_indices and sample_negative_indices return) are accepted too.
         if mask_time_indices is not None:
-            mask_time_indices = mask_time_indices.to(torch.bool)
+            mask_time_indices = torch.as_tensor(mask_time_indices, device=input_values.device).to(torch.bool)
+        if sampled_negative_indices is not None:
+            sampled_negative_indices = torch.as_tensor(sampled_negative_indices, device=input_values.device)
         outputs = self.wav2vec2(
             input_values,
             attention_mask=attention_mask,
