@@ -155,6 +155,9 @@ def test_config_round_trip_keeps_every_switch(tmp_path: Path) -> None:
         ({"ctc_loss_reduction": "avg"}, "ctc_loss_reduction"),
         ({"num_attention_heads": 5}, "multiple of num_attention_heads"),
         ({"conv_kernel": (10, 0, 3)}, "positive ints"),
+        ({"tdnn_kernel": (3, 0, 1)}, "tdnn_kernel must be a list of positive ints"),
+        ({"tdnn_dim": (), "tdnn_kernel": (), "tdnn_dilation": ()}, "at least one TDNN layer"),
+        ({"tdnn_kernel": (3, 3)}, "one entry per TDNN layer"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict[str, Any], message: str) -> None:
@@ -412,8 +415,11 @@ def test_xvector_refuses_audio_too_short_to_pool() -> None:
     mask[1, 100:] = 0
     with pytest.raises(ValueError, match="too short for the x-vector head"):
         model(values, attention_mask=mask)
-    with pytest.raises(ValueError, match="one entry per TDNN layer"):
-        Wav2Vec2ForXVector(tiny_config(tdnn_kernel=(3, 3)))
+    # Without a mask the whole batch is too short: the same message instead of conv1d's kernel-size error
+    # (or a NaN standard deviation over a single frame).
+    for samples in (100, 160):
+        with pytest.raises(ValueError, match="too short for the x-vector head"):
+            model(values[:, :samples])
 
 
 def test_sample_negative_indices_pick_other_masked_frames_of_the_same_example() -> None:
@@ -457,6 +463,12 @@ def test_pretraining_losses_and_quantizer() -> None:
         assert all(any(torch.equal(v, c) for c in codebook[group]) for v in part)
     with pytest.raises(ValueError, match="needs mask_time_indices"):
         model(values, sampled_negative_indices=negatives)
+    # The helpers' numpy arrays go in as they are, as the class docstring suggests.
+    with torch.no_grad():
+        from_numpy = model(
+            values, attention_mask=mask, mask_time_indices=masked.numpy(), sampled_negative_indices=negatives.numpy()
+        )
+    torch.testing.assert_close(from_numpy.loss, out.loss)
     model.set_gumbel_temperature(0.5)
     assert model.quantizer.temperature == 0.5
 

@@ -146,9 +146,9 @@ class Wav2Vec2Config(PretrainedConfig):
         self.ctc_zero_infinity = ctc_zero_infinity
         self.use_weighted_layer_sum = use_weighted_layer_sum
         self.classifier_proj_size = classifier_proj_size
-        self.tdnn_dim = list(tdnn_dim)
-        self.tdnn_kernel = list(tdnn_kernel)
-        self.tdnn_dilation = list(tdnn_dilation)
+        self.tdnn_dim = _int_list("tdnn_dim", tdnn_dim)
+        self.tdnn_kernel = _int_list("tdnn_kernel", tdnn_kernel)
+        self.tdnn_dilation = _int_list("tdnn_dilation", tdnn_dilation)
         self.xvector_output_dim = xvector_output_dim
         self.add_adapter = add_adapter
         self.adapter_kernel_size = adapter_kernel_size
@@ -165,6 +165,13 @@ class Wav2Vec2Config(PretrainedConfig):
                 "conv_dim, conv_stride and conv_kernel must have one entry per feature-encoder layer, got "
                 f"{len(self.conv_dim)}, {len(self.conv_stride)} and {len(self.conv_kernel)} entries."
             )
+        if not (len(self.tdnn_dim) == len(self.tdnn_kernel) == len(self.tdnn_dilation)):
+            raise ConfigError(
+                "tdnn_dim, tdnn_kernel and tdnn_dilation must have one entry per TDNN layer, got "
+                f"{len(self.tdnn_dim)}, {len(self.tdnn_kernel)} and {len(self.tdnn_dilation)} entries."
+            )
+        if not self.tdnn_dim:
+            raise ConfigError("tdnn_dim, tdnn_kernel and tdnn_dilation must describe at least one TDNN layer; got none.")
         if self.feat_extract_norm not in _NORMS:
             raise ConfigError(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}.")
         if self.ctc_loss_reduction not in _CTC_REDUCTIONS:

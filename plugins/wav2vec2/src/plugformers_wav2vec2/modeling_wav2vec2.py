@@ -611,16 +611,21 @@ class Wav2Vec2TDNNLayer(nn.Module):
 
 class Wav2Vec2AMSoftmaxLoss(nn.Module):
     """Additive-margin softmax: cross-entropy over scaled cosines to one direction per class, the true one
-    lowered by ``margin``."""
+    lowered by ``margin``, so that embeddings of one speaker cluster tighter than plain softmax asks for.
 
-    def __init__(self, input_dim: int, num_labels: int, scale: float = 30.0, margin: float = 0.4) -> None:
+    ``scale`` (30) and ``margin`` (0.4) are fixed, as in the reference; ``weight`` holds the class directions
+    ``(xvector_output_dim, num_labels)``.
+    """
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
-        self.scale = scale
-        self.margin = margin
-        self.num_labels = num_labels
-        self.weight = nn.Parameter(torch.randn(input_dim, num_labels))
+        self.scale = 30.0
+        self.margin = 0.4
+        self.num_labels = config.num_labels
+        self.weight = nn.Parameter(torch.randn(config.xvector_output_dim, config.num_labels))
 
     def forward(self, hidden_states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean loss of ``hidden_states`` ``(batch, xvector_output_dim)`` against speaker ids ``labels`` ``(batch,)``."""
         labels = labels.reshape(-1)
         # (batch, input_dim) x (input_dim, num_labels) -> cosines (batch, num_labels)
         cosine = nn.functional.normalize(hidden_states, dim=1) @ nn.functional.normalize(self.weight, dim=0)
@@ -855,10 +860,37 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-def _weighted_layer_sum(hidden_states: tuple[torch.Tensor, ...], layer_weights: torch.Tensor) -> torch.Tensor:
-    stacked = torch.stack(hidden_states, dim=1)
+def _encode_for_head(
+    wav2vec2: Wav2Vec2Model,
+    layer_weights: torch.Tensor | None,
+    input_values: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    output_attentions: bool | None,
+    output_hidden_states: bool | None,
+) -> tuple[Wav2Vec2BaseModelOutput, torch.Tensor, bool]:
+    """Run the base model for a head with optional ``use_weighted_layer_sum``.
+
+    Returns the base output, the head's input ``(batch, frames, hidden)`` (the softmax-weighted sum of every
+    layer's output when ``layer_weights`` is set, else the last layer) and whether the caller asked for
+    ``hidden_states`` (the weighted sum needs them computed either way, but they are returned only when asked).
+    """
+    config = wav2vec2.config
+    wants_hidden = bool(config.output_hidden_states if output_hidden_states is None else output_hidden_states)
+    outputs = wav2vec2(
+        input_values,
+        attention_mask=attention_mask,
+        output_attentions=output_attentions,
+        output_hidden_states=wants_hidden or layer_weights is not None,
+        return_dict=True,
+    )
+    assert isinstance(outputs, Wav2Vec2BaseModelOutput) and outputs.last_hidden_state is not None
+    if layer_weights is None:
+        return outputs, outputs.last_hidden_state, wants_hidden
+    assert outputs.hidden_states is not None
+    # (layers + 1) x (batch, frames, hidden) -> (batch, layers + 1, frames, hidden) -> (batch, frames, hidden)
+    stacked = torch.stack(outputs.hidden_states, dim=1)
     weights = nn.functional.softmax(layer_weights, dim=-1).to(stacked.dtype)
-    return (stacked * weights.view(-1, 1, 1)).sum(dim=1)
+    return outputs, (stacked * weights.view(-1, 1, 1)).sum(dim=1), wants_hidden
 
 
 class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
@@ -991,19 +1023,9 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        outputs = self.wav2vec2(
-            input_values,
-            attention_mask=attention_mask,
-            output_attentions=output_attentions,
-            # The weighted layer sum needs every layer's output, whether or not the caller asked for them.
-            output_hidden_states=wants_hidden or self.layer_weights is not None,
-            return_dict=True,
+        outputs, hidden_states, wants_hidden = _encode_for_head(
+            self.wav2vec2, self.layer_weights, input_values, attention_mask, output_attentions, output_hidden_states
         )
-        if self.layer_weights is not None:
-            hidden_states = _weighted_layer_sum(outputs.hidden_states, self.layer_weights)
-        else:
-            hidden_states = outputs.last_hidden_state
         hidden_states = self.projector(hidden_states)
         if attention_mask is None:
             pooled = hidden_states.mean(dim=1)
@@ -1062,19 +1084,9 @@ class Wav2Vec2ForAudioFrameClassification(Wav2Vec2PreTrainedModel):
     ) -> TokenClassifierOutput | tuple[torch.Tensor, ...]:
         """``labels`` ``(batch, frames, num_labels)``: the target of each frame is its arg-max label."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        outputs = self.wav2vec2(
-            input_values,
-            attention_mask=attention_mask,
-            output_attentions=output_attentions,
-            # The weighted layer sum needs every layer's output, whether or not the caller asked for them.
-            output_hidden_states=wants_hidden or self.layer_weights is not None,
-            return_dict=True,
+        outputs, hidden_states, wants_hidden = _encode_for_head(
+            self.wav2vec2, self.layer_weights, input_values, attention_mask, output_attentions, output_hidden_states
         )
-        if self.layer_weights is not None:
-            hidden_states = _weighted_layer_sum(outputs.hidden_states, self.layer_weights)
-        else:
-            hidden_states = outputs.last_hidden_state
         logits = self.classifier(hidden_states)
         loss = None
         if labels is not None:
@@ -1140,8 +1152,8 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        mask_time_indices: torch.Tensor | None = None,
-        sampled_negative_indices: torch.Tensor | None = None,
+        mask_time_indices: torch.Tensor | np.ndarray | None = None,
+        sampled_negative_indices: torch.Tensor | np.ndarray | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
@@ -1149,8 +1161,11 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         """``mask_time_indices`` ``(batch, frames)`` marks the frames to hide and predict;
         ``sampled_negative_indices`` ``(batch, frames, num_negatives)`` index the flattened targets."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        # numpy arrays (what compute_mask_indices and sample_negative_indices return) are accepted too.
         if mask_time_indices is not None:
-            mask_time_indices = mask_time_indices.to(torch.bool)
+            mask_time_indices = torch.as_tensor(mask_time_indices, device=input_values.device).to(torch.bool)
+        if sampled_negative_indices is not None:
+            sampled_negative_indices = torch.as_tensor(sampled_negative_indices, device=input_values.device)
         outputs = self.wav2vec2(
             input_values,
             attention_mask=attention_mask,
@@ -1220,16 +1235,18 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         return nn.functional.cross_entropy(logits.float(), target, reduction="sum")
 
 
+def _audio_too_short_to_pool() -> ValueError:
+    return ValueError(
+        "An example in the batch is too short for the x-vector head: its audio leaves fewer than 2 frames after "
+        "the TDNN layers to pool a mean and a standard deviation over. Use longer audio."
+    )
+
+
 class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
     """Speaker embeddings (x-vectors): TDNN layers over the frames, mean+std pooling, trained with AM-softmax."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
-        if not (len(config.tdnn_dim) == len(config.tdnn_kernel) == len(config.tdnn_dilation)):
-            raise ValueError(
-                "tdnn_dim, tdnn_kernel and tdnn_dilation must have one entry per TDNN layer, got "
-                f"{len(config.tdnn_dim)}, {len(config.tdnn_kernel)} and {len(config.tdnn_dilation)}."
-            )
         self.wav2vec2 = Wav2Vec2Model(config)
         num_layers = config.num_hidden_layers + 1
         self.layer_weights: nn.Parameter | None = None
@@ -1239,7 +1256,7 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
         self.tdnn = nn.ModuleList(Wav2Vec2TDNNLayer(config, i) for i in range(len(config.tdnn_dim)))
         self.feature_extractor = nn.Linear(config.tdnn_dim[-1] * 2, config.xvector_output_dim)
         self.classifier = nn.Linear(config.xvector_output_dim, config.xvector_output_dim)
-        self.objective = Wav2Vec2AMSoftmaxLoss(config.xvector_output_dim, config.num_labels)
+        self.objective = Wav2Vec2AMSoftmaxLoss(config)
         self.post_init()
 
     def freeze_feature_encoder(self) -> None:
@@ -1268,19 +1285,14 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
     ) -> XVectorOutput | tuple[torch.Tensor, ...]:
         """``labels`` ``(batch,)`` speaker ids give the AM-softmax loss; ``embeddings`` are the x-vectors."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        wants_hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        outputs = self.wav2vec2(
-            input_values,
-            attention_mask=attention_mask,
-            output_attentions=output_attentions,
-            output_hidden_states=wants_hidden or self.layer_weights is not None,
-            return_dict=True,
+        outputs, hidden_states, wants_hidden = _encode_for_head(
+            self.wav2vec2, self.layer_weights, input_values, attention_mask, output_attentions, output_hidden_states
         )
-        if self.layer_weights is not None:
-            hidden_states = _weighted_layer_sum(outputs.hidden_states, self.layer_weights)
-        else:
-            hidden_states = outputs.last_hidden_state
         hidden_states = self.projector(hidden_states)
+        # A static shape check (it compiles): each TDNN layer eats dilation * (kernel - 1) frames.
+        receptive = sum(d * (k - 1) for d, k in zip(self.config.tdnn_dilation, self.config.tdnn_kernel))
+        if hidden_states.shape[1] - receptive < 2:
+            raise _audio_too_short_to_pool()
         for layer in self.tdnn:
             hidden_states = layer(hidden_states)
 
@@ -1309,10 +1321,7 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
         lengths = lengths.to(torch.long).clamp(max=frames)
         # The check reads a tensor value, which a compiled graph cannot branch on: it runs in eager mode only.
         if not torch.compiler.is_compiling() and bool((lengths < 2).any()):
-            raise ValueError(
-                "An example in the batch is too short for the x-vector head: its audio leaves fewer than 2 frames "
-                "after the TDNN layers to pool a mean and a standard deviation over. Use longer audio."
-            )
+            raise _audio_too_short_to_pool()
         keep = (torch.arange(frames, device=hidden_states.device)[None, :] < lengths[:, None])[..., None]
         count = lengths[:, None].to(hidden_states.dtype)
         mean = hidden_states.masked_fill(~keep, 0.0).sum(dim=1) / count
