@@ -291,6 +291,22 @@ def test_freeze_feature_encoder_stops_only_its_gradients() -> None:
             assert param.grad is not None, name
 
 
+def test_freeze_switches_on_every_model() -> None:
+    heads = (Wav2Vec2ForCTC, Wav2Vec2ForSequenceClassification, Wav2Vec2ForAudioFrameClassification, Wav2Vec2ForXVector)
+    for cls in (Wav2Vec2Model, Wav2Vec2ForPreTraining, *heads):
+        model = cls(tiny_config())
+        model.freeze_feature_encoder()
+        encoder = model.feature_extractor if cls is Wav2Vec2Model else model.wav2vec2.feature_extractor
+        assert not any(p.requires_grad for p in encoder.parameters()), cls.__name__
+        assert any(p.requires_grad for p in model.parameters()), cls.__name__
+        assert hasattr(model, "freeze_base_model") == (cls in heads), cls.__name__
+    for cls in heads:
+        model = cls(tiny_config())
+        model.freeze_base_model()
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        assert trainable and not any(n.startswith("wav2vec2.") for n in trainable), cls.__name__
+
+
 def test_gradient_checkpointing_gives_the_same_gradients() -> None:
     config = tiny_config(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, final_dropout=0.0, apply_spec_augment=False)
     torch.manual_seed(0)

@@ -649,6 +649,12 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
 
     config: Wav2Vec2Config
 
+    def freeze_feature_encoder(self) -> None:
+        """Stop training the conv feature encoder (the usual setting for fine-tuning); its weights get no gradient."""
+        base = self.base_model
+        assert isinstance(base, Wav2Vec2Model)
+        base.feature_extractor._freeze_parameters()
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -759,6 +765,17 @@ def _check_input_values(input_values: torch.Tensor, config: Wav2Vec2Config) -> N
         )
 
 
+class _Wav2Vec2FineTuningHead(Wav2Vec2PreTrainedModel):
+    """A task head on top of ``self.wav2vec2`` that can be trained alone."""
+
+    wav2vec2: Wav2Vec2Model
+
+    def freeze_base_model(self) -> None:
+        """Train only the head: the base model's parameters get no gradient."""
+        for param in self.wav2vec2.parameters():
+            param.requires_grad = False
+
+
 class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
     """The bare encoder: raw audio -> contextual frame features (one frame per ~20 ms at the defaults)."""
 
@@ -773,10 +790,6 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         self.encoder = Wav2Vec2Encoder(config)
         self.adapter = Wav2Vec2Adapter(config) if config.add_adapter else None
         self.post_init()
-
-    def freeze_feature_encoder(self) -> None:
-        """Stop training the conv feature encoder (its parameters get no gradient)."""
-        self.feature_extractor._freeze_parameters()
 
     def _mask_hidden_states(
         self,
@@ -893,7 +906,7 @@ def _encode_for_head(
     return outputs, (stacked * weights.view(-1, 1, 1)).sum(dim=1), wants_hidden
 
 
-class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
+class Wav2Vec2ForCTC(_Wav2Vec2FineTuningHead):
     """Wav2Vec2 with a linear per-frame vocabulary head trained with CTC (speech recognition)."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
@@ -908,15 +921,6 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
         head_in = config.output_hidden_size if config.add_adapter else config.hidden_size
         self.lm_head = nn.Linear(head_in, config.vocab_size)
         self.post_init()
-
-    def freeze_feature_encoder(self) -> None:
-        """Stop training the conv feature encoder (the usual setting for CTC fine-tuning)."""
-        self.wav2vec2.feature_extractor._freeze_parameters()
-
-    def freeze_base_model(self) -> None:
-        """Train only the head."""
-        for param in self.wav2vec2.parameters():
-            param.requires_grad = False
 
     def forward(
         self,
@@ -986,7 +990,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
             )
 
 
-class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
+class Wav2Vec2ForSequenceClassification(_Wav2Vec2FineTuningHead):
     """Utterance-level classification (keyword spotting, speaker or emotion id): mean-pooled projected frames."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
@@ -1003,15 +1007,6 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
         self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
         self.post_init()
-
-    def freeze_feature_encoder(self) -> None:
-        """Stop training the conv feature encoder."""
-        self.wav2vec2.feature_extractor._freeze_parameters()
-
-    def freeze_base_model(self) -> None:
-        """Train only the projector and classifier."""
-        for param in self.wav2vec2.parameters():
-            param.requires_grad = False
 
     def forward(
         self,
@@ -1046,7 +1041,7 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2PreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-class Wav2Vec2ForAudioFrameClassification(Wav2Vec2PreTrainedModel):
+class Wav2Vec2ForAudioFrameClassification(_Wav2Vec2FineTuningHead):
     """Per-frame classification (e.g. speaker diarization); labels are one-hot/multi-hot per frame."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
@@ -1063,15 +1058,6 @@ class Wav2Vec2ForAudioFrameClassification(Wav2Vec2PreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.num_labels = config.num_labels
         self.post_init()
-
-    def freeze_feature_encoder(self) -> None:
-        """Stop training the conv feature encoder."""
-        self.wav2vec2.feature_extractor._freeze_parameters()
-
-    def freeze_base_model(self) -> None:
-        """Train only the classifier."""
-        for param in self.wav2vec2.parameters():
-            param.requires_grad = False
 
     def forward(
         self,
@@ -1127,10 +1113,6 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
     def set_gumbel_temperature(self, temperature: float) -> None:
         """The Gumbel-softmax temperature of the quantizer (annealed during pretraining)."""
         self.quantizer.temperature = temperature
-
-    def freeze_feature_encoder(self) -> None:
-        """Stop training the conv feature encoder."""
-        self.wav2vec2.feature_extractor._freeze_parameters()
 
     @staticmethod
     def compute_contrastive_logits(
@@ -1242,7 +1224,7 @@ def _audio_too_short_to_pool() -> ValueError:
     )
 
 
-class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
+class Wav2Vec2ForXVector(_Wav2Vec2FineTuningHead):
     """Speaker embeddings (x-vectors): TDNN layers over the frames, mean+std pooling, trained with AM-softmax."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
@@ -1258,15 +1240,6 @@ class Wav2Vec2ForXVector(Wav2Vec2PreTrainedModel):
         self.classifier = nn.Linear(config.xvector_output_dim, config.xvector_output_dim)
         self.objective = Wav2Vec2AMSoftmaxLoss(config)
         self.post_init()
-
-    def freeze_feature_encoder(self) -> None:
-        """Stop training the conv feature encoder."""
-        self.wav2vec2.feature_extractor._freeze_parameters()
-
-    def freeze_base_model(self) -> None:
-        """Train only the x-vector head."""
-        for param in self.wav2vec2.parameters():
-            param.requires_grad = False
 
     def _get_tdnn_output_lengths(self, input_lengths: Any) -> Any:
         """Frames left after the TDNN layers, counted as the reference does: kernel sizes only, no dilation."""
