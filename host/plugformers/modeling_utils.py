@@ -682,7 +682,6 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             module_name, _, attr = alias.rpartition(".")
             module = self.get_submodule(module_name) if module_name else self
             module._parameters[attr] = self.get_parameter(canonical)
-        self.tie_weights()
 
     @staticmethod
     def _match_key(key: str, expected: dict[str, Any], prefix: str, has_prefix_module: bool) -> str | None:

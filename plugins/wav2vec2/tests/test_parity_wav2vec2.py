@@ -99,19 +99,23 @@ def _compare(ref_out: Any, our_out: Any, where: str) -> None:
             torch.testing.assert_close(y, x, atol=ATOL, rtol=ATOL, msg=lambda m, k=key, i=i: f"{where} {k}[{i}]: {m}")
 
 
-@pytest.mark.parametrize("config_name", sorted(CONFIGS))
-@pytest.mark.parametrize("head", HEADS)
-def test_reference_checkpoints_load_and_agree(tmp_path: Path, config_name: str, head: str) -> None:
+def _reference_head(head: str, fields: dict[str, Any], tmp_path: Path) -> tuple[Any, Any]:
+    """A randomly initialised reference ``head`` saved to disk, and ours loaded from its files (eager attention)."""
     torch.manual_seed(0)
-    ref_config = transformers.Wav2Vec2Config(**CONFIGS[config_name])
+    ref_config = transformers.Wav2Vec2Config(**fields)
     ref_config._attn_implementation = "eager"
     reference = getattr(transformers, head)(ref_config).eval()
     reference.save_pretrained(tmp_path / "ref")
-
     model, info = getattr(ours, head).from_pretrained(tmp_path / "ref", output_loading_info=True, attn_implementation="eager")
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     assert sorted(model.state_dict()) == sorted(reference.state_dict())
+    return reference, model.eval()
 
+
+@pytest.mark.parametrize("config_name", sorted(CONFIGS))
+@pytest.mark.parametrize("head", HEADS)
+def test_reference_checkpoints_load_and_agree(tmp_path: Path, config_name: str, head: str) -> None:
+    reference, model = _reference_head(head, CONFIGS[config_name], tmp_path)
     values, mask = _audio()
     labels = _labels(head, 29)  # 600 samples -> 119 -> 59 -> 29 frames
     kwargs: dict[str, Any] = {"attention_mask": mask, "output_hidden_states": True, "output_attentions": True}
@@ -271,16 +275,6 @@ NEW_HEAD_CONFIGS = {
 }
 
 
-def _reference_head(head: str, config_name: str, tmp_path: Path) -> tuple[Any, Any]:
-    torch.manual_seed(0)
-    ref_config = transformers.Wav2Vec2Config(**NEW_HEAD_CONFIGS[config_name])
-    ref_config._attn_implementation = "eager"
-    reference = getattr(transformers, head)(ref_config).eval()
-    reference.save_pretrained(tmp_path / "ref")
-    model, info = getattr(ours, head).from_pretrained(tmp_path / "ref", output_loading_info=True, attn_implementation="eager")
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
-    assert sorted(model.state_dict()) == sorted(reference.state_dict())
-    return reference, model.eval()
 
 
 def _compare_all(expected: Any, got: Any, where: str) -> None:
@@ -293,7 +287,7 @@ def _compare_all(expected: Any, got: Any, where: str) -> None:
 
 @pytest.mark.parametrize("config_name", sorted(NEW_HEAD_CONFIGS))
 def test_xvector_matches_the_reference(tmp_path: Path, config_name: str) -> None:
-    reference, model = _reference_head("Wav2Vec2ForXVector", config_name, tmp_path)
+    reference, model = _reference_head("Wav2Vec2ForXVector", NEW_HEAD_CONFIGS[config_name], tmp_path)
     values, mask = _audio()
     labels = torch.tensor([0, 2, 1])
     with torch.no_grad():
@@ -319,7 +313,7 @@ def _pretraining_inputs(model: Any, values: torch.Tensor, mask: torch.Tensor | N
 
 @pytest.mark.parametrize("config_name", sorted(NEW_HEAD_CONFIGS))
 def test_pretraining_matches_the_reference(tmp_path: Path, config_name: str) -> None:
-    reference, model = _reference_head("Wav2Vec2ForPreTraining", config_name, tmp_path)
+    reference, model = _reference_head("Wav2Vec2ForPreTraining", NEW_HEAD_CONFIGS[config_name], tmp_path)
     values, mask = _audio()
     for attention_mask in (None, mask):
         masked, negatives = _pretraining_inputs(model, values, attention_mask)
