@@ -138,6 +138,7 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str
         kw.pop("proxies")  # huggingface_hub >= 1.0 configures proxies through the environment
     where = f"{repo_id!r}" + (f" at revision {kw['revision']!r}" if kw.get("revision") else "")
     shown = f"{subfolder}/{filename}" if subfolder else filename  # what the repo lacks, subfolder included
+    local_only = bool(kw.get("local_files_only"))
     try:
         return str(
             huggingface_hub.hf_hub_download(repo_id, filename, subfolder=subfolder or None, **kw)
@@ -153,16 +154,14 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, subfolder: str
         ) from exc
     except hf_errors.EntryNotFoundError as exc:
         if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not isinstance(exc, hf_errors.RemoteEntryNotFoundError):
-            raise _offline_error(shown, where, local_only=bool(kw.get("local_files_only"))) from exc
+            raise _offline_error(shown, where, local_only=local_only) from exc
         if not required:
             return None
         raise PlugformersFileNotFoundError(f"Hub repository {where} has no file named {shown!r}.") from exc
-    except hf_errors.LocalEntryNotFoundError as exc:
-        raise _offline_error(shown, where, local_only=bool(kw.get("local_files_only"))) from exc
+    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
+        raise _offline_error(shown, where, local_only=local_only) from exc
     except hf_errors.HFValidationError as exc:
         raise PlugformersFileNotFoundError(f"{repo_id!r} is not a valid Hub repository id: {exc}") from exc
-    except hf_errors.OfflineModeIsEnabled as exc:
-        raise _offline_error(shown, where, local_only=bool(kw.get("local_files_only"))) from exc
     except (PlugformersFileNotFoundError, KeyboardInterrupt):
         raise
     except Exception as exc:  # network and protocol errors from the HTTP stack, whatever its library
