@@ -25,8 +25,9 @@ CONFIG_NAME = "config.json"
 VERSION_KEY = "plugformers_version"
 # Keys the reference library writes that carry no model information for us.
 _DROPPED_ON_LOAD = ("transformers_version", VERSION_KEY, "_commit_hash", "_attn_implementation_autoset")
-_BOOL_FIELDS = ("output_hidden_states", "output_attentions", "return_dict", "is_encoder_decoder")
+# The on/off switches every config has, with the value a JSON null stands for.
 _BOOL_DEFAULTS = {"output_hidden_states": False, "output_attentions": False, "return_dict": True, "is_encoder_decoder": False}
+_BOOL_FIELDS = tuple(_BOOL_DEFAULTS)
 
 C = TypeVar("C", bound="PretrainedConfig")
 
@@ -93,9 +94,10 @@ class PretrainedConfig(PushToHubMixin):
             if value is None:  # JSON null: the default, which is also how the reference behaves
                 switches[name] = _BOOL_DEFAULTS[name]
             elif not isinstance(value, bool):
+                # A number says which value was meant (0 -> false); for anything else suggest the default.
+                meant = bool(value) if isinstance(value, (int, float)) else _BOOL_DEFAULTS[name]
                 raise ConfigError(
-                    f"{name} must be true or false, got {value!r}; write {name}: "
-                    f"{str(bool(value) if isinstance(value, (int, float)) else _BOOL_DEFAULTS[name]).lower()} "
+                    f"{name} must be true or false, got {value!r}; write {name}: {str(meant).lower()} "
                     "(or null for the default)."
                 )
         output_hidden_states, output_attentions, return_dict, is_encoder_decoder = switches.values()
