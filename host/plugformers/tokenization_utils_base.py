@@ -1069,41 +1069,15 @@ class PreTrainedTokenizerBase(PushToHubMixin):
         if num_tokens_to_remove <= 0:
             return ids, pair_ids, []
         strategy = TruncationStrategy.parse(truncation_strategy, "truncation value")
-        left = self.truncation_side == "left"
         overflowing: list[int] = []
         if strategy is TruncationStrategy.ONLY_FIRST or (
             strategy is TruncationStrategy.LONGEST_FIRST and pair_ids is None
         ):
-            if len(ids) <= num_tokens_to_remove:
-                raise ValueError(
-                    f"Truncation would leave nothing of the first text: {num_tokens_to_remove} tokens must go to fit "
-                    f"max_length and it has only {len(ids)}. Use a larger max_length (it must also hold the special "
-                    "tokens), or truncation=True, which cuts a pair from its longer text."
-                )
-            window = min(len(ids), stride + num_tokens_to_remove)
-            if left:
-                overflowing = ids[:window]
-                ids = ids[num_tokens_to_remove:]
-            else:
-                overflowing = ids[-window:]
-                ids = ids[:-num_tokens_to_remove]
+            ids, overflowing = self._cut(ids, num_tokens_to_remove, stride, "first")
         elif strategy is TruncationStrategy.ONLY_SECOND:
             if pair_ids is None:
                 raise ValueError(only_second_single_message(f" ({len(ids)} tokens, {num_tokens_to_remove} too many)"))
-            if len(pair_ids) <= num_tokens_to_remove:
-                have = len(pair_ids)
-                raise ValueError(
-                    f"Truncation would leave nothing of the second text: {num_tokens_to_remove} tokens must go to fit "
-                    f"max_length and it has only {have}. Use a larger max_length (it must also hold the special "
-                    "tokens), or truncation=True, which cuts a pair from its longer text."
-                )
-            window = min(len(pair_ids), stride + num_tokens_to_remove)
-            if left:
-                overflowing = pair_ids[:window]
-                pair_ids = pair_ids[num_tokens_to_remove:]
-            else:
-                overflowing = pair_ids[-window:]
-                pair_ids = pair_ids[:-num_tokens_to_remove]
+            pair_ids, overflowing = self._cut(pair_ids, num_tokens_to_remove, stride, "second")
         elif strategy is TruncationStrategy.LONGEST_FIRST:
             assert pair_ids is not None
             budget = len(ids) + len(pair_ids) - num_tokens_to_remove
@@ -1113,11 +1087,24 @@ class PreTrainedTokenizerBase(PushToHubMixin):
                     f"have {len(ids) + len(pair_ids)}. Use a larger max_length (it must also hold the special tokens)."
                 )
             n1, n2 = _longest_first_lengths(len(ids), len(pair_ids), budget)
-            if left:
+            if self.truncation_side == "left":
                 ids, pair_ids = ids[len(ids) - n1 :], pair_ids[len(pair_ids) - n2 :]
             else:
                 ids, pair_ids = ids[:n1], pair_ids[:n2]
         return ids, pair_ids, overflowing
+
+    def _cut(self, seq: list[int], remove: int, stride: int, which: str) -> tuple[list[int], list[int]]:
+        """``seq`` less ``remove`` tokens on the truncation side, and the overflow (``stride`` tokens more)."""
+        if len(seq) <= remove:
+            raise ValueError(
+                f"Truncation would leave nothing of the {which} text: {remove} tokens must go to fit "
+                f"max_length and it has only {len(seq)}. Use a larger max_length (it must also hold the special "
+                "tokens), or truncation=True, which cuts a pair from its longer text."
+            )
+        window = min(len(seq), stride + remove)
+        if self.truncation_side == "left":
+            return seq[remove:], seq[:window]
+        return seq[:-remove], seq[-window:]
 
     def prepare_for_model(
         self,
