@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from plugformers.processing_utils import PROCESSOR_CONFIG_NAME
 from plugformers.utils.hub import HubOptions, PushToHubMixin, folder_state, resolve_file
 from plugformers.utils.io import atomic_directory, write_json
 from plugformers.utils.logging import get_logger
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
-PROCESSOR_CONFIG_NAME = "processor_config.json"
 
 # Keys the file format uses for bookkeeping; they are never passed to ``__init__``.
 _BOOKKEEPING_KEYS = ("feature_extractor_type", "image_processor_type", "processor_class", "auto_map", "_auto_class")
