@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from plugformers.hookspecs import hookimpl
+from plugformers.vocabulary import all_auto_class_names
 
 __version__ = "0.1.0"
 
@@ -21,30 +22,7 @@ _HOST_MODULES: dict[str, tuple[str, ...]] = {
     "plugformers.configuration_utils": ("PretrainedConfig", "ConfigError"),
     "plugformers.modeling_utils": ("PreTrainedModel",),
     "plugformers.modeling_outputs": ("ModelOutput",),
-    "plugformers.auto": (
-        "AutoConfig",
-        "AutoModel",
-        "AutoModelForSequenceClassification",
-        "AutoModelForQuestionAnswering",
-        "AutoModelForTokenClassification",
-        "AutoModelForMaskedLM",
-        "AutoModelForMultipleChoice",
-        "AutoModelForImageClassification",
-        "AutoModelForMaskedImageModeling",
-        "AutoModelForAudioClassification",
-        "AutoModelForAudioFrameClassification",
-        "AutoModelForCTC",
-        "AutoModelForAudioXVector",
-        "AutoModelForPreTraining",
-        "AutoModelForInstanceSegmentation",
-        "AutoModelForUniversalSegmentation",
-        "AutoModelForSemanticSegmentation",
-        "AutoBackbone",
-        "AutoTokenizer",
-        "AutoImageProcessor",
-        "AutoFeatureExtractor",
-        "AutoProcessor",
-    ),
+    "plugformers.auto": all_auto_class_names(),
     "plugformers.tokenization_utils_base": ("BatchEncoding", "AddedToken", "PreTrainedTokenizerBase"),
     "plugformers.tokenization_utils": ("PreTrainedTokenizer",),
     "plugformers.tokenization_utils_fast": ("PreTrainedTokenizerFast",),

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from plugformers.vocabulary import CONFIG_NAME
+
 __all__ = ["main"]
 
 TEXT_TASKS = ("text-classification", "token-classification", "question-answering", "fill-mask")
@@ -123,7 +125,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from plugformers.plugins import get_registry
 
     folder = _local_folder(args.checkpoint, args)
-    config_path = folder / "config.json"
+    config_path = folder / CONFIG_NAME
     if not config_path.is_file():
         raise CLIError(f"{folder} has no config.json")
     data = _read_json(config_path)
@@ -213,7 +215,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import plugformers
 
     folder = _local_folder(args.checkpoint, args)
-    data = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+    data = _read_json(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else {}
     task = args.task or _infer_task(_architectures(data))
     if task not in _TASK_AUTO:
         raise CLIError(f"unknown task {task!r}; choose one of {sorted(_TASK_AUTO)}")

@@ -16,12 +16,12 @@ from typing import Any, ClassVar, TypeVar
 from plugformers.utils.hub import HubOptions, PushToHubMixin, folder_state, resolve_file
 from plugformers.utils.io import atomic_directory, write_json
 from plugformers.utils.logging import get_logger
+from plugformers.vocabulary import CONFIG_NAME
 
 __all__ = ["CONFIG_NAME", "ConfigError", "PretrainedConfig"]
 
 logger = get_logger(__name__)
 
-CONFIG_NAME = "config.json"
 VERSION_KEY = "plugformers_version"
 # Keys the reference library writes that carry no model information for us.
 _DROPPED_ON_LOAD = ("transformers_version", VERSION_KEY, "_commit_hash", "_attn_implementation_autoset")

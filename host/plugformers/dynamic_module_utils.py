@@ -36,6 +36,7 @@ from typing import Any
 from plugformers.utils.hub import PlugformersFileNotFoundError, looks_like_repo_id, resolve_file
 from plugformers.utils.io import atomic_write_bytes
 from plugformers.utils.logging import get_logger
+from plugformers.vocabulary import all_auto_class_names
 
 __all__ = [
     "RemoteCodeError",
@@ -71,10 +72,8 @@ def auto_class_name(auto_class: str | type, prefix: str | tuple[str, ...] = "Aut
 
     A misspelt name would otherwise be written into ``auto_map`` and fail only when someone loads the code.
     """
-    from plugformers import auto
-
     name = auto_class if isinstance(auto_class, str) else getattr(auto_class, "__name__", repr(auto_class))
-    valid = sorted(n for n in auto.__all__ if n.startswith(prefix))
+    valid = sorted(n for n in all_auto_class_names() if n.startswith(prefix))
     if name not in valid:
         raise ValueError(f"{name!r} is not a plugformers Auto class; use one of: {', '.join(valid)}.")
     return name

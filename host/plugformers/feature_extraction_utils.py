@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from plugformers.processing_utils import PROCESSOR_CONFIG_NAME
 from plugformers.utils.hub import HubOptions, PushToHubMixin, folder_state, resolve_file
 from plugformers.utils.io import atomic_directory, write_json
 from plugformers.utils.logging import get_logger
+from plugformers.vocabulary import PREPROCESSOR_CONFIG_NAME, PROCESSOR_CONFIG_NAME
 
 logger = get_logger(__name__)
 
@@ -34,7 +34,6 @@ __all__ = [
     "nested_preprocessor_config",
 ]
 
-PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 
 # Keys the file format uses for bookkeeping; they are never passed to ``__init__``.
 _BOOKKEEPING_KEYS = ("feature_extractor_type", "image_processor_type", "processor_class", "auto_map", "_auto_class")

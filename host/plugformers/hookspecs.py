@@ -33,6 +33,12 @@ class RegisterFamily(Protocol):
         feature_extractor: str | None = None,
         processor: str | None = None,
         exports: dict[str, str] | None = None,
+        modality: str | None = None,
+        tiny_config: dict[str, Any] | None = None,
+        example_inputs: str | None = None,
+        example_preprocessor: str | None = None,
+        checkpoints: dict[str, str] | None = None,
+        skips: dict[str, dict[str, str]] | None = None,
         override: bool = False,
     ) -> None: ...
 
@@ -50,9 +56,22 @@ def plugformers_register_families(register: RegisterFamily) -> None:
     Call ``register(model_type, config="pkg.mod:Config", models={"AutoModel": "pkg.mod:Model", ...},
     tokenizer=..., tokenizer_fast=..., image_processor=..., feature_extractor=..., processor=...,
     exports={...})`` once per ``model_type`` the plugin provides. Every named class becomes a public name
-    of ``plugformers`` and an entry of the matching Auto classes. ``override=True`` replaces another
-    plugin's registration of the same model type or class name on purpose; without it, a clash is refused
-    with an error that names both distributions.
+    of ``plugformers`` and an entry of the matching Auto classes; a ``models`` key that is not an Auto class
+    of :mod:`plugformers.vocabulary` is refused. ``override=True`` replaces another plugin's registration
+    of the same model type or class name on purpose; without it, a clash is refused with an error that
+    names both distributions.
+
+    What the host's tools need to know of a family, declared as data so the host names no family:
+
+    - ``modality``: ``"text"``, ``"image"`` or ``"audio"``, what the models read (which tasks their Auto
+      classes serve, which sample input the demo feeds them). Inferred from the preprocessors if omitted.
+    - ``tiny_config``: config overrides that give a model of seconds (conformance suite, ``demo --small``).
+    - ``example_inputs``: ``"module:function"``, ``f(config, model_class, batch_size=2)`` returning the
+      keyword inputs of ``model_class.forward`` for ``config`` (the suite, ``plugformers export``).
+    - ``example_preprocessor``: ``"module:function"``, ``f(config)`` returning a preprocessor that works
+      offline (a tokenizer with a tiny vocabulary, say); the demo runs the host's sample input through it.
+    - ``checkpoints``: trained checkpoints shipped as package data, ``{name: "package:relative/folder"}``.
+    - ``skips``: ``{class name: {check: reason}}``, the conformance checks a class cannot pass, and why.
     """
 
 

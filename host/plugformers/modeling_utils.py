@@ -33,6 +33,12 @@ from plugformers.utils.hub import (
 )
 from plugformers.utils.io import atomic_directory, write_json
 from plugformers.utils.logging import get_logger
+from plugformers.vocabulary import (
+    PICKLE_WEIGHTS_INDEX_NAME,
+    PICKLE_WEIGHTS_NAME,
+    SAFE_WEIGHTS_INDEX_NAME,
+    SAFE_WEIGHTS_NAME,
+)
 
 __all__ = [
     "PreTrainedModel",
@@ -43,10 +49,6 @@ __all__ = [
 
 logger = get_logger(__name__)
 
-SAFE_WEIGHTS_NAME = "model.safetensors"
-SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
-PICKLE_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 
 M = TypeVar("M", bound="PreTrainedModel")
 
@@ -447,12 +449,12 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         cls._auto_class = auto_class_name(auto_class, prefix=("AutoModel", "AutoBackbone"))
 
     _hub_replaced_patterns = (
-        "model.safetensors",
+        SAFE_WEIGHTS_NAME,
         "model-*-of-*.safetensors",
-        "model.safetensors.index.json",
-        "pytorch_model.bin",
+        SAFE_WEIGHTS_INDEX_NAME,
+        PICKLE_WEIGHTS_NAME,
         "pytorch_model-*-of-*.bin",
-        "pytorch_model.bin.index.json",
+        PICKLE_WEIGHTS_INDEX_NAME,
     )
 
     def save_pretrained(

@@ -12,22 +12,27 @@ blocks those, ``PLUGFORMERS_STRICT_PLUGINS=1`` turns every plugin failure into a
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
+import json
 import keyword
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from plugformers import hookspecs
 from plugformers.utils.env import env_true
+from plugformers.vocabulary import AUTO_MODEL_CLASSES, CONFORMANCE_CHECKS, MODALITIES, closest, tasks_for
 
 __all__ = [
-    "KNOWN_FAMILIES",
     "FamilySpec",
     "PluginConflictError",
     "PluginError",
@@ -36,27 +41,14 @@ __all__ = [
     "get_plugin_manager",
     "get_registry",
     "import_object",
+    "known_families",
+    "registered_plugin",
 ]
 
 ENTRY_POINT_GROUP = "plugformers"
 
-#: Families this project publishes, so an error can say which distribution to install.
-KNOWN_FAMILIES: dict[str, str] = {
-    "distilbert": "plugformers-distilbert",
-    "vit": "plugformers-vit",
-    "wav2vec2": "plugformers-wav2vec2",
-    "resnet": "plugformers-resnet",
-    "maskformer": "plugformers-maskformer",
-}
-#: Class-name prefixes of those families, longest first (``ViT`` must not catch ``ViTMAE``-like names wrongly).
-KNOWN_CLASS_PREFIXES: dict[str, str] = {
-    "DistilBert": "distilbert",
-    "Wav2Vec2": "wav2vec2",
-    "MaskFormer": "maskformer",
-    "ResNet": "resnet",
-    "ConvNext": "resnet",
-    "ViT": "vit",
-}
+#: Families known to exist, installed or not (data, not code): install hints for absent ones.
+CATALOGUE_FILE = Path(__file__).parent / "data" / "families.json"
 
 Ref = "str | type"  # a "module:Class" string, or the class itself (runtime registration)
 HOST_PLUGIN = "plugformers (host)"
@@ -112,6 +104,55 @@ class FamilySpec:
     image_processor_fast: Any = None
     feature_extractor: Any = None
     processor: Any = None
+    #: What the models read: a key of :data:`plugformers.vocabulary.MODALITIES` (None: no models).
+    modality: str | None = None
+    #: Config overrides that make a model of seconds (tests, ``demo --small``).
+    tiny_config: dict[str, Any] = field(default_factory=dict)
+    #: ``"module:function"``: ``f(config, model_class, batch_size=2) -> dict`` of forward keyword inputs.
+    example_inputs: Any = None
+    #: ``"module:function"``: ``f(config) -> preprocessor`` that works offline (e.g. a tokenizer with a tiny vocabulary).
+    example_preprocessor: Any = None
+    #: Trained checkpoints shipped as package data: ``{name: "package:relative/folder"}``.
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    #: Conformance checks a class skips, with the reason: ``{class name: {check: why}}``.
+    skips: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def model_names(self) -> dict[str, list[str]]:
+        """``{model class name: [Auto classes it is registered under]}``, in registration order."""
+        names: dict[str, list[str]] = {}
+        for key, ref in self.models.items():
+            names.setdefault(_ref_name(ref), []).append(key)
+        return names
+
+    def tasks_of(self, class_name: str) -> list[str]:
+        """The tasks the model class ``class_name`` serves, by the Auto classes it is registered under."""
+        tasks: list[str] = []
+        for key in self.model_names().get(class_name, []):
+            tasks += [t for t in tasks_for(key, self.modality) if t not in tasks]
+        return tasks
+
+
+def known_families() -> dict[str, dict[str, Any]]:
+    """The catalogue: ``{model_type: {"distribution": ..., "class_prefixes": [...]}}`` (empty if unreadable)."""
+    return dict(_catalogue())
+
+
+@cache
+def _catalogue() -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(CATALOGUE_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def _infer_modality(tokenizer: Any, image_processor: Any, feature_extractor: Any) -> str | None:
+    """A family that does not say: audio if it extracts audio features, image if it processes images, else text."""
+    if feature_extractor is not None:
+        return "audio"
+    if image_processor is not None:
+        return "image"
+    return "text" if tokenizer is not None else None
 
 
 def import_object(ref: Any) -> Any:
@@ -155,6 +196,44 @@ def _check_ref(what: str, ref: Any) -> None:
         raise PluginError(f"{what} {ref!r} is not a valid 'package.module:ClassName' reference.")
 
 
+def _check_checkpoints(model_type: str, checkpoints: Any) -> dict[str, str]:
+    if checkpoints is None:
+        return {}
+    ok = isinstance(checkpoints, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and v.count(":") == 1 and all(v.split(":")) for k, v in checkpoints.items()
+    )
+    if not ok:
+        raise PluginError(
+            f"checkpoints of {model_type!r} must map names to 'package:relative/folder' strings, got {checkpoints!r}."
+        )
+    return dict(checkpoints)
+
+
+def _check_skips(model_type: str, skips: Any, models: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Skips name a registered model class and a known check, and give a non-empty reason."""
+    if skips is None:
+        return {}
+    if not isinstance(skips, dict):
+        raise PluginError(f"skips of {model_type!r} must be {{class name: {{check: reason}}}}, got {skips!r}.")
+    classes = {_ref_name(ref) for ref in models.values()}
+    for class_name, checks in skips.items():
+        if class_name not in classes:
+            raise PluginError(
+                f"skips of {model_type!r} name {class_name!r}, which it does not register{closest(class_name, classes)}."
+            )
+        if not isinstance(checks, dict):
+            raise PluginError(f"skips[{class_name!r}] of {model_type!r} must be {{check: reason}}, got {checks!r}.")
+        for check, reason in checks.items():
+            if check not in CONFORMANCE_CHECKS:
+                raise PluginError(
+                    f"skips[{class_name!r}] of {model_type!r}: {check!r} is not a conformance check"
+                    f"{closest(check, CONFORMANCE_CHECKS)}; checks: {', '.join(CONFORMANCE_CHECKS)}."
+                )
+            if not isinstance(reason, str) or not reason.strip():
+                raise PluginError(f"skips[{class_name!r}][{check!r}] of {model_type!r} must give the reason as text.")
+    return {k: dict(v) for k, v in skips.items()}
+
+
 def _is_config_of(spec: FamilySpec, config_class: type) -> bool:
     """Whether ``config_class`` is the family's config class or a subclass of it."""
     family_config = spec.config
@@ -183,6 +262,8 @@ class Registry:
         self.class_models: dict[type, dict[str, Any]] = {}
         self._attention: dict[str, tuple[Any, str]] = {}
         self.overrides: list[str] = []
+        # What a plugin's registration replaced, so removing the plugin (remove_plugin) can put it back.
+        self._replaced: dict[tuple[str, str], Any] = {}
 
     # ----- loading ---------------------------------------------------------------------------------------
 
@@ -238,12 +319,19 @@ class Registry:
             if info.status == "pending":
                 info.status = "loaded"
 
-    def _run_hook(self, hook_name: str, make_registrar: Callable[[PluginInfo, list[Any]], Callable[..., None]]) -> None:
+    def _run_hook(
+        self,
+        hook_name: str,
+        make_registrar: Callable[[PluginInfo, list[Any]], Callable[..., None]],
+        only: str | None = None,
+    ) -> None:
         assert self._pm is not None
         hook = getattr(self._pm.hook, hook_name)
         # Call each implementation on its own so that one broken plugin cannot stop the others.
         pending: list[tuple[bool, PluginInfo, Any]] = []
         for impl in hook.get_hookimpls():
+            if only is not None and impl.plugin_name != only:
+                continue
             info = self.plugins.get(impl.plugin_name) or PluginInfo(impl.plugin_name, "?", "?", "?")
             self.plugins.setdefault(info.name, info)
             if info.status in ("failed", "disabled"):
@@ -287,6 +375,12 @@ class Registry:
             feature_extractor: Any = None,
             processor: Any = None,
             exports: dict[str, Any] | None = None,
+            modality: str | None = None,
+            tiny_config: dict[str, Any] | None = None,
+            example_inputs: Any = None,
+            example_preprocessor: Any = None,
+            checkpoints: dict[str, str] | None = None,
+            skips: dict[str, dict[str, str]] | None = None,
             override: bool = False,
         ) -> None:
             if not isinstance(model_type, str) or not model_type.strip() or model_type != model_type.strip():
@@ -294,8 +388,11 @@ class Registry:
             _check_ref(f"config of {model_type!r}", config)
             models = dict(models or {})
             for key, ref in models.items():
-                if not isinstance(key, str) or not key.startswith("Auto"):
-                    raise PluginError(f"model key {key!r} of {model_type!r} must name an Auto class, e.g. 'AutoModel'.")
+                if key not in AUTO_MODEL_CLASSES:
+                    raise PluginError(
+                        f"model key {key!r} of {model_type!r} is not a plugformers Auto class{closest(key, AUTO_MODEL_CLASSES)}; "
+                        f"valid keys: {', '.join(AUTO_MODEL_CLASSES)}."
+                    )
                 _check_ref(f"{key} model of {model_type!r}", ref)
             optional = {
                 "tokenizer": tokenizer,
@@ -304,13 +401,35 @@ class Registry:
                 "image_processor_fast": image_processor_fast,
                 "feature_extractor": feature_extractor,
                 "processor": processor,
+                "example_inputs": example_inputs,
+                "example_preprocessor": example_preprocessor,
             }
             for what, ref in optional.items():
                 if ref is not None:
                     _check_ref(f"{what} of {model_type!r}", ref)
             for name, ref in (exports or {}).items():
                 _check_ref(f"export {name!r}", ref)
-            spec = FamilySpec(model_type, config, info.name, models, **optional)
+            if modality is None:
+                modality = _infer_modality(tokenizer or tokenizer_fast, image_processor or image_processor_fast, feature_extractor)
+            elif modality not in MODALITIES:
+                raise PluginError(
+                    f"modality {modality!r} of {model_type!r} is not one of {', '.join(MODALITIES)}{closest(modality, MODALITIES)}."
+                )
+            if tiny_config is not None and not (
+                isinstance(tiny_config, dict) and all(isinstance(k, str) for k in tiny_config)
+            ):
+                raise PluginError(f"tiny_config of {model_type!r} must be a dict of config fields, got {tiny_config!r}.")
+            spec = FamilySpec(
+                model_type,
+                config,
+                info.name,
+                models,
+                modality=modality,
+                tiny_config=dict(tiny_config or {}),
+                checkpoints=_check_checkpoints(model_type, checkpoints),
+                skips=_check_skips(model_type, skips, models),
+                **optional,
+            )
 
             def commit() -> None:
                 self.add_family(spec, exports or {}, override=override)
@@ -336,6 +455,8 @@ class Registry:
                         f"attention backend {name!r} is already provided by {self._describe(existing[1])}; "
                         f"{self._describe(info.name)} must pass override=True to replace it."
                     )
+                if existing is not None and existing[1] != info.name:
+                    self._replaced.setdefault(("attention", name), existing)
                 self._attention[name] = (function, info.name)
                 info.attention.append(name)
                 if existing is not None and existing[1] != info.name:
@@ -346,6 +467,67 @@ class Registry:
             staged.append(commit)
 
         return register
+
+    # ----- plugins added at run time (tests, notebooks, applications that embed plugformers) -------------
+
+    def add_plugin(self, plugin: object, name: str | None = None) -> PluginInfo:
+        """Register a plugin object (a module or an object with ``@hookimpl`` methods) now, like an installed one.
+
+        Its hooks run through the same isolation as entry-point plugins: a failure is recorded in the returned
+        :class:`PluginInfo` and warned about (raised with ``PLUGFORMERS_STRICT_PLUGINS=1``).
+        """
+        self.ensure_loaded()
+        assert self._pm is not None
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        with self._lock:
+            if name in self.plugins:
+                raise PluginError(f"a plugin named {name!r} is already registered; remove it first or pick another name.")
+            info = PluginInfo(name, "(runtime)", "-", getattr(plugin, "__name__", type(plugin).__qualname__))
+            self.plugins[name] = info
+            self._pm.register(plugin, name=name)
+            try:
+                self._run_hook("plugformers_register_families", self._family_registrar, only=name)
+                self._run_hook("plugformers_register_attention", self._attention_registrar, only=name)
+            except PluginError:  # strict mode: leave nothing of it behind
+                self.remove_plugin(name)
+                raise
+            if info.status == "pending":
+                info.status = "loaded"
+        return info
+
+    def remove_plugin(self, name: str) -> None:
+        """Undo :meth:`add_plugin`: its families, names and attention backends go; what it overrode comes back."""
+        with self._lock:
+            info = self.plugins.pop(name, None)
+            if info is None:
+                raise KeyError(f"no plugin named {name!r} is registered.")
+            if self._pm is not None and self._pm.get_plugin(name) is not None:
+                self._pm.unregister(name=name)
+            for model_type in info.model_types:
+                if self.families.get(model_type) is not None and self.families[model_type].plugin == name:
+                    previous = self._replaced.pop(("family", model_type), None)
+                    if previous is None:
+                        del self.families[model_type]
+                    else:
+                        self.families[model_type] = previous
+            for public in info.classes:
+                if public in self.names and self.names[public][1] == name:
+                    previous = self._replaced.pop(("name", public), None)
+                    if previous is None:
+                        del self.names[public]
+                    else:
+                        self.names[public] = previous
+            for backend in info.attention:
+                if backend in self._attention and self._attention[backend][1] == name:
+                    previous = self._replaced.pop(("attention", backend), None)
+                    if previous is None:
+                        del self._attention[backend]
+                    else:
+                        self._attention[backend] = previous
+                    from plugformers import attention
+
+                    attention._forget(backend)
+            self.overrides = [line for line in self.overrides if repr(name) not in line]
 
     # ----- mutation (plugins and runtime registration share these) ---------------------------------------
 
@@ -379,9 +561,13 @@ class Registry:
                     )
             if existing is not None and existing.plugin != spec.plugin:
                 self.overrides.append(f"{spec.model_type}: {self._describe(spec.plugin)} overrides {self._describe(existing.plugin)}")
+                self._replaced.setdefault(("family", spec.model_type), existing)
             self.families[spec.model_type] = spec
             info = self.plugins.get(spec.plugin)
             for name, ref in public.items():
+                owner = self.names.get(name)
+                if owner is not None and owner[1] != spec.plugin:
+                    self._replaced.setdefault(("name", name), owner)
                 self.names[name] = (ref, spec.plugin)
                 if info is not None and name not in info.classes:
                     info.classes.append(name)
@@ -418,14 +604,10 @@ class Registry:
                         f"model_type {model_type!r} is already registered (by {self._describe(spec.plugin)}); "
                         "pass exist_ok=True to replace it."
                     )
-                new = FamilySpec(model_type, obj, "runtime")
-                if spec is not None:
-                    new.models, new.tokenizer, new.tokenizer_fast = dict(spec.models), spec.tokenizer, spec.tokenizer_fast
-                    new.image_processor, new.feature_extractor, new.processor = (
-                        spec.image_processor,
-                        spec.feature_extractor,
-                        spec.processor,
-                    )
+                if spec is None:
+                    new = FamilySpec(model_type, obj, "runtime")
+                else:  # a new config class for a known type keeps the type's models and preprocessors
+                    new = dataclasses.replace(spec, config=obj, plugin="runtime", models=dict(spec.models))
                 self.families[model_type] = new
             else:
                 if spec is None:
@@ -463,8 +645,9 @@ class Registry:
     def unknown_type_message(self, model_type: str) -> str:
         installed = sorted(self.families) or ["none"]
         hint = ""
-        if model_type in KNOWN_FAMILIES:
-            hint = f" Install it with `pip install {KNOWN_FAMILIES[model_type]}`."
+        distribution = _catalogue().get(model_type, {}).get("distribution")
+        if isinstance(distribution, str):
+            hint = f" Install it with `pip install {distribution}`."
         plugins = ", ".join(sorted(n for n in self.plugins if n != HOST_PLUGIN)) or "none"
         return (
             f"No installed plugin provides model_type {model_type!r}.{hint} "
@@ -519,39 +702,77 @@ class Registry:
             raise ImportError(self.missing_name_message(name))
         return import_object(entry[0])
 
+    def family_of_name(self, name: str) -> tuple[str, str | None] | None:
+        """``(model_type, distribution)`` of the family a class name belongs to, by its prefix; None if none.
+
+        An installed family's prefix is its config class's name without ``Config`` (``DistilBertConfig`` ->
+        ``DistilBert``); the catalogue adds the prefixes of families that are not installed, and aliases.
+        The longest matching prefix wins, so ``ViTMAEModel`` is not taken for ``ViT``.
+        """
+        self.ensure_loaded()
+        prefixes: dict[str, tuple[str, str | None]] = {}
+        for model_type, entry in _catalogue().items():
+            distribution = entry.get("distribution")
+            for prefix in entry.get("class_prefixes") or ():
+                prefixes[prefix] = (model_type, distribution if isinstance(distribution, str) else None)
+        for spec in list(self.families.values()):
+            config_name = _ref_name(spec.config)
+            if config_name.endswith("Config") and len(config_name) > len("Config"):
+                info = self.plugins.get(spec.plugin)
+                prefixes[config_name[: -len("Config")]] = (spec.model_type, info.distribution if info else None)
+        matches = [p for p in prefixes if name.startswith(p) and name != p]
+        return prefixes[max(matches, key=len)] if matches else None
+
     def missing_name_message(self, name: str) -> str:
         """Why ``plugformers.<name>`` does not exist: the family's plugin is absent, or it lacks that class."""
         self.ensure_loaded()
-        for prefix, family in sorted(KNOWN_CLASS_PREFIXES.items(), key=lambda kv: -len(kv[0])):
-            if not name.startswith(prefix):
-                continue
-            distribution = KNOWN_FAMILIES[family]
-            spec = self.families.get(family)
-            info = self.plugins.get(spec.plugin) if spec is not None else None
-            if info is None:
-                info = next((i for i in self.plugins.values() if i.distribution == distribution), None)
-            if info is None:
-                return (
-                    f"cannot import name {name!r} from 'plugformers': it is provided by the "
-                    f"{distribution} plugin, which is not installed (pip install {distribution})."
-                )
-            if spec is None and info.status == "disabled":
-                return (
-                    f"cannot import name {name!r} from 'plugformers': the {info.distribution} {info.version} plugin "
-                    "is installed but switched off by PLUGFORMERS_PLUGINS or PLUGFORMERS_DISABLE_PLUGINS."
-                )
-            if spec is None:  # installed, but importing or registering it failed
-                detail = f": {'; '.join(info.errors)}" if info.errors else ""
-                return (
-                    f"cannot import name {name!r} from 'plugformers': the {info.distribution} {info.version} plugin "
-                    f"is installed but did not register {family!r} (status {info.status}){detail}."
-                )
-            provided = sorted(n for n, (_ref, owner) in list(self.names.items()) if owner == spec.plugin)
+        found = self.family_of_name(name)
+        if found is None:
+            return f"cannot import name {name!r} from 'plugformers' (no installed plugin provides it)."
+        family, distribution = found
+        spec = self.families.get(family)
+        info = self.plugins.get(spec.plugin) if spec is not None else None
+        if info is None and distribution is not None:
+            info = next((i for i in self.plugins.values() if i.distribution == distribution), None)
+        if info is None:
+            install = f"the {distribution} plugin" if distribution else f"a plugin for {family!r}"
+            command = f" (pip install {distribution})" if distribution else ""
+            return f"cannot import name {name!r} from 'plugformers': it is provided by {install}, which is not installed{command}."
+        if spec is None and info.status == "disabled":
             return (
-                f"cannot import name {name!r} from 'plugformers': the installed plugin {info.name!r} "
-                f"({info.distribution} {info.version}) does not provide it. It provides: {', '.join(provided)}."
+                f"cannot import name {name!r} from 'plugformers': the {info.distribution} {info.version} plugin "
+                "is installed but switched off by PLUGFORMERS_PLUGINS or PLUGFORMERS_DISABLE_PLUGINS."
             )
-        return f"cannot import name {name!r} from 'plugformers' (no installed plugin provides it)."
+        if spec is None:  # installed, but importing or registering it failed
+            detail = f": {'; '.join(info.errors)}" if info.errors else ""
+            return (
+                f"cannot import name {name!r} from 'plugformers': the {info.distribution} {info.version} plugin "
+                f"is installed but did not register {family!r} (status {info.status}){detail}."
+            )
+        provided = sorted(n for n, (_ref, owner) in list(self.names.items()) if owner == spec.plugin)
+        return (
+            f"cannot import name {name!r} from 'plugformers': the installed plugin {info.name!r} "
+            f"({info.distribution} {info.version}) does not provide it. "
+            f"It provides: {', '.join(provided)}."
+        )
+
+    def model_class_family(self, model_class: str | type) -> FamilySpec | None:
+        """The family that registers ``model_class`` (a class or its name) under some Auto class, or None."""
+        self.ensure_loaded()
+        name = model_class if isinstance(model_class, str) else model_class.__name__
+        for spec in list(self.families.values()):
+            for ref in spec.models.values():
+                if ref is model_class or (isinstance(ref, str) and _ref_name(ref) == name):
+                    return spec
+        return None
+
+    def tasks_of(self, model_class: str | type) -> list[str]:
+        """The tasks a model class serves, from the Auto classes it is registered under (default first)."""
+        spec = self.model_class_family(model_class)
+        if spec is None:
+            return []
+        name = model_class if isinstance(model_class, str) else model_class.__name__
+        return spec.tasks_of(name)
 
     def attention_function(self, name: str) -> Callable[..., Any]:
         self.ensure_loaded()
@@ -565,6 +786,21 @@ class Registry:
     def attention_names(self) -> list[str]:
         self.ensure_loaded()
         return list(self._attention)
+
+
+@contextlib.contextmanager
+def registered_plugin(plugin: object, name: str | None = None) -> Iterator[PluginInfo]:
+    """Register ``plugin`` for the duration of a ``with`` block (tests, notebooks): the public way to add one.
+
+    >>> with registered_plugin(MyPlugin(), name="my-plugin") as info:   # doctest: +SKIP
+    ...     model = AutoModel.from_config(MyConfig())
+    """
+    registry = get_registry()
+    info = registry.add_plugin(plugin, name)
+    try:
+        yield info
+    finally:
+        registry.remove_plugin(info.name)
 
 
 def _entry_points() -> Iterable[Any]:

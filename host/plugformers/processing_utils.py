@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 from plugformers.utils.hub import HubOptions, PushToHubMixin, folder_state, resolve_file
 from plugformers.utils.io import atomic_directory, write_json
 from plugformers.utils.logging import get_logger
+from plugformers.vocabulary import PROCESSOR_CONFIG_NAME
 
 logger = get_logger(__name__)
 
 __all__ = ["PROCESSOR_CONFIG_NAME", "ProcessorMixin"]
 
-PROCESSOR_CONFIG_NAME = "processor_config.json"
 
 # The input keywords each kind of part takes, in the order __call__ routes them.
 _INPUT_OF_PART = {"feature_extractor": "audio", "image_processor": "images", "tokenizer": "text"}

@@ -24,6 +24,12 @@ import numpy as np
 from plugformers.utils.hub import HubOptions, PushToHubMixin, folder_state, resolve_file
 from plugformers.utils.io import atomic_directory, atomic_write_text, write_json
 from plugformers.utils.logging import get_logger
+from plugformers.vocabulary import (
+    ADDED_TOKENS_FILE,
+    SPECIAL_TOKENS_MAP_FILE,
+    TOKENIZER_CONFIG_FILE,
+    TOKENIZER_FILE,
+)
 
 logger = get_logger(__name__)
 
@@ -47,10 +53,6 @@ __all__ = [
 VERY_LARGE_INTEGER = int(1e30)
 LARGE_INTEGER = int(1e20)
 
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
-ADDED_TOKENS_FILE = "added_tokens.json"
-TOKENIZER_FILE = "tokenizer.json"
 
 TextInput = str
 PreTokenizedInput = list[str]

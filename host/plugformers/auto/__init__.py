@@ -10,38 +10,23 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, TypeGuard
 
-from plugformers.configuration_utils import CONFIG_NAME, ConfigError, PretrainedConfig, load_json_file
+from plugformers.configuration_utils import ConfigError, PretrainedConfig, load_json_file
 from plugformers.plugins import _ref_name, get_registry, import_object
 from plugformers.utils.hub import HUB_KWARGS, HubOptions, resolve_file
+from plugformers.vocabulary import (
+    AUTO_MODEL_CLASSES,
+    CONFIG_NAME,
+    PREPROCESSOR_CONFIG_NAME,
+    PROCESSOR_CONFIG_NAME,
+    TOKENIZER_CONFIG_FILE,
+    all_auto_class_names,
+)
 
-__all__ = [
-    "AutoBackbone",
-    "AutoConfig",
-    "AutoFeatureExtractor",
-    "AutoImageProcessor",
-    "AutoModel",
-    "AutoModelForAudioClassification",
-    "AutoModelForAudioFrameClassification",
-    "AutoModelForAudioXVector",
-    "AutoModelForCTC",
-    "AutoModelForImageClassification",
-    "AutoModelForInstanceSegmentation",
-    "AutoModelForMaskedImageModeling",
-    "AutoModelForMaskedLM",
-    "AutoModelForMultipleChoice",
-    "AutoModelForPreTraining",
-    "AutoModelForQuestionAnswering",
-    "AutoModelForSemanticSegmentation",
-    "AutoModelForSequenceClassification",
-    "AutoModelForTokenClassification",
-    "AutoModelForUniversalSegmentation",
-    "AutoProcessor",
-    "AutoTokenizer",
-]
+__all__ = list(all_auto_class_names())
 
-TOKENIZER_CONFIG = "tokenizer_config.json"
-PREPROCESSOR_CONFIG = "preprocessor_config.json"
-PROCESSOR_CONFIG = "processor_config.json"
+TOKENIZER_CONFIG = TOKENIZER_CONFIG_FILE
+PREPROCESSOR_CONFIG = PREPROCESSOR_CONFIG_NAME
+PROCESSOR_CONFIG = PROCESSOR_CONFIG_NAME
 
 
 def _no_instances(cls: type) -> None:
@@ -279,33 +264,19 @@ class _BaseAutoModelClass:
         get_registry().register_model_for_config_class(config_class, cls._key, model_class, exist_ok=exist_ok)
 
 
-def _auto_model(name: str, doc: str) -> type[_BaseAutoModelClass]:
-    return type(name, (_BaseAutoModelClass,), {"_key": name, "__doc__": doc, "__module__": __name__})
+def _auto_model(name: str) -> type[_BaseAutoModelClass]:
+    entry = AUTO_MODEL_CLASSES[name]
+    return type(name, (_BaseAutoModelClass,), {"_key": name, "__doc__": entry.description, "__module__": __name__})
 
 
-AutoModel = _auto_model("AutoModel", "The bare model (hidden states out) of any registered family.")
-AutoModelForSequenceClassification = _auto_model(
-    "AutoModelForSequenceClassification", "Text classification and regression heads."
-)
-AutoModelForQuestionAnswering = _auto_model("AutoModelForQuestionAnswering", "Extractive question answering heads.")
-AutoModelForTokenClassification = _auto_model("AutoModelForTokenClassification", "Per-token classification heads.")
-AutoModelForMaskedLM = _auto_model("AutoModelForMaskedLM", "Masked language modelling heads.")
-AutoModelForMultipleChoice = _auto_model("AutoModelForMultipleChoice", "Multiple choice heads.")
-AutoModelForImageClassification = _auto_model("AutoModelForImageClassification", "Image classification heads.")
-AutoModelForMaskedImageModeling = _auto_model("AutoModelForMaskedImageModeling", "Masked image modelling heads.")
-AutoModelForAudioClassification = _auto_model("AutoModelForAudioClassification", "Utterance-level audio classification.")
-AutoModelForAudioFrameClassification = _auto_model(
-    "AutoModelForAudioFrameClassification", "Frame-level audio classification."
-)
-AutoModelForCTC = _auto_model("AutoModelForCTC", "Speech recognition heads trained with CTC.")
-AutoModelForAudioXVector = _auto_model("AutoModelForAudioXVector", "Speaker-embedding (x-vector) heads.")
-AutoModelForPreTraining = _auto_model("AutoModelForPreTraining", "Self-supervised pretraining heads.")
-AutoModelForInstanceSegmentation = _auto_model("AutoModelForInstanceSegmentation", "Instance segmentation models.")
-AutoModelForUniversalSegmentation = _auto_model(
-    "AutoModelForUniversalSegmentation", "Semantic, instance and panoptic segmentation models."
-)
-AutoModelForSemanticSegmentation = _auto_model("AutoModelForSemanticSegmentation", "Semantic segmentation models.")
-AutoBackbone = _auto_model("AutoBackbone", "Feature-map backbones for composite vision models.")
+# One class per entry of the vocabulary; `from plugformers.auto import AutoModelForX` finds them here.
+_MODEL_AUTO_CLASSES: dict[str, type[_BaseAutoModelClass]] = {name: _auto_model(name) for name in AUTO_MODEL_CLASSES}
+globals().update(_MODEL_AUTO_CLASSES)
+
+
+def __getattr__(name: str) -> type[_BaseAutoModelClass]:
+    # Only reached for names the loop above did not define; tells type checkers the Auto classes exist.
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----- preprocessing -----------------------------------------------------------------------------------
