@@ -15,35 +15,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from plugformers.vocabulary import CONFIG_NAME
+from plugformers.vocabulary import CONFIG_NAME, TASKS, auto_classes_for_task
 
 __all__ = ["main"]
 
-TEXT_TASKS = ("text-classification", "token-classification", "question-answering", "fill-mask")
-IMAGE_TASKS = ("image-classification", "image-segmentation")
-AUDIO_TASKS = ("automatic-speech-recognition", "audio-classification")
-
-# Which task each head class name suffix serves.
-_HEAD_TASKS = (
-    ("ForSequenceClassification", "text-classification"),
-    ("ForTokenClassification", "token-classification"),
-    ("ForQuestionAnswering", "question-answering"),
-    ("ForMaskedLM", "fill-mask"),
-    ("ForImageClassification", "image-classification"),
-    ("ForInstanceSegmentation", "image-segmentation"),
-    ("ForCTC", "automatic-speech-recognition"),
-    ("ForAudioClassification", "audio-classification"),
+# The tasks `predict` runs; what each reads and the Auto classes that serve it come from the vocabulary.
+_PREDICT_TASKS = (
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "fill-mask",
+    "image-classification",
+    "image-segmentation",
+    "automatic-speech-recognition",
+    "audio-classification",
 )
-_TASK_AUTO = {
-    "text-classification": "AutoModelForSequenceClassification",
-    "token-classification": "AutoModelForTokenClassification",
-    "question-answering": "AutoModelForQuestionAnswering",
-    "fill-mask": "AutoModelForMaskedLM",
-    "image-classification": "AutoModelForImageClassification",
-    "image-segmentation": "AutoModelForInstanceSegmentation",
-    "automatic-speech-recognition": "AutoModelForCTC",
-    "audio-classification": "AutoModelForSequenceClassification",
-}
+TEXT_TASKS, IMAGE_TASKS, AUDIO_TASKS = (
+    tuple(t for t in _PREDICT_TASKS if TASKS[t].modality == modality) for modality in ("text", "image", "audio")
+)
+_TASK_AUTO = {task: auto_classes_for_task(task) for task in _PREDICT_TASKS}
 
 
 class CLIError(Exception):
@@ -155,7 +145,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "checkpoint": str(folder),
         "model_type": model_type,
         "architectures": architectures,
-        "tasks": sorted({task for task in map(_arch_task, architectures) if task is not None}),
+        "tasks": _tasks(architectures),
         "heads_available": sorted(spec.models) if spec else [],
         "parameters": params,
         "weight_dtypes": sorted(dtypes),
@@ -182,22 +172,32 @@ def cmd_info(args: argparse.Namespace) -> int:
 # ----- predict ---------------------------------------------------------------------------------------------
 
 
-def _arch_task(arch: str) -> str | None:
-    """The task a head class serves, by its name (None for a class with no known head)."""
-    for suffix, task in _HEAD_TASKS:
-        if arch.endswith(suffix):
-            if task == "text-classification" and arch.startswith("Wav2Vec2"):
-                return "audio-classification"
-            return task
-    return None
+def _tasks(architectures: list[str]) -> list[str]:
+    """The tasks of the checkpoint's classes, from the Auto classes their families register them under."""
+    from plugformers.plugins import get_registry
+
+    registry = get_registry()
+    return list(dict.fromkeys(task for arch in architectures for task in registry.tasks_of(arch)))
 
 
 def _infer_task(architectures: list[str]) -> str:
-    for arch in architectures:
-        task = _arch_task(arch)
-        if task is not None:
+    for task in _tasks(architectures):
+        if task in _TASK_AUTO:
             return task
     raise CLIError(f"cannot infer the task from architectures {architectures}; pass --task")
+
+
+def _task_auto_class(task: str, data: dict[str, Any]) -> str:
+    """The Auto class that loads the checkpoint for ``task``: one its family registers a model under, if any."""
+    from plugformers.plugins import get_registry
+
+    candidates = _TASK_AUTO[task]
+    model_type = data.get("model_type")
+    spec = get_registry().families.get(model_type) if isinstance(model_type, str) else None
+    if spec is not None:
+        keys = [k for arch in _architectures(data) for k in spec.model_names().get(arch, [])] + list(spec.models)
+        return next((k for k in keys if k in candidates), candidates[0])
+    return candidates[0]
 
 
 def _softmax_top(logits: Any, id2label: dict[Any, str], k: int) -> list[dict[str, Any]]:
@@ -219,10 +219,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     task = args.task or _infer_task(_architectures(data))
     if task not in _TASK_AUTO:
         raise CLIError(f"unknown task {task!r}; choose one of {sorted(_TASK_AUTO)}")
-    if task == "audio-classification" and data.get("model_type") == "wav2vec2":
-        auto = plugformers.AutoModelForAudioClassification
-    else:
-        auto = getattr(plugformers, _TASK_AUTO[task])
+    auto = getattr(plugformers, _task_auto_class(task, data))
     if args.device == "cuda" and not torch.cuda.is_available():
         raise CLIError("--device cuda was asked for, but no CUDA device is available")
     dtype = getattr(torch, args.dtype) if args.dtype else None

@@ -9,6 +9,24 @@ from plugformers import hookimpl
 _PKG = "plugformers_distilbert"
 _M = f"{_PKG}.modeling_distilbert"
 
+_MODELS = {
+    "AutoModel": f"{_M}:DistilBertModel",
+    "AutoModelForMaskedLM": f"{_M}:DistilBertForMaskedLM",
+    # DistilBERT was pretrained as a masked language model only, so that is its pretraining head.
+    "AutoModelForPreTraining": f"{_M}:DistilBertForMaskedLM",
+    "AutoModelForSequenceClassification": f"{_M}:DistilBertForSequenceClassification",
+    "AutoModelForQuestionAnswering": f"{_M}:DistilBertForQuestionAnswering",
+    "AutoModelForTokenClassification": f"{_M}:DistilBertForTokenClassification",
+    "AutoModelForMultipleChoice": f"{_M}:DistilBertForMultipleChoice",
+}
+# The modeling code does not declare these two capabilities yet, so each class skips their checks; every
+# class passes both (PLUGFORMERS_CONFORMANCE_RUN_SKIPPED=1 runs them). Remove once the classes declare
+# supports_compile_fullgraph / supports_export (issue 22).
+_UNDECLARED = {
+    "compile": "passes, but the class does not declare supports_compile_fullgraph yet (issue 22)",
+    "export": "passes, but the class does not declare supports_export yet (issue 22)",
+}
+
 
 @hookimpl
 def plugformers_register_families(register: Any) -> None:
@@ -16,16 +34,7 @@ def plugformers_register_families(register: Any) -> None:
     register(
         "distilbert",
         config=f"{_PKG}.configuration_distilbert:DistilBertConfig",
-        models={
-            "AutoModel": f"{_M}:DistilBertModel",
-            "AutoModelForMaskedLM": f"{_M}:DistilBertForMaskedLM",
-            # DistilBERT was pretrained as a masked language model only, so that is its pretraining head.
-            "AutoModelForPreTraining": f"{_M}:DistilBertForMaskedLM",
-            "AutoModelForSequenceClassification": f"{_M}:DistilBertForSequenceClassification",
-            "AutoModelForQuestionAnswering": f"{_M}:DistilBertForQuestionAnswering",
-            "AutoModelForTokenClassification": f"{_M}:DistilBertForTokenClassification",
-            "AutoModelForMultipleChoice": f"{_M}:DistilBertForMultipleChoice",
-        },
+        models=_MODELS,
         tokenizer=f"{_PKG}.tokenization_distilbert:DistilBertTokenizer",
         tokenizer_fast=f"{_PKG}.tokenization_distilbert_fast:DistilBertTokenizerFast",
         exports={"DistilBertPreTrainedModel": f"{_M}:DistilBertPreTrainedModel"},
@@ -40,4 +49,5 @@ def plugformers_register_families(register: Any) -> None:
         },
         example_inputs=f"{_PKG}.examples:example_inputs",
         example_preprocessor=f"{_PKG}.examples:example_preprocessor",
+        skips={ref.rpartition(":")[2]: dict(_UNDECLARED) for ref in _MODELS.values()},
     )
