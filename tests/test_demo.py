@@ -8,7 +8,6 @@ import re
 from plugformers.cli import main
 from plugformers.plugins import get_registry
 
-
 # The installed families, read at collection: before any test registers families of its own at run time.
 FAMILIES = sorted(t for t, s in get_registry().families.items() if s.models)
 
