@@ -239,7 +239,7 @@ class ModelTesterMixin:
 
     def _fast_path_model(self, cls: type[PreTrainedModel]) -> tuple[PreTrainedModel, dict[str, Any]]:
         model, inputs = self._build(cls)
-        if not model.supports_fast_path:
+        if not cls.supports_fast_path:
             with pytest.raises(NotImplementedError, match="no fast path"):
                 model.enable_fast_path()
             pytest.skip(f"{cls.__name__} has no fast path")
@@ -308,10 +308,7 @@ class ModelTesterMixin:
             ).sum()
             loss.backward()
             # Gradients must reach the real weights of every layer the fast path covers.
-            covered = [
-                (name, layer) for owner in model.modules() if getattr(owner, "supports_fast_path", False)
-                for name, layer in owner.named_children() if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d))
-            ]
+            covered = fast_path.covered_layers(model)
             assert covered
             missing = [name for name, layer in covered if layer.weight.grad is None]
             assert not missing, f"{cls.__name__}: no gradient reached {missing}"

@@ -296,6 +296,8 @@ class ViTPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
     _supports_sdpa = True
     supports_gradient_checkpointing = True
+    supports_head_pruning = True
+    supports_fast_path = True
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
