@@ -173,14 +173,6 @@ def test_compile_fullgraph_of_base_and_head_with_and_without_recording() -> None
             assert_close_outputs(module(ids, **kwargs), compiled(ids, **kwargs), atol=1e-6, rtol=1e-6)
 
 
-def test_export_of_the_base_model() -> None:
-    model, _ = _models()
-    ids = _ids()
-    exported = torch.export.export(model, (ids,))
-    with torch.no_grad():
-        torch.testing.assert_close(exported.module()(ids).last_hidden_state, model(ids).last_hidden_state)
-
-
 def test_gradient_checkpointing_recomputes_each_layer_and_keeps_the_gradients() -> None:
     grads, calls = [], []
     for checkpointing in (False, True):
