@@ -427,6 +427,7 @@ class MaskFormerPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["MaskFormerDetrDecoderLayer"]
     _supports_sdpa = True
     supports_gradient_checkpointing = True
+    supports_fast_path = True
     _keys_to_ignore_on_load_unexpected = [r".*num_batches_tracked$"]
 
     @classmethod
