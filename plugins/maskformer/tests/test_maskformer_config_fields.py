@@ -12,6 +12,8 @@ import torch
 from plugformers_maskformer.modeling_maskformer import MaskFormerForInstanceSegmentation
 from test_maskformer_modeling import ALL_STAGES, tiny_config
 
+DECODER = tiny_config().decoder_config.to_dict()
+
 
 def _saved_model(path: Path, **config_fields: Any) -> MaskFormerForInstanceSegmentation:
     torch.manual_seed(0)
@@ -98,3 +100,30 @@ def test_backbone_fields_next_to_backbone_config_are_ignored(
     pixels = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(pixels).class_queries_logits, model(pixels).class_queries_logits)
+
+
+@pytest.mark.parametrize("auxiliary_loss", [False, True])
+def test_decoder_config_auxiliary_loss_feeds_each_layer_the_normalised_output(auxiliary_loss: bool) -> None:
+    """decoder_config.auxiliary_loss (not the top-level use_auxiliary_loss) changes what the decoder layers read."""
+    torch.manual_seed(0)
+    model = MaskFormerForInstanceSegmentation(
+        tiny_config(decoder_config={**DECODER, "auxiliary_loss": auxiliary_loss})
+    ).eval()
+    decoder = model.model.transformer_module.decoder
+    with torch.no_grad():
+        decoder.layernorm.weight.uniform_(0.5, 1.5)
+        decoder.layernorm.bias.uniform_(-0.5, 0.5)
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep_output(module: Any, args: Any, out: Any) -> None:
+        seen["out0"] = out[0]
+
+    def keep_input(module: Any, args: Any) -> None:
+        seen["in1"] = args[0]
+
+    decoder.layers[0].register_forward_hook(keep_output)
+    decoder.layers[1].register_forward_pre_hook(keep_input)
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+        expected = decoder.layernorm(seen["out0"]) if auxiliary_loss else seen["out0"]
+    torch.testing.assert_close(seen["in1"], expected)

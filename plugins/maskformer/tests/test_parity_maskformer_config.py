@@ -117,3 +117,13 @@ def test_parity_backbone_fields_next_to_backbone_config(fields: dict[str, Any], 
     for got, want in zip(_outputs(ref_loaded), expected):
         torch.testing.assert_close(got, want)
     _assert_same_model_both_ways(tmp_path / "ref", expected, tmp_path)
+
+
+def test_parity_decoder_config_auxiliary_loss(tmp_path: Path) -> None:
+    """The reference reads auxiliary_loss from decoder_config: each decoder layer gets the normalised output."""
+    ref = _reference_checkpoint(tmp_path / "ref", _reference_config(decoder={"auxiliary_loss": True}))
+    plain = transformers.MaskFormerForInstanceSegmentation(_reference_config()).eval()
+    plain.load_state_dict(ref.state_dict())
+    expected = _outputs(ref)
+    assert not torch.allclose(_outputs(plain)[0], expected[0], atol=1e-3)  # the switch matters to these weights
+    _assert_same_model_both_ways(tmp_path / "ref", expected, tmp_path)

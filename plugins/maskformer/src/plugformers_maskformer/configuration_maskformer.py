@@ -60,8 +60,10 @@ class MaskFormerDetrConfig(PretrainedConfig):
     """Configuration of MaskFormer's transformer decoder, in the layout of a DETR configuration.
 
     Only the decoder fields (``d_model``, ``decoder_layers``, ``decoder_attention_heads``, ``decoder_ffn_dim``,
-    ``num_queries``, dropouts, ``activation_function``) shape the MaskFormer model; the encoder, matcher and box
-    fields are kept so that the ``decoder_config`` saved by either library round-trips unchanged.
+    ``num_queries``, dropouts, ``activation_function``) shape the MaskFormer model, and ``auxiliary_loss``,
+    which makes every decoder layer read the normalised output of the one before (as in the reference library);
+    the encoder, matcher and box fields are kept so that the ``decoder_config`` saved by either library
+    round-trips unchanged.
     """
 
     model_type = "detr"

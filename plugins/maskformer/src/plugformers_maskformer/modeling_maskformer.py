@@ -216,8 +216,11 @@ class MaskFormerDetrDecoder(nn.Module):
                 all_hidden = (*all_hidden, hidden_states)
             if all_attentions is not None and weights is not None:
                 all_attentions = (*all_attentions, weights)
+            if self.config.auxiliary_loss:
+                # The decoder config's switch: each layer then reads the normalised output of the one before.
+                hidden_states = self.layernorm(hidden_states)
             if output_intermediate:
-                intermediate.append(self.layernorm(hidden_states))
+                intermediate.append(hidden_states if self.config.auxiliary_loss else self.layernorm(hidden_states))
         stacked = torch.stack(intermediate) if output_intermediate else None
         return self.layernorm(hidden_states), all_hidden, all_attentions, stacked
 
