@@ -127,3 +127,14 @@ def test_decoder_config_auxiliary_loss_feeds_each_layer_the_normalised_output(au
         model(torch.randn(2, 3, 32, 32))
         expected = decoder.layernorm(seen["out0"]) if auxiliary_loss else seen["out0"]
     torch.testing.assert_close(seen["in1"], expected)
+
+
+def test_decoder_weights_are_drawn_with_decoder_config_init_std() -> None:
+    """The DETR decoder's layers use decoder_config.init_std; the rest of the model the top-level init_std."""
+    torch.manual_seed(0)
+    model = MaskFormerForInstanceSegmentation(tiny_config(init_std=0.5, decoder_config={**DECODER, "init_std": 0.001}))
+    layer = model.model.transformer_module.decoder.layers[0]
+    for weight in (layer.fc1.weight, layer.self_attn.q_proj.weight, layer.encoder_attn.v_proj.weight):
+        assert 0.0008 < weight.std().item() < 0.0012
+    for weight in (model.class_predictor.weight, model.model.transformer_module.queries_embedder.weight):
+        assert 0.3 < weight.std().item() < 0.7

@@ -127,3 +127,23 @@ def test_parity_decoder_config_auxiliary_loss(tmp_path: Path) -> None:
     expected = _outputs(ref)
     assert not torch.allclose(_outputs(plain)[0], expected[0], atol=1e-3)  # the switch matters to these weights
     _assert_same_model_both_ways(tmp_path / "ref", expected, tmp_path)
+
+
+@pytest.mark.parametrize(("top_std", "decoder_std"), [(0.5, 0.001), (0.001, 0.5)])
+def test_parity_decoder_init_std_comes_from_decoder_config(top_std: float, decoder_std: float) -> None:
+    """Built from a config (random weights), every weight is drawn with the same spread as in the reference."""
+    data = _reference_config(init_std=top_std, decoder={"init_std": decoder_std}).to_dict()
+    torch.manual_seed(0)
+    ref = transformers.MaskFormerForInstanceSegmentation(transformers.MaskFormerConfig.from_dict(data))
+    torch.manual_seed(0)
+    ours = plugformers.MaskFormerForInstanceSegmentation(plugformers.MaskFormerConfig.from_dict(data))
+    ref_weights = {
+        k.replace(".o_proj.", ".out_proj.").replace(".mlp.fc", ".fc"): v for k, v in ref.state_dict().items()
+    }
+    checked = 0
+    for name, weight in ours.state_dict().items():
+        if name.endswith(".weight") and weight.dim() == 2 and weight.numel() >= 64:  # linear and embedding weights
+            ratio = weight.float().std().item() / ref_weights[name].float().std().item()
+            assert 0.7 < ratio < 1.4, (name, ratio)
+            checked += 1
+    assert checked >= 20

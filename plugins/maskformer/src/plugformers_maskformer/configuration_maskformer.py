@@ -61,9 +61,9 @@ class MaskFormerDetrConfig(PretrainedConfig):
 
     Only the decoder fields (``d_model``, ``decoder_layers``, ``decoder_attention_heads``, ``decoder_ffn_dim``,
     ``num_queries``, dropouts, ``activation_function``) shape the MaskFormer model, and ``auxiliary_loss``,
-    which makes every decoder layer read the normalised output of the one before (as in the reference library);
-    the encoder, matcher and box fields are kept so that the ``decoder_config`` saved by either library
-    round-trips unchanged.
+    which makes every decoder layer read the normalised output of the one before; ``init_std`` is the spread of
+    the decoder's random weights (all as in the reference library). The encoder, matcher and box fields are
+    kept so that the ``decoder_config`` saved by either library round-trips unchanged.
     """
 
     model_type = "detr"

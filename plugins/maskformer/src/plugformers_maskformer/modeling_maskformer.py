@@ -186,6 +186,9 @@ class MaskFormerDetrDecoder(nn.Module):
         self.layers = nn.ModuleList([MaskFormerDetrDecoderLayer(config) for _ in range(config.decoder_layers)])
         self.layernorm = nn.LayerNorm(config.d_model)
         self.gradient_checkpointing = False
+        # The decoder's weights are drawn with decoder_config.init_std, not the top-level one (the reference's rule).
+        for module in self.layers.modules():
+            module._maskformer_init_std = config.init_std  # type: ignore[assignment]
 
     def forward(
         self,
@@ -465,7 +468,8 @@ class MaskFormerPreTrainedModel(PreTrainedModel):
         elif isinstance(module, MaskFormerLoss):
             module.empty_weight.copy_(module.class_weights().to(module.empty_weight.device))
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
-            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            std = getattr(module, "_maskformer_init_std", self.config.init_std)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
