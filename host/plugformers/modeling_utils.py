@@ -242,6 +242,10 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
                 module._gradient_checkpointing_func = functools.partial(  # type: ignore[assignment]
                     torch.utils.checkpoint.checkpoint, use_reentrant=False
                 )
+        if self.supports_gradient_checkpointing and getattr(self.config, "gradient_checkpointing", False):
+            # The switch older config.json files carry: honoured once and dropped, as the reference does.
+            self.gradient_checkpointing_enable()
+            del self.config.gradient_checkpointing
 
     def init_weights(self) -> None:
         """Re-initialise every weight (and prune heads the config lists)."""
