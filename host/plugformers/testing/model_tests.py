@@ -5,8 +5,10 @@
 checkpoints, eager/SDPA agreement, the opt-in fast path, ``torch.compile`` with generated kernels, CUDA
 half precision) for any config, and :class:`ModelTesterMixin` (those plus the generic battery: forward,
 backward, save/load, loading between base and head checkpoints, tuple outputs, dtypes, the Auto classes)
-for configs other than the registered one. A test class lists ``all_model_classes`` and implements
-``get_config()`` and ``prepare_inputs(config, model_class)``. Importing this module does not import pytest.
+for configs other than the registered one (``torch.export`` too). What a class declares it supports
+(``supports_compile_fullgraph``, ``supports_export``, ``supports_fast_path``, ...) decides which apply. A test
+class lists ``all_model_classes`` and implements ``get_config()`` and ``prepare_inputs(config, model_class)``.
+Importing this module does not import pytest.
 """
 
 from __future__ import annotations
@@ -114,9 +116,10 @@ class ModelExtraTestsMixin:
             assert_close_outputs(eager, sdpa, atol=1e-5, rtol=1e-4)
 
     def test_torch_compile_fullgraph_matches_eager(self) -> None:
-        if not self.test_compile:
-            _skip("compile test disabled for this family")
         base_cls = self._base_class()
+        if not self.test_compile or not base_cls.supports_compile_fullgraph:
+            _skip("compile test disabled for this family" if base_cls.supports_compile_fullgraph else
+                  f"{base_cls.__name__} does not declare supports_compile_fullgraph")
         model, inputs = self._build(base_cls)
         inputs = self._without_labels(inputs)
         with torch.no_grad():
@@ -129,7 +132,7 @@ class ModelExtraTestsMixin:
 
     def _fast_path_model(self, cls: type[PreTrainedModel]) -> tuple[PreTrainedModel, dict[str, Any]]:
         model, inputs = self._build(cls)
-        if not model.supports_fast_path:
+        if not cls.supports_fast_path:
             try:
                 model.enable_fast_path()
             except NotImplementedError as exc:
@@ -205,10 +208,7 @@ class ModelExtraTestsMixin:
             ).sum()
             loss.backward()
             # Gradients must reach the real weights of every layer the fast path covers.
-            covered = [
-                (name, layer) for owner in model.modules() if getattr(owner, "supports_fast_path", False)
-                for name, layer in owner.named_children() if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d))
-            ]
+            covered = fast_path.covered_layers(model)
             assert covered
             missing = [name for name, layer in covered if layer.weight.grad is None]
             assert not missing, f"{cls.__name__}: no gradient reached {missing}"
@@ -231,7 +231,7 @@ class ModelExtraTestsMixin:
 
 
 class ModelTesterMixin(ModelExtraTestsMixin):
-    """The extra tests plus the generic battery, for configs other than the family's registered tiny one."""
+    """The extra tests plus the generic battery (and export), for configs other than the registered tiny one."""
 
     # ----- the generic battery (what the conformance suite runs on the registered config) -----------------------------------------------------------------------------
 
@@ -340,3 +340,13 @@ class ModelTesterMixin(ModelExtraTestsMixin):
             model.save_pretrained(tmp_path / key)
             loaded = getattr(auto, key).from_pretrained(tmp_path / key)
             assert type(loaded) is cls
+
+    def test_torch_export_matches_eager(self) -> None:
+        base_cls = self._base_class()
+        if not base_cls.supports_export:
+            _skip(f"{base_cls.__name__} does not declare supports_export")
+        model, inputs = self._build(base_cls)
+        inputs = self._without_labels(inputs)
+        exported = torch.export.export(model, args=(), kwargs=inputs)
+        with torch.no_grad():
+            assert_close_outputs(model(**inputs), exported.module()(**inputs), atol=1e-5, rtol=1e-5)
