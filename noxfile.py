@@ -57,7 +57,8 @@ def isolated(session: nox.Session, family: str) -> None:
 def parity(session: nox.Session) -> None:
     """Outputs and files against the reference library, installed here as a test-only oracle."""
     install_base(session, *FAMILIES)
-    session.install("transformers>=5,<6")
+    # peft and datasets import the reference library, so their tests (tests/test_parity_peft.py) live here.
+    session.install("transformers>=5,<6", "peft", "datasets")
     session.run(*PYTEST, "-k", "parity", "tests", *[f"plugins/{f}/tests" for f in FAMILIES], *session.posargs)
 
 
