@@ -14,7 +14,7 @@ import torch
 
 import plugformers
 
-from distributed_worker import task_batch, tiny_config, train_steps
+from distributed_worker import task_batch, task_model, tiny_config, train_steps
 from test_training_libraries import lora_recipe
 
 peft = pytest.importorskip("peft")
@@ -103,3 +103,29 @@ def test_parity_trainer_trains_a_plugformers_model_from_a_datasets_dataset(tmp_p
     back = plugformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "out")
     for (key, a), b in zip(model.state_dict().items(), back.state_dict().values()):
         assert torch.equal(a, b), key
+
+
+@pytest.mark.parametrize(
+    ("family", "targets"),
+    [("wav2vec2", ["q_proj", "v_proj"]), ("resnet", ["convolution"]), ("distilbert", ["q_lin", "k_lin", "v_lin"])],
+)
+def test_parity_peft_lora_with_checkpointing_and_the_fast_path(family, targets):
+    """What PEFT once tripped on: its checkpointing hook on a model without input embeddings (Wav2Vec2),
+    its LoRA conv wrapper inside ResNet's fast path, LoRA ignored by the fused q/k/v fast path."""
+    model = task_model(family)
+    if model.supports_gradient_checkpointing:
+        model.gradient_checkpointing_enable()  # get_peft_model then calls enable_input_require_grads
+    peft_model = peft.get_peft_model(model, peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets))
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:  # as after training: the adapters change the outputs
+            torch.nn.init.normal_(param, std=0.2)
+    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
+    losses = train_steps(peft_model, task_batch(family), 3, optimizer=opt)
+    assert losses[-1] < losses[0], losses
+    peft_model.eval()
+    inputs = {k: v for k, v in task_batch(family).items() if k != "labels"}
+    with torch.no_grad():
+        plain = peft_model(**inputs).logits
+        if model.supports_fast_path:
+            model.enable_fast_path()
+            torch.testing.assert_close(peft_model(**inputs).logits, plain, rtol=1e-4, atol=1e-4)

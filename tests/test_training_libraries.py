@@ -126,3 +126,62 @@ def test_lora_recipe_trains_saves_reloads_and_merges(tmp_path):
     assert plain.state_dict().keys() == cls.from_pretrained(tmp_path / "base").state_dict().keys()
     with torch.no_grad():
         torch.testing.assert_close(plain(**inputs).logits, want, rtol=1e-5, atol=1e-5)
+
+
+# ----- what adapter libraries do to a model ----------------------------------------------------------
+
+
+class _Adapter(torch.nn.Module):
+    """Wraps a layer the way PEFT's LoRA layers do: ``.weight`` is the base layer's, the forward changes it."""
+
+    def __init__(self, base: torch.nn.Module) -> None:
+        super().__init__()
+        self.base_layer = base
+        self.scale = torch.nn.Parameter(torch.tensor(3.0))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base_layer(x) * self.scale
+
+
+@pytest.mark.parametrize("family", ["distilbert", "resnet"])
+def test_fast_path_runs_the_forward_of_layers_an_adapter_replaced(family):
+    """A wrapped linear or conv keeps its own forward on the fast path (it once used the bare base weight,
+    or crashed on the wrapper's missing conv attributes)."""
+    model = task_model(family).eval()
+    if family == "distilbert":
+        attention = model.distilbert.transformer.layer[0].attention
+        attention.v_lin = _Adapter(attention.v_lin)
+    else:
+        embedder = model.resnet.embedder.embedder
+        embedder.convolution = _Adapter(embedder.convolution)
+    inputs = {k: v for k, v in task_batch(family).items() if k != "labels"}
+    with torch.no_grad():
+        plain = model(**inputs).logits
+        model.enable_fast_path()
+        fast = model(**inputs).logits
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_enable_input_require_grads_hooks_the_embeddings_where_there_are_some():
+    """Adapter libraries call it when checkpointing is on; models without input embeddings must not fail."""
+    model = task_model("distilbert")
+    model.requires_grad_(False)
+    ids = task_batch("distilbert")["input_ids"]
+    assert not model.get_input_embeddings()(ids).requires_grad
+    model.enable_input_require_grads()
+    model.enable_input_require_grads()  # twice: still one hook
+    assert model.get_input_embeddings()(ids).requires_grad
+    assert len(model.get_input_embeddings()._forward_hooks) == 1
+    model.disable_input_require_grads()
+    assert not model.get_input_embeddings()(ids).requires_grad
+    audio = task_model("wav2vec2")
+    audio.enable_input_require_grads()  # no input embeddings: nothing to hook, no error
+    assert not hasattr(audio, "_require_grads_hook")

@@ -170,6 +170,10 @@ def classification_loss(
     return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
+def _output_requires_grad(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+    output.requires_grad_(True)
+
+
 # ----- the base class -----------------------------------------------------------------------------------
 
 
@@ -444,6 +448,25 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
     @property
     def is_gradient_checkpointing(self) -> bool:
         return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
+
+    def enable_input_require_grads(self) -> None:
+        """Make the input embeddings' output require grad (adapter libraries call this with checkpointing on).
+
+        With frozen embeddings and *reentrant* checkpointing, the checkpointed blocks would otherwise get
+        no gradient. The default non-reentrant checkpointing needs none of it, and models without input
+        embeddings (audio, some vision encoders) get no hook rather than an error.
+        """
+        try:
+            embeddings = self.get_input_embeddings()
+        except NotImplementedError:
+            return
+        self.disable_input_require_grads()
+        self._require_grads_hook = embeddings.register_forward_hook(_output_requires_grad)
+
+    def disable_input_require_grads(self) -> None:
+        hook = self.__dict__.pop("_require_grads_hook", None)
+        if hook is not None:
+            hook.remove()
 
     # ----- opt-in inference fast path (see plugformers.fast_path) ---------------------------------------
 
