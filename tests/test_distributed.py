@@ -150,6 +150,15 @@ def test_fsdp_blocks_refuses_a_model_without_blocks():
         fsdp_blocks(TinyModel(TinyConfig()))
 
 
+def test_a_tie_across_two_fsdp_units_is_refused():
+    from plugformers.distributed import _check_ties
+
+    model = plugformers.DistilBertForMaskedLM(tiny_config("distilbert"))
+    _check_ties(model, fsdp_blocks(model))  # decoder and embeddings both in the root unit: fine
+    with pytest.raises(ValueError, match=r"vocab_projector\.weight.*different FSDP blocks"):
+        _check_ties(model, [model.distilbert.embeddings])  # the embeddings a unit of their own
+
+
 def test_parameters_on_meta_keeps_buffers_real():
     torch.manual_seed(0)
     real = plugformers.ViTForImageClassification(tiny_config("vit"))
