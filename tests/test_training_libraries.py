@@ -185,3 +185,17 @@ def test_enable_input_require_grads_hooks_the_embeddings_where_there_are_some():
     audio = task_model("wav2vec2")
     audio.enable_input_require_grads()  # no input embeddings: nothing to hook, no error
     assert not hasattr(audio, "_require_grads_hook")
+
+
+@pytest.mark.parametrize("family", ["distilbert", "vit", "wav2vec2", "resnet"])
+def test_fast_path_still_runs_its_own_layers(family):
+    """The step-aside for replaced layers must not catch the fast path's own layer classes."""
+    from plugformers import fast_path
+
+    model = task_model(family).eval().enable_fast_path()
+    with torch.no_grad():
+        model(**{k: v for k, v in task_batch(family).items() if k != "labels"})
+    own = [m for m in model.modules() if isinstance(m, (fast_path.FastLinear, fast_path.FoldedConv2d))]
+    checked = own or [m for m in model.modules() if fast_path.is_enabled(m)]  # families not on those classes yet
+    assert checked
+    assert all(m.__dict__[fast_path._STATE].entries for m in checked)  # derived weights built: the fast path ran
