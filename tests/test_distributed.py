@@ -172,6 +172,9 @@ def test_parameters_on_meta_keeps_buffers_real():
         for (name, buf), (_, ref_buf) in zip(built.named_buffers(), ref.named_buffers()):
             assert buf.device.type == "cpu" and torch.equal(buf, ref_buf), name
     assert torch.nn.Linear(2, 2).weight.device.type == "cpu"  # the patch ends with the block
+    with parameters_on_meta(), parameters_on_meta():  # nested (a model building a sub-model): no deadlock
+        assert torch.nn.Linear(2, 2).weight.device.type == "meta"
+    assert torch.nn.Linear(2, 2).weight.device.type == "cpu"
 
 
 def test_sharding_and_sharded_loading_need_a_process_group(tmp_path):

@@ -7,8 +7,8 @@ model classes:
 - :func:`fully_shard_model` shards every block the family lists in ``_no_split_modules``, then the root;
 - :func:`full_state_dict` and :func:`save_pretrained` gather a sharded (or DDP) model's weights and write
   the same ``save_pretrained`` folder a single process writes;
-- :func:`load_sharded` builds the model with its parameters on the meta device, shards it, and has DCP
-  read each rank's own rows of the checkpoint's safetensors files: no rank ever holds a full copy.
+- :func:`load_sharded` builds the model with its parameters on the meta device, shards it, and each rank
+  reads only its own rows of the checkpoint's safetensors files: no rank ever holds a full copy.
 
 Every function that talks to other ranks is collective: call it on every rank. See ``docs/training.md``.
 """
@@ -160,7 +160,7 @@ def save_pretrained(model: nn.Module, save_directory: str | os.PathLike[str], **
     if main:
         try:
             unwrap_model(model).save_pretrained(save_directory, state_dict=state, **kwargs)
-        except BaseException as exc:  # the other ranks must not wait forever in the barrier below
+        except BaseException as exc:  # the other ranks wait in the broadcast below: tell them, then raise
             error = exc
     if distributed:
         failed = [error is not None]
@@ -173,7 +173,7 @@ def save_pretrained(model: nn.Module, save_directory: str | os.PathLike[str], **
 
 # ----- loading straight into a sharded model ------------------------------------------------------------
 
-_meta_lock = threading.Lock()
+_meta_lock = threading.RLock()  # re-entrant: a model may build a sub-model inside
 
 
 @contextlib.contextmanager
