@@ -28,43 +28,10 @@ from torch import nn
 import plugformers
 import plugformers.modeling_utils
 from plugformers.distributed import unwrap_model
-from plugformers.plugins import FamilySpec, get_registry, import_object
+from plugformers.plugins import FamilySpec, get_registry
 
 # ----- tiny configs and tasks (shared with the tests) ------------------------------------------------
 
-# Tiny configs per family, the plugins' own test sizes. The registration is getting a ``tiny_config`` of
-# its own; ``tiny_config`` prefers it, so this table only covers families that do not declare one yet.
-_BACKBONE = {
-    "model_type": "resnet",
-    "embedding_size": 8,
-    "hidden_sizes": [8, 16, 16, 32],
-    "depths": [1, 1, 1, 1],
-    "layer_type": "basic",
-    "out_features": ["stage1", "stage2", "stage3", "stage4"],
-}
-TINY_CONFIGS: dict[str, dict[str, Any]] = {
-    "distilbert": dict(vocab_size=64, dim=32, hidden_dim=37, n_heads=4, n_layers=2, max_position_embeddings=32),
-    "vit": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=32,
-        patch_size=8, encoder_stride=8, num_labels=3,
-    ),
-    "wav2vec2": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, conv_dim=(16, 16, 16),
-        conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        vocab_size=12, num_labels=3, tdnn_dim=(8, 8, 12), tdnn_kernel=(3, 3, 1), tdnn_dilation=(1, 2, 1),
-        xvector_output_dim=6, num_codevectors_per_group=10, num_codevector_groups=2, codevector_dim=16,
-        proj_codevector_dim=12, num_negatives=5, mask_time_length=3,
-    ),
-    "resnet": dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 2], num_labels=3),
-    "maskformer": dict(
-        backbone_config=_BACKBONE,
-        decoder_config={
-            "model_type": "detr", "d_model": 32, "decoder_layers": 2, "decoder_attention_heads": 2,
-            "decoder_ffn_dim": 64, "num_queries": 4, "dropout": 0.0,
-        },
-        fpn_feature_size=32, mask_feature_size=32, num_labels=3,
-    ),
-}
 # Config switches that build other block classes than the default config does.
 CONFIG_VARIANTS: dict[str, list[dict[str, Any]]] = {
     "wav2vec2": [{"do_stable_layer_norm": True, "feat_extract_norm": "layer"}],
@@ -78,18 +45,11 @@ DETERMINISTIC = dict(
 
 
 def tiny_config(model_type: str, **overrides: Any) -> Any:
-    """A tiny config of a registered family: the registration's own ``tiny_config`` when it has one."""
+    """The family's registered tiny config, with ``overrides`` (those of ``DETERMINISTIC`` only where they apply)."""
     spec: FamilySpec = get_registry().families[model_type]
-    registered = getattr(spec, "tiny_config", None)
-    config_class = import_object(spec.config)
-    if registered is not None:
-        value = import_object(registered)
-        value = value() if callable(value) and not isinstance(value, type) else value
-        config = config_class(**value) if isinstance(value, dict) else value
-    elif model_type in TINY_CONFIGS:
-        config = config_class(**TINY_CONFIGS[model_type])
-    else:
-        raise KeyError(f"family {model_type!r} has no tiny config: register one or add it to TINY_CONFIGS")
+    if not spec.tiny_config:
+        raise KeyError(f"family {model_type!r} registers no tiny_config (plugformers_register_families(tiny_config=...))")
+    config = spec.build_config(tiny=True)
     for key, value in overrides.items():
         if key in DETERMINISTIC and not hasattr(config, key):
             continue

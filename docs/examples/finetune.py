@@ -73,7 +73,7 @@ def batches(data: Batch, indices: torch.Tensor, size: int) -> Iterator[Batch]:
 
 def digits_task(checkpoint: str | None, arch: str) -> tuple[Any, Any, Batch, Batch]:
     """A small ViT or ResNet (or the checkpoint's model) and its image processor, the digits as pixel tensors."""
-    from plugformers.demo_trained import digit_image, load_digits_split
+    from plugformers.testing.digits import digit_image, load_digits_split
 
     train_x, train_y, test_x, test_y = load_digits_split()
     labels = {i: str(i) for i in range(10)}
