@@ -105,7 +105,7 @@ def fully_shard_model(model: M, **fsdp_kwargs: Any) -> M:
     """Apply ``torch.distributed.fsdp.fully_shard`` to every listed block, then to the root; returns ``model``.
 
     ``fsdp_kwargs`` (``mesh``, ``reshard_after_forward``, ``mp_policy``, ``offload_policy``, ...) go to every
-    ``fully_shard`` call. Tied parameters (DistilBERT's MLM decoder and word embeddings) stay one
+    ``fully_shard`` call. Tied parameters (a decoder tied to the word embeddings) stay one
     parameter: both live in the root unit. Buffers are not sharded; they move to the mesh's device.
     Needs an initialised process group (``torch.distributed.init_process_group``).
     """
