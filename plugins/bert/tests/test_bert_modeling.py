@@ -262,6 +262,18 @@ def test_head_mask_zero_equals_pruning_that_head():
     assert model.config.pruned_heads == {0: [1], 1: [3]}
 
 
+def test_pruning_a_copy_prunes_the_copys_output_projection_only():
+    """The attention reaches its sibling output block by reference; a deep copy must get its own."""
+    import copy
+
+    model = BertModel(tiny_config())
+    clone = copy.deepcopy(model)
+    clone.prune_heads({0: [1, 2]})
+    assert clone.encoder.layer[0].attention.output.dense.in_features == 16
+    assert model.encoder.layer[0].attention.output.dense.in_features == 32
+    assert model.encoder.layer[0].attention.self.num_heads == 4
+
+
 def test_pruned_checkpoint_reloads(tmp_path):
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config()).eval()
@@ -356,7 +368,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         model = BertForPreTraining(tiny_config(**no_dropout)).train()
         if checkpointing:
             model.gradient_checkpointing_enable()
-            assert model.bert.encoder.gradient_checkpointing
+            assert all(layer.gradient_checkpointing for layer in model.bert.encoder.layer)
         model(**inputs).loss.backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for name in grads[0]:

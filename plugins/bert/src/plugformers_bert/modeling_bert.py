@@ -9,7 +9,6 @@ names below (``embeddings.token_type_embeddings``, ``encoder.layer.<i>.attention
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +17,10 @@ from torch import nn
 
 from plugformers import fast_path
 from plugformers.activations import get_activation
-from plugformers.attention import get_attention_function
+from plugformers.fast_path import PackLinear
+from plugformers.masking_utils import prepare_attention_mask, prepare_head_mask
+from plugformers.modeling_layers import GradientCheckpointingLayer, MultiHeadAttention
 from plugformers.modeling_outputs import (
-    BaseModelOutput,
     MaskedLMOutput,
     ModelOutput,
     MultipleChoiceModelOutput,
@@ -29,6 +29,7 @@ from plugformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
+from plugformers.output_capturing import Record, model_forward
 from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
 
 from .configuration_bert import BertConfig
@@ -155,74 +156,49 @@ class BertEmbeddings(nn.Module):
 # ----- the encoder --------------------------------------------------------------------------------------------
 
 
-class BertSelfAttention(nn.Module):
-    """Multi-head scaled dot-product attention over q/k/v projections (``query``, ``key``, ``value``).
+# What BertSelfAttention's "output" projection is: nothing (the projection lives in BertSelfOutput).
+_UNPROJECTED = nn.Identity()
 
-    Returns the heads' outputs concatenated, before the output projection (which :class:`BertSelfOutput`
-    holds), and the attention weights when asked. With the model's fast path on, q, k and v come from one
-    matmul (see :mod:`plugformers.fast_path`).
+
+class BertSelfAttention(MultiHeadAttention):
+    """Multi-head self-attention over the ``query``, ``key`` and ``value`` projections, on the host's block.
+
+    BERT's checkpoints keep the attention's output projection one module up, in :class:`BertSelfOutput`
+    (``attention.output.dense``, beside the residual LayerNorm), so this module returns the heads' outputs
+    concatenated and unprojected: its ``"output"`` projection is the identity, and pruning heads also removes
+    the matching input columns of ``attention.output.dense``.
     """
 
-    supports_fast_path = True
+    projections = {"query": "query", "key": "key", "value": "value"}
+    # q, k and v stay three matmuls on the fast path: the host's FuseQKV step also packs an "output" projection,
+    # which this module does not own.
+    fast_path_plan = (PackLinear("query"), PackLinear("key"), PackLinear("value"))
 
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.num_attention_heads = config.num_attention_heads
-        self.attention_head_size = config.hidden_size // config.num_attention_heads
-        self.all_head_size = self.num_attention_heads * self.attention_head_size
-        self.scaling = self.attention_head_size**-0.5
-        self.query = nn.Linear(config.hidden_size, self.all_head_size)
-        self.key = nn.Linear(config.hidden_size, self.all_head_size)
-        self.value = nn.Linear(config.hidden_size, self.all_head_size)
-        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
-        # The first lookup of a backend imports through the plugin registry, which torch.compile(fullgraph=True)
-        # cannot trace; resolve them now so that later lookups are cache hits.
-        for name in {"eager", "sdpa", config._attn_implementation or "sdpa"}:
-            get_attention_function(name)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, length, heads * head_size)`` -> ``(batch, heads, length, head_size)``."""
-        return x.view(x.shape[0], x.shape[1], self.num_attention_heads, self.attention_head_size).transpose(1, 2)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        query_states: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Attend from ``query_states`` (default: every position of ``hidden_states``) to ``hidden_states``."""
-        qkv = fast_path.fused_linear(self, hidden_states, self.query, self.key, self.value) if query_states is None else None
-        if qkv is not None:
-            query, key, value = (self._heads(t) for t in qkv.split(self.all_head_size, dim=-1))
-        else:
-            queries = hidden_states if query_states is None else query_states
-            query = self._heads(fast_path.linear(self, queries, self.query))
-            key = self._heads(fast_path.linear(self, hidden_states, self.key))
-            value = self._heads(fast_path.linear(self, hidden_states, self.value))
-        attention = get_attention_function(self.config._attn_implementation)
-        context, weights = attention(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            scaling=self.scaling,
-            dropout=self.dropout.p if self.training else 0.0,
-            head_mask=head_mask,
-            output_attentions=output_attentions,
+    def __init__(self, config: BertConfig, output: BertSelfOutput) -> None:
+        super().__init__(
+            config, config.hidden_size, config.num_attention_heads, dropout=config.attention_probs_dropout_prob
         )
-        # (batch, heads, q_len, head_size) -> (batch, q_len, heads * head_size)
-        context = context.transpose(1, 2).reshape(context.shape[0], context.shape[2], self.all_head_size)
-        return context, weights
+        self.__dict__["_output"] = output  # a reference, not a child: the block keeps its checkpoint name
+
+    def projection(self, role: str) -> nn.Linear:
+        if role == "output":
+            return _UNPROJECTED  # type: ignore[return-value]
+        return super().projection(role)
+
+    def prune_heads(self, heads: list[int] | set[int]) -> None:
+        if not heads:
+            return
+        _, index = find_pruneable_heads_and_indices(heads, self.num_heads, self.head_dim, self.pruned_heads)
+        output: BertSelfOutput = self.__dict__["_output"]
+        output.dense = prune_linear_layer(output.dense, index, dim=1)
+        fast_path.refresh(output)
+        super().prune_heads(heads)
 
 
 class BertSelfOutput(nn.Module):
     """The attention's output projection (``dense``), dropout, then residual + LayerNorm."""
 
-    supports_fast_path = True
+    fast_path_plan = (PackLinear("dense"),)
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -231,7 +207,7 @@ class BertSelfOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(fast_path.linear(self, hidden_states, self.dense)) + input_tensor)
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
 
 
 class BertAttention(nn.Module):
@@ -239,72 +215,41 @@ class BertAttention(nn.Module):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.self = BertSelfAttention(config)
-        self.output = BertSelfOutput(config)
-        self.pruned_heads: set[int] = set()
-
-    def prune_heads(self, heads: list[int]) -> None:
-        """Remove attention heads (numbered as in the unpruned layer): rows of q/k/v, columns of ``output.dense``."""
-        attention = self.self
-        if not heads:
-            return
-        found, index = find_pruneable_heads_and_indices(
-            heads, attention.num_attention_heads, attention.attention_head_size, self.pruned_heads
-        )
-        attention.query = prune_linear_layer(attention.query, index)
-        attention.key = prune_linear_layer(attention.key, index)
-        attention.value = prune_linear_layer(attention.value, index)
-        self.output.dense = prune_linear_layer(self.output.dense, index, dim=1)
-        attention.num_attention_heads -= len(found)
-        attention.all_head_size = attention.attention_head_size * attention.num_attention_heads
-        self.pruned_heads |= found
-        fast_path.reset(attention)
-        fast_path.reset(self.output)
+        output = BertSelfOutput(config)
+        self.self = BertSelfAttention(config, output)
+        self.output = output
 
     def forward(
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
         first_token_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> torch.Tensor:
         """``first_token_only`` computes position 0 alone (which still attends to every position)."""
         residual = hidden_states[:, :1] if first_token_only else hidden_states
-        if first_token_only and attention_mask is not None and attention_mask.shape[-2] > 1:
-            attention_mask = attention_mask[..., :1, :]  # a 4-D mask has one row per query
-        context, weights = self.self(
-            hidden_states,
-            attention_mask,
-            head_mask,
-            output_attentions,
-            query_states=residual if first_token_only else None,
-        )
-        return self.output(context, residual), weights
+        context, _ = self.self(hidden_states, attention_mask, head_mask, query_states=residual if first_token_only else None)
+        return self.output(context, residual)  # type: ignore[no-any-return]
 
 
 class BertIntermediate(nn.Module):
     """The feed-forward block's widening projection (``dense``) and activation."""
 
-    supports_fast_path = True
+    fast_path_plan = (PackLinear("dense", activation="intermediate_act_fn"),)
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = get_activation(config.hidden_act)
-        # The fast path can run the activation inside the matmul when it is one it knows.
-        self._fusable = config.hidden_act if config.hidden_act in fast_path.FUSABLE_ACTIVATIONS else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self._fusable is not None:
-            return fast_path.linear(self, hidden_states, self.dense, self._fusable)
-        return self.intermediate_act_fn(fast_path.linear(self, hidden_states, self.dense))
+        return self.intermediate_act_fn(self.dense(hidden_states))  # type: ignore[no-any-return]
 
 
 class BertOutput(nn.Module):
     """The feed-forward block's narrowing projection (``dense``), dropout, then residual + LayerNorm."""
 
-    supports_fast_path = True
+    fast_path_plan = (PackLinear("dense"),)
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -313,10 +258,10 @@ class BertOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(fast_path.linear(self, hidden_states, self.dense)) + input_tensor)
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
 
 
-class BertLayer(nn.Module):
+class BertLayer(GradientCheckpointingLayer):
     """One post-norm encoder layer: attention block, then feed-forward block (``intermediate`` + ``output``)."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -331,57 +276,38 @@ class BertLayer(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
         first_token_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(hidden_states, attention_mask, head_mask, output_attentions, first_token_only)
+    ) -> torch.Tensor:
+        """``(batch, seq, hidden)`` -> the same shape, or ``(batch, 1, hidden)`` for position 0 alone with
+        ``first_token_only``."""
+        attended = self.attention(hidden_states, attention_mask, head_mask, first_token_only)
         chunk = self.chunk_size_feed_forward
         if chunk and attended.shape[1] > chunk:
             # Chunking over the sequence trades speed for peak memory; the result is the same.
-            parts = [self._feed_forward(part) for part in attended.split(chunk, dim=1)]
-            return torch.cat(parts, dim=1), weights
-        return self._feed_forward(attended), weights
+            return torch.cat([self._feed_forward(part) for part in attended.split(chunk, dim=1)], dim=1)
+        return self._feed_forward(attended)
 
     def _feed_forward(self, attended: torch.Tensor) -> torch.Tensor:
-        return self.output(self.intermediate(attended), attended)
+        return self.output(self.intermediate(attended), attended)  # type: ignore[no-any-return]
 
 
 class BertEncoder(nn.Module):
     """The stack of :class:`BertLayer` (``encoder.layer.<i>``)."""
 
-    # Set by PreTrainedModel.gradient_checkpointing_enable().
-    _gradient_checkpointing_func: Callable[..., Any]
-
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
-        self.gradient_checkpointing = False
 
     def forward(
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        first_token_only: bool = False,
-    ) -> BaseModelOutput:
-        """``first_token_only`` has the last layer compute position 0 alone (for heads that read only it)."""
-        all_hidden: Tensors | None = (hidden_states,) if output_hidden_states else None
-        all_attentions: Tensors | None = () if output_attentions else None
-        last = len(self.layer) - 1
-        for i, layer in enumerate(self.layer):
-            args = (hidden_states, attention_mask, None if head_mask is None else head_mask[i], output_attentions)
-            trim = first_token_only and i == last
-            if self.gradient_checkpointing and self.training:
-                hidden_states, weights = self._gradient_checkpointing_func(layer.__call__, *args, trim)
-            else:
-                hidden_states, weights = layer(*args, trim)
-            if all_hidden is not None:
-                all_hidden = (*all_hidden, hidden_states)
-            if all_attentions is not None and weights is not None:
-                all_attentions = (*all_attentions, weights)
-        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden, attentions=all_attentions)
+        head_mask: list[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        for layer, layer_head_mask in zip(self.layer, head_mask or [None] * len(self.layer)):
+            hidden_states = layer(hidden_states, attention_mask, layer_head_mask)
+        return hidden_states
+
 
 
 class BertPooler(nn.Module):
@@ -464,7 +390,7 @@ class BertPreTrainingHeads(nn.Module):
 
 
 class BertPreTrainedModel(PreTrainedModel):
-    """Shared base of the BERT models: config class, weight initialisation, checkpoint names."""
+    """Shared base of the BERT models: config class, capabilities, weight initialisation, checkpoint names."""
 
     config_class = BertConfig
     base_model_prefix = "bert"
@@ -472,6 +398,10 @@ class BertPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["BertEmbeddings", "BertLayer"]
     _supports_sdpa = True
     supports_gradient_checkpointing = True
+    supports_compile_fullgraph = True
+    supports_export = True
+    supports_head_pruning = True
+    supports_fast_path = True
     # Checkpoints written by older reference versions store the position-id buffer, which is rebuilt here.
     _keys_to_ignore_on_load_unexpected = [r"embeddings\.position_ids$"]
 
@@ -496,34 +426,17 @@ class BertPreTrainedModel(PreTrainedModel):
             nn.init.zeros_(module.bias)
 
 
-def _extended_attention_mask(
-    attention_mask: torch.Tensor | None, batch: int, seq_len: int, dtype: torch.dtype, device: torch.device, causal: bool
-) -> torch.Tensor | None:
-    """The additive mask the attention backends take, from ``(batch, seq)`` 1/0 or a 4-D bool/float mask.
+def _causal(attention_mask: torch.Tensor | None, batch: int, seq_len: int, device: torch.device) -> torch.Tensor:
+    """A decoder's mask: the user's padding mask (or 4-D bool mask) and "nothing after the query position".
 
-    ``causal`` (a decoder config) also hides the positions after each query. A 4-D float mask is used as given.
+    A 4-D float mask is taken as the whole mask, as given (``prepare_attention_mask`` checks its shape).
     """
-    keep: torch.Tensor | None = None
-    if attention_mask is not None:
-        shape = tuple(attention_mask.shape)
-        if attention_mask.dim() == 2 and shape == (batch, seq_len):
-            keep = attention_mask[:, None, None, :].to(torch.bool)
-        elif attention_mask.dim() == 4 and shape[0] in (1, batch) and shape[2] in (1, seq_len) and shape[3] == seq_len:
-            if not attention_mask.dtype == torch.bool:
-                return attention_mask.to(dtype)
-            keep = attention_mask
-        else:
-            raise ValueError(
-                f"attention_mask has shape {shape}; it must be (batch, seq_len) = {(batch, seq_len)} of 1/0, or a 4-D "
-                f"bool or additive float mask broadcastable to {(batch, 1, seq_len, seq_len)}."
-            )
-    if causal:
-        lower = torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()[None, None]
-        keep = lower if keep is None else keep & lower
-    if keep is None:
-        return None
-    zero = torch.zeros((), dtype=dtype, device=keep.device)
-    return torch.where(keep, zero, torch.full((), torch.finfo(dtype).min, dtype=dtype, device=keep.device))
+    lower = torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()[None, None]
+    if attention_mask is None:
+        return lower
+    if attention_mask.dim() == 2 and tuple(attention_mask.shape) == (batch, seq_len):
+        return attention_mask[:, None, None, :].to(torch.bool) & lower
+    return attention_mask & lower if attention_mask.dtype == torch.bool and attention_mask.dim() == 4 else attention_mask
 
 
 class BertModel(BertPreTrainedModel):
@@ -531,6 +444,14 @@ class BertModel(BertPreTrainedModel):
 
     ``add_pooling_layer=False`` leaves the pooler out (the heads that read every position do).
     """
+
+    recorded_outputs = {
+        "hidden_states": Record(BertLayer, with_input=True),
+        "attentions": Record(BertSelfAttention, index=1),
+        # The reference fills this from a decoder's ``crossattention`` modules; an encoder has none, so it is an
+        # empty tuple whenever attentions are asked for, as there.
+        "cross_attentions": Record(BertSelfAttention, index=1, name="crossattention"),
+    }
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__(config)
@@ -548,10 +469,6 @@ class BertModel(BertPreTrainedModel):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
-        # A checkpoint saved after prune_heads records the pruned heads; build the same (smaller) layers.
-        pruned = getattr(config, "pruned_heads", None) or {}
-        if pruned:
-            self._prune_heads({int(layer): list(heads) for layer, heads in pruned.items()})
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -562,29 +479,7 @@ class BertModel(BertPreTrainedModel):
             raise TypeError(f"The input embeddings must be an nn.Embedding, got {type(new_embeddings).__name__}.")
         self.embeddings.word_embeddings = new_embeddings
 
-    def _prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
-        """Prune ``{layer: [heads]}`` (the host's ``prune_heads`` calls this)."""
-        layers = self.encoder.layer
-        for index, heads in heads_to_prune.items():
-            if not 0 <= index < len(layers):
-                raise ValueError(f"Cannot prune heads of layer {index}: the model has layers 0..{len(layers) - 1}.")
-            layer = layers[index]
-            assert isinstance(layer, BertLayer)
-            layer.attention.prune_heads(list(heads))
-
-    def _head_mask(self, head_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-        """``(heads,)`` or ``(layers, heads)`` 1/0 -> ``(layers, 1, heads, 1, 1)`` multipliers of the weights."""
-        if head_mask is None:
-            return None
-        layers = self.config.num_hidden_layers
-        if head_mask.dim() == 1:
-            head_mask = head_mask[None, :].expand(layers, -1)
-        elif head_mask.dim() != 2 or head_mask.shape[0] != layers:
-            raise ValueError(
-                f"head_mask must have shape (num_heads,) or (num_hidden_layers={layers}, num_heads), got {tuple(head_mask.shape)}."
-            )
-        return head_mask[:, None, :, None, None].to(dtype)
-
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -596,17 +491,14 @@ class BertModel(BertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        _first_token_only: bool = False,
-    ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple[torch.Tensor, ...]:
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """Encode ``input_ids`` (or ``inputs_embeds``) of shape ``(batch, seq)``.
 
-        ``attention_mask`` is 1 for real tokens and 0 for padding; ``token_type_ids`` say which text of a pair
-        a token belongs to (default: all 0); ``head_mask`` (1 keeps, 0 silences) applies per head.
+        ``attention_mask`` is 1 for real tokens and 0 for padding (or a 4-D bool or additive float mask);
+        ``token_type_ids`` say which text of a pair a token belongs to (default: all 0); ``head_mask`` (1 keeps,
+        0 silences) applies per head, ``(heads,)`` or ``(layers, heads)``.
         """
         config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        return_dict = config.use_return_dict if return_dict is None else return_dict
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds (got both or neither).")
         if input_ids is not None:
@@ -626,42 +518,22 @@ class BertModel(BertPreTrainedModel):
                 f"token_type_ids has shape {tuple(token_type_ids.shape)} but the inputs are (batch={batch}, seq_len={seq_len})."
             )
 
-        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
-        mask = _extended_attention_mask(
-            attention_mask, batch, seq_len, embeddings.dtype, embeddings.device, causal=config.is_decoder
-        )
-        encoded = self.encoder(
-            embeddings,
-            mask,
-            self._head_mask(head_mask, embeddings.dtype),
-            output_attentions,
-            output_hidden_states,
-            first_token_only=_first_token_only and not output_attentions and not output_hidden_states,
-        )
-        sequence_output = encoded.last_hidden_state
-        out = BaseModelOutputWithPoolingAndCrossAttentions(
+        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (batch, seq, hidden)
+        if config.is_decoder:
+            attention_mask = _causal(attention_mask, batch, seq_len, embeddings.device)
+        mask = prepare_attention_mask(attention_mask, batch, seq_len, embeddings.dtype)
+        head_masks = prepare_head_mask(head_mask, len(self.encoder.layer), embeddings.dtype)
+        sequence_output = self.encoder(embeddings, mask, head_masks)
+        return BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
             pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
-            hidden_states=encoded.hidden_states,
-            attentions=encoded.attentions,
-            # The reference returns an empty tuple here whenever attentions are asked for (no layer of an encoder
-            # cross-attends); kept so that the tuple form has the same length.
-            cross_attentions=() if output_attentions else None,
         )
-        return out if return_dict else out.to_tuple()
-
-
-def _return(output: ModelOutput, return_dict: bool | None, config: BertConfig) -> Any:
-    use_dict = config.use_return_dict if return_dict is None else return_dict
-    return output if use_dict else output.to_tuple()
 
 
 class _BertHead(BertPreTrainedModel):
     """Shared plumbing of the task heads: run ``self.bert`` and hand back its output as a dataclass."""
 
     bert: BertModel
-    #: Whether the head reads only the pooled first position (the last layer then computes that row alone).
-    _reads_first_token_only = False
 
     def _encode(
         self,
@@ -675,17 +547,9 @@ class _BertHead(BertPreTrainedModel):
         output_hidden_states: bool | None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         out: BaseModelOutputWithPoolingAndCrossAttentions = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            head_mask,
-            output_attentions,
-            output_hidden_states,
-            return_dict=True,
-            _first_token_only=self._reads_first_token_only,
-        )
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask,
+            output_attentions, output_hidden_states, return_dict=True,
+        )  # fmt: skip
         return out
 
 
@@ -737,6 +601,7 @@ class BertForPreTraining(_MaskedLMTying):
         self.cls = BertPreTrainingHeads(config)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -750,7 +615,7 @@ class BertForPreTraining(_MaskedLMTying):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> BertForPreTrainingOutput | tuple[torch.Tensor, ...]:
+    ) -> BertForPreTrainingOutput:
         """``labels`` (-100 = ignored) per position and ``next_sentence_label`` (0: B follows A, 1: random B)
         per example; with both given, ``loss`` is the sum of the two cross-entropies."""
         out = self._encode(
@@ -765,14 +630,13 @@ class BertForPreTraining(_MaskedLMTying):
             nsp = _nsp_loss(relationship_logits, next_sentence_label)
             assert mlm is not None and nsp is not None
             loss = mlm + nsp
-        result = BertForPreTrainingOutput(
+        return BertForPreTrainingOutput(
             loss=loss,
             prediction_logits=prediction_logits,
             seq_relationship_logits=relationship_logits,
             hidden_states=out.hidden_states,
             attentions=out.attentions,
         )
-        return _return(result, return_dict, self.config)  # type: ignore[no-any-return]
 
 
 class BertForMaskedLM(_MaskedLMTying):
@@ -786,6 +650,7 @@ class BertForMaskedLM(_MaskedLMTying):
         self.cls = BertOnlyMLMHead(config)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -798,23 +663,22 @@ class BertForMaskedLM(_MaskedLMTying):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> MaskedLMOutput | tuple[torch.Tensor, ...]:
+    ) -> MaskedLMOutput:
         """Vocabulary logits for every position; ``labels`` (-100 = ignored) give the cross-entropy loss."""
         out = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask,
             output_attentions, output_hidden_states,
         )  # fmt: skip
         logits = self.cls(out.last_hidden_state)
-        result = MaskedLMOutput(
+        return MaskedLMOutput(
             loss=self._mlm_loss(logits, labels), logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
         )
-        return _return(result, return_dict, self.config)
 
 
 class BertForNextSentencePrediction(_BertHead):
     """BERT with the next-sentence head on the pooled ``[CLS]`` vector."""
 
-    _reads_first_token_only = True
+    first_token_only = True  # the pooler reads [CLS] only: the last layer computes that position alone
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
@@ -822,6 +686,7 @@ class BertForNextSentencePrediction(_BertHead):
         self.cls = BertOnlyNSPHead(config)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -834,17 +699,16 @@ class BertForNextSentencePrediction(_BertHead):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> NextSentencePredictorOutput | tuple[torch.Tensor, ...]:
+    ) -> NextSentencePredictorOutput:
         """``(batch, 2)`` logits; ``labels`` (0: B follows A, 1: B is random) give the cross-entropy loss."""
         out = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask,
             output_attentions, output_hidden_states,
         )  # fmt: skip
         logits = self.cls(out.pooler_output)
-        result = NextSentencePredictorOutput(
+        return NextSentencePredictorOutput(
             loss=_nsp_loss(logits, labels), logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
         )
-        return _return(result, return_dict, self.config)
 
 
 def _classifier_dropout(config: BertConfig) -> nn.Dropout:
@@ -854,7 +718,7 @@ def _classifier_dropout(config: BertConfig) -> nn.Dropout:
 class BertForSequenceClassification(_BertHead):
     """BERT with a classification/regression layer on the pooled ``[CLS]`` vector."""
 
-    _reads_first_token_only = True
+    first_token_only = True  # the pooler reads [CLS] only: the last layer computes that position alone
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
@@ -864,6 +728,7 @@ class BertForSequenceClassification(_BertHead):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -876,7 +741,7 @@ class BertForSequenceClassification(_BertHead):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
+    ) -> SequenceClassifierOutput:
         """``(batch, num_labels)`` logits; the loss follows ``config.problem_type`` (inferred when unset)."""
         out = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask,
@@ -886,14 +751,13 @@ class BertForSequenceClassification(_BertHead):
         loss = None
         if labels is not None:
             loss = classification_loss(logits, labels.to(logits.device), self.config, self.num_labels)
-        result = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
-        return _return(result, return_dict, self.config)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
 
 class BertForMultipleChoice(_BertHead):
     """BERT scoring each of ``num_choices`` sequences per example from its pooled ``[CLS]`` vector."""
 
-    _reads_first_token_only = True
+    first_token_only = True  # the pooler reads [CLS] only: the last layer computes that position alone
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
@@ -902,6 +766,7 @@ class BertForMultipleChoice(_BertHead):
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -914,7 +779,7 @@ class BertForMultipleChoice(_BertHead):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> MultipleChoiceModelOutput | tuple[torch.Tensor, ...]:
+    ) -> MultipleChoiceModelOutput:
         """Inputs are ``(batch, num_choices, seq)``; returns ``(batch, num_choices)`` logits and the choice loss."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds (got both or neither).")
@@ -940,8 +805,7 @@ class BertForMultipleChoice(_BertHead):
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits, labels.to(logits.device))
-        result = MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
-        return _return(result, return_dict, self.config)
+        return MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
 
 class BertForTokenClassification(_BertHead):
@@ -957,6 +821,7 @@ class BertForTokenClassification(_BertHead):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -969,7 +834,7 @@ class BertForTokenClassification(_BertHead):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> TokenClassifierOutput | tuple[torch.Tensor, ...]:
+    ) -> TokenClassifierOutput:
         """``(batch, seq, num_labels)`` logits; ``labels`` (-100 = ignored) give the cross-entropy loss."""
         out = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask,
@@ -979,8 +844,7 @@ class BertForTokenClassification(_BertHead):
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.reshape(-1).to(logits.device))
-        result = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
-        return _return(result, return_dict, self.config)
+        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
 
 class BertForQuestionAnswering(_BertHead):
@@ -997,6 +861,7 @@ class BertForQuestionAnswering(_BertHead):
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -1010,7 +875,7 @@ class BertForQuestionAnswering(_BertHead):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> QuestionAnsweringModelOutput | tuple[torch.Tensor, ...]:
+    ) -> QuestionAnsweringModelOutput:
         """Start/end logits; with both positions given, the mean of the two cross-entropies.
 
         Positions outside the sequence are clamped to ``seq_len`` and ignored by the loss.
@@ -1030,8 +895,7 @@ class BertForQuestionAnswering(_BertHead):
                 nn.functional.cross_entropy(start_logits, start, ignore_index=ignored)
                 + nn.functional.cross_entropy(end_logits, end, ignore_index=ignored)
             ) / 2
-        result = QuestionAnsweringModelOutput(
+        return QuestionAnsweringModelOutput(
             loss=loss, start_logits=start_logits, end_logits=end_logits,
             hidden_states=out.hidden_states, attentions=out.attentions,
         )  # fmt: skip
-        return _return(result, return_dict, self.config)
