@@ -76,6 +76,20 @@ def test_predict_fill_mask_agrees_with_the_model(checkpoint, capsys):
     assert fills[0]["token"] == tokenizer.convert_ids_to_tokens(best) and len(fills) == 2
 
 
+def test_predict_fill_mask_from_the_pretraining_checkpoint_and_info_tasks(checkpoint, capsys):
+    """A BertForPreTraining folder serves no task by itself; --task fill-mask loads its masked-LM half."""
+    folder = checkpoint("BertForPreTraining")
+    assert main(["predict", str(folder), "the [MASK] fox", "--json"]) == 1
+    assert "cannot infer the task" in capsys.readouterr().err
+    out = _run(capsys, "predict", str(folder), "the [MASK] fox", "--task", "fill-mask", "--top-k", "1")
+    direct, tokenizer = _logits(folder, "AutoModelForPreTraining", "the [MASK] fox")
+    position = tokenizer("the [MASK] fox")["input_ids"].index(tokenizer.mask_token_id)
+    best = int(direct.prediction_logits[0, position].argmax())
+    assert out["results"][0]["fills"][0][0]["token"] == tokenizer.convert_ids_to_tokens(best)
+    info = _run(capsys, "info", str(checkpoint("BertForSequenceClassification")))
+    assert info["tasks"] == ["text-classification", "zero-shot-classification"]
+
+
 def test_predict_token_classification_and_question_answering(checkpoint, capsys):
     folder = checkpoint("BertForTokenClassification", id2label={0: "O", 1: "B-ANIMAL"})
     out = _run(capsys, "predict", str(folder), "lazy dog")
