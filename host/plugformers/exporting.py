@@ -20,6 +20,7 @@ import contextlib
 import importlib
 import inspect
 import io
+import logging
 import math
 import os
 import shutil
@@ -114,18 +115,24 @@ class ExportResult:
         return max((c["max_abs_diff"] for c in self.checks), default=0.0)
 
     def summary(self) -> str:
-        """One paragraph for people: file, inputs with their dynamic axes, outputs, verification."""
-        inputs = ", ".join(
-            f"{n}[{', '.join(self.dynamic_axes.get(n, {}).get(i, '?') for i in sorted(self.dynamic_axes.get(n, {})))}]"
-            if self.dynamic_axes.get(n) else n
-            for n in self.input_names
-        )
-        checked = "; ".join(f"batch {c['batch_size']} {c['shapes']}: max abs diff {c['max_abs_diff']:.2e}" for c in self.checks)
-        return (
-            f"wrote {self.path} ({self.format}, {self.model_class}, {str(self.dtype).removeprefix('torch.')})\n"
-            f"inputs   {inputs}\noutputs  {', '.join(self.output_names)}\n"
-            + (f"verified {checked} (tolerance {self.tolerance:g})" if self.checks else "not verified")
-        )
+        """A few lines for people: the file, inputs with their dynamic axes, outputs, verification."""
+
+        def axes(name: str) -> str:
+            found = self.dynamic_axes.get(name, {})
+            return f"{name}[{', '.join(found[a] for a in sorted(found))}]" if found else name
+
+        def shapes(check: dict[str, Any]) -> str:
+            return ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in check["shapes"].items())
+
+        lines = [
+            f"wrote {self.path} ({self.format}, {self.model_class}, {str(self.dtype).removeprefix('torch.')})",
+            f"inputs   {', '.join(axes(n) for n in self.input_names)} (dynamic axes in brackets)",
+            f"outputs  {', '.join(self.output_names)}",
+        ]
+        lines += [
+            f"verified {shapes(c)}: max abs diff {c['max_abs_diff']:.2e} (tolerance {self.tolerance:g})" for c in self.checks
+        ] or ["not verified"]
+        return "\n".join(lines)
 
 
 # ----- the public entry point --------------------------------------------------------------------------
@@ -334,19 +341,17 @@ def _input_factory(model: nn.Module, given: Any) -> Callable[[int], Mapping[str,
     if given is not None:
         fixed = dict(given)
         return lambda batch_size: _rebatch(fixed, batch_size)
-    from plugformers.plugins import get_registry, import_object
+    from plugformers.plugins import get_registry
 
     spec = get_registry().model_class_family(type(model))
-    ref = getattr(spec, "example_inputs", None)
-    if ref is None:
+    if spec is None or spec.example_inputs is None:
         owner = f"the {spec.model_type!r} plugin" if spec is not None else "no plugin (it is not registered)"
         raise ExportError(
             f"{type(model).__name__} has no example inputs: {owner} registers no example_inputs. "
             "Pass inputs= (a dict of forward keyword arguments, or a function of the batch size returning one)."
         )
-    function = import_object(ref)
     config = getattr(model, "config", None)
-    return lambda batch_size: function(config, type(model), batch_size=batch_size, labels=False)
+    return lambda batch_size: spec.build_example_inputs(config, type(model), batch_size=batch_size, labels=False)
 
 
 def _rebatch(inputs: dict[str, Any], batch_size: int) -> dict[str, Any]:
@@ -422,9 +427,17 @@ def _named_outputs(output: Any, prefix: str = "") -> list[tuple[str, torch.Tenso
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """The exporters print progress and warn about their own internals: keep the user's terminal clean."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _first_line(exc: BaseException) -> str:

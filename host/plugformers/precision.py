@@ -237,7 +237,7 @@ def fuse_int8(layers: Sequence[Int8Linear]) -> _Kernel:
 
 
 def _parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+    if dtype is None or (isinstance(dtype, torch.dtype) and dtype in _DTYPES.values()):
         return dtype
     if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
         return _DTYPES[dtype.removeprefix("torch.")]
@@ -298,8 +298,9 @@ def to_inference(
             state["hook"] = model.register_forward_pre_hook(_cast_inputs, with_kwargs=True)
     if quantize is not None:
         state["quantize"] = quantize
-    if fast_path and hasattr(model, "enable_fast_path") and getattr(model, "supports_fast_path", False):
-        model.enable_fast_path()
+    enable = getattr(model, "enable_fast_path", None)
+    if fast_path and callable(enable) and getattr(model, "supports_fast_path", False):
+        enable()
     from plugformers import fast_path as fast
 
     for module in model.modules():
