@@ -167,7 +167,7 @@ def test_bfloat16_warns_where_the_cpu_emulates_it(monkeypatch: pytest.MonkeyPatc
 def test_bad_settings_and_saving_a_quantized_model_are_refused(tmp_path: Path) -> None:
     spec = get_registry().families.get("distilbert") or pytest.skip("the DistilBERT plugin is not installed")
     model, _ = _build(spec, "DistilBertForSequenceClassification")
-    with pytest.raises(ValueError, match="cannot be combined with dtype=torch.bfloat16"):
+    with pytest.raises(ValueError, match=r"cannot be combined with dtype=torch\.bfloat16"):
         model.to_inference(dtype="bfloat16", quantize="int8")
     with pytest.raises(ValueError, match="quantize must be one of int8"):
         model.to_inference(quantize="int4")
