@@ -358,6 +358,18 @@ def task_gpu(args: dict[str, Any]) -> dict[str, Any]:
     return run_gpu_section(args)
 
 
+def task_deploy_export(args: dict[str, Any]) -> dict[str, Any]:
+    from _deploy import export_onnx
+
+    return export_onnx(args)
+
+
+def task_deploy(args: dict[str, Any]) -> dict[str, Any]:
+    from _deploy import run_shape
+
+    return run_shape(args)
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "prepare": task_prepare,
     "import": task_import,
@@ -366,6 +378,8 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "tokenizer": task_tokenizer,
     "image": task_image,
     "gpu": task_gpu,
+    "deploy_export": task_deploy_export,
+    "deploy": task_deploy,
 }
 
 
