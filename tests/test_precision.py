@@ -298,26 +298,17 @@ def test_minilm_sentence_embeddings_keep_their_direction(
 
 
 def _digit_checkpoints() -> list[Path]:
-    """The shipped digits classifiers: the plugins' registered checkpoints, or the host's data folder."""
-    found = []
-    for spec in get_registry().families.values():
-        for ref in spec.checkpoints.values():
-            package, _, relative = ref.partition(":")
-            module = importlib.util.find_spec(package)
-            if module is not None and module.origin is not None and "digits" in relative:
-                found.append(Path(module.origin).parent / relative)
-    if not found:
-        from plugformers import demo_trained
+    """The digits classifiers the installed plugins ship (their registrations' ``checkpoints``)."""
+    from plugformers.demo_trained import shipped_checkpoints
 
-        found = [demo_trained.MODELS_DIR / name for name in demo_trained.CHECKPOINTS]
-    return [p for p in found if (p / "config.json").is_file()]
+    return [c.folder for c in shipped_checkpoints() if "digits" in c.name and (c.folder / "config.json").is_file()]
 
 
 @pytest.mark.parametrize("folder", _digit_checkpoints(), ids=lambda p: p.name)
 def test_digits_classifiers_keep_their_heldout_accuracy(folder: Path) -> None:
     pytest.importorskip("sklearn")
     import plugformers
-    from plugformers.demo_trained import digit_image, heldout_accuracy, load_digits_split
+    from plugformers.testing.digits import digit_image, heldout_accuracy, load_digits_split
 
     _, _, x, y = load_digits_split()
     images = [digit_image(v) for v in x]

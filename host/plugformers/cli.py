@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from plugformers.vocabulary import AUTO_MODEL_CLASSES, CONFIG_NAME, EXPORT_FORMATS, TASKS, auto_classes_for_task
+from plugformers.vocabulary import (
+    AUTO_MODEL_CLASSES,
+    CONFIG_NAME,
+    EXPORT_FORMATS,
+    TASKS,
+    auto_classes_for_task,
+)
 
 __all__ = ["main"]
 

@@ -284,6 +284,13 @@ def to_inference(
             f"quantize={quantize!r} runs float32 around int8 matmuls; it cannot be combined with dtype={target}."
         )
     model.eval()
+    from plugformers import fast_path as fast
+
+    # Fast forms hold derived weights of the float layers: take them off while layers change, then put them back.
+    was_fast = any(fast.is_enabled(m) for m in model.modules())
+    disable = getattr(model, "disable_fast_path", None)
+    if was_fast and callable(disable):
+        disable()
     support = cpu_support()
     if target is not None and target != torch.float32:
         native = support.bf16 if target == torch.bfloat16 else support.fp16
@@ -308,12 +315,8 @@ def to_inference(
     if quantize is not None:
         state["quantize"] = quantize
     enable = getattr(model, "enable_fast_path", None)
-    if fast_path and callable(enable) and getattr(model, "supports_fast_path", False):
+    if (fast_path or was_fast) and callable(enable) and getattr(model, "supports_fast_path", False):
         enable()
-    from plugformers import fast_path as fast
-
-    for module in model.modules():
-        fast.reset(module)  # derived weights made before the conversion are stale
     return model
 
 
