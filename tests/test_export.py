@@ -39,6 +39,7 @@ CLASSES = _classes()
 #: What the exporter keeps dynamic follows the code: position tables fix ViT's image size, not ResNet's.
 EXPECTED_AXES = {
     "DistilBertModel": {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}},
+    "BertModel": {"input_ids": {0: "batch", 1: "sequence"}, "token_type_ids": {0: "batch", 1: "sequence"}},
     "DistilBertForMultipleChoice": {"input_ids": {0: "batch", 1: "input_ids_axis1", 2: "sequence"}},
     "Wav2Vec2Model": {"input_values": {0: "batch", 1: "audio_length"}, "attention_mask": {0: "batch", 1: "audio_length"}},
     "ResNetModel": {"pixel_values": {0: "batch", 2: "height", 3: "width"}},
