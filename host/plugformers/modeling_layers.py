@@ -17,7 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from plugformers import fast_path
 from plugformers.attention import get_attention_function
-from plugformers.output_capturing import first_token_layer, recording
+from plugformers.output_capturing import first_token_layer, is_recording
 from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
 
 __all__ = ["GradientCheckpointingLayer", "MultiHeadAttention"]
@@ -149,7 +149,7 @@ class MultiHeadAttention(nn.Module):
             scaling=self.scaling,
             dropout=self.attention_dropout if self.training else 0.0,
             head_mask=head_mask,
-            output_attentions=recording("attentions"),
+            output_attentions=is_recording("attentions"),
         )
         # (batch, heads, q_len, head_dim) -> (batch, q_len, heads * head_dim)
         context = context.transpose(1, 2).reshape(context.shape[0], q_len, -1)

@@ -345,6 +345,7 @@ class MaskFormerPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     main_input_name = "pixel_values"
     _no_split_modules = ["MaskFormerDetrDecoderLayer"]
+    # What these models support: declared once here, read by the host and the shared tests.
     _supports_sdpa = True
     supports_gradient_checkpointing = True
     supports_compile_fullgraph = True

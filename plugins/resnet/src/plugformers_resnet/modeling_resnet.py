@@ -235,6 +235,7 @@ class ResNetPreTrainedModel(PreTrainedModel):
     base_model_prefix = "resnet"
     main_input_name = "pixel_values"
     _no_split_modules = ["ResNetConvLayer", "ResNetShortCut"]
+    # What these models support: declared once here, read by the host and the shared tests.
     supports_compile_fullgraph = True
     supports_export = True
     supports_fast_path = True

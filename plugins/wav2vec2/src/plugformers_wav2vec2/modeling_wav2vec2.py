@@ -565,6 +565,7 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
     base_model_prefix = "wav2vec2"
     main_input_name = "input_values"
     _no_split_modules = ["Wav2Vec2EncoderLayer", "Wav2Vec2EncoderLayerStableLayerNorm"]
+    # What these models support: declared once here, read by the host and the shared tests.
     _supports_sdpa = True
     supports_gradient_checkpointing = True
     supports_compile_fullgraph = True
