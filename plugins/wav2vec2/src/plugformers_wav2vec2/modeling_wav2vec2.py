@@ -46,9 +46,6 @@ __all__ = [
     "sample_negative_indices",
 ]
 
-# Index of `hidden_states` in the base model's tuple output (after last_hidden_state, extract_features).
-_HIDDEN_STATES_START = 2
-
 
 @dataclass
 class Wav2Vec2BaseModelOutput(ModelOutput):
