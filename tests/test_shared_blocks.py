@@ -121,19 +121,19 @@ def test_first_token_head_trims_the_last_layer_only_when_nothing_is_recorded() -
 
 
 def test_a_first_token_head_needs_recorded_hidden_states() -> None:
-    class Headless(toy.ToyForSequenceClassification):
-        pass
-
     class Bare(toy.ToyModel):
         recorded_outputs: dict[str, Any] = {}
 
-    original = toy.ToyModel
-    toy.ToyModel = Bare  # the head builds its base from the module's name
-    try:
-        with pytest.raises(TypeError, match="records no hidden_states layers"):
-            Headless(toy.ToyConfig())
-    finally:
-        toy.ToyModel = original
+    class Headless(toy.ToyPreTrainedModel):
+        first_token_only = True
+
+        def __init__(self, config: Any) -> None:
+            super().__init__(config)
+            self.toy = Bare(config)
+            self.post_init()
+
+    with pytest.raises(TypeError, match="records no hidden_states layers"):
+        Headless(toy.ToyConfig())
 
 
 def test_threads_sharing_a_model_record_only_their_own_calls() -> None:

@@ -503,8 +503,6 @@ def covered_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         elif "project_qkv" in module.__dict__:  # FuseQKV
             attention: Any = module
             covered += [(f"{name}.{attention.projections[r]}", attention.projection(r)) for r in ("query", "key", "value")]
-        elif is_enabled(module) and getattr(type(module), "supports_fast_path", False):  # TRANSITIONAL
-            covered += [(f"{name}.{n}", c) for n, c in module.named_children() if isinstance(c, (nn.Linear, nn.Conv2d))]
     return covered
 
 

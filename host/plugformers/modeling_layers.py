@@ -17,7 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from plugformers import fast_path
 from plugformers.attention import get_attention_function
-from plugformers.output_capturing import first_token_layer, recording
+from plugformers.output_capturing import first_token_layer, is_recording
 from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
 
 __all__ = ["GradientCheckpointingLayer", "MultiHeadAttention"]
@@ -29,9 +29,8 @@ class GradientCheckpointingLayer(nn.Module):
     Calling a layer is where two things are handled once for every family, so that the stacks simply loop
     over their layers:
 
-    - while gradient checkpointing is on (:meth:`PreTrainedModel.gradient_checkpointing_enable
-      <plugformers.modeling_utils.PreTrainedModel.gradient_checkpointing_enable>`) and the layer is training, its
-      activations are recomputed in the backward pass instead of being stored;
+    - while gradient checkpointing is on (``model.gradient_checkpointing_enable()``) and the layer is training,
+      its activations are recomputed in the backward pass instead of being stored;
     - while a head that reads only the first position runs (``first_token_only`` on its class, see
       :func:`plugformers.output_capturing.model_forward`), the last layer of its encoder gets
       ``first_token_only=True``: its ``forward`` then computes position 0 alone (still attending to every position).
@@ -53,11 +52,10 @@ class MultiHeadAttention(nn.Module):
     output projection.
 
     The scores are computed by the backend that ``config._attn_implementation`` names (``"eager"``, ``"sdpa"`` or a
-    plugin's, looked up at forward time, so :meth:`PreTrainedModel.set_attn_implementation
-    <plugformers.modeling_utils.PreTrainedModel.set_attn_implementation>` switches it). Heads can be pruned
+    plugin's, looked up at forward time, so ``model.set_attn_implementation()`` switches it). Heads can be pruned
     (:meth:`prune_heads`) and silenced by a head mask; the weights are returned while attentions are recorded
-    (``output_attentions``). With the model's fast path on, q, k and v come from one matmul (:class:`~plugformers.
-    fast_path.FuseQKV`).
+    (``output_attentions``). With the model's fast path on, q, k and v come from one matmul
+    (:class:`plugformers.fast_path.FuseQKV`).
 
     A family subclass sets :attr:`projections` to its checkpoint's names and passes the sizes::
 
@@ -151,7 +149,7 @@ class MultiHeadAttention(nn.Module):
             scaling=self.scaling,
             dropout=self.attention_dropout if self.training else 0.0,
             head_mask=head_mask,
-            output_attentions=recording("attentions"),
+            output_attentions=is_recording("attentions"),
         )
         # (batch, heads, q_len, head_dim) -> (batch, q_len, heads * head_dim)
         context = context.transpose(1, 2).reshape(context.shape[0], q_len, -1)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from plugformers.configuration_utils import PretrainedConfig
-from plugformers.modeling_layers import MultiHeadAttention
+from plugformers.modeling_layers import GradientCheckpointingLayer, MultiHeadAttention
 from plugformers.output_capturing import Record, install_first_token_layer, install_recorders
 from plugformers.utils.hub import (
     HubOptions,
@@ -242,11 +242,6 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             install_recorders(self, self.recorded_outputs)
         if self.first_token_only:
             install_first_token_layer(self)
-        for module in self.modules():  # TRANSITIONAL: stacks not yet on GradientCheckpointingLayer
-            if hasattr(module, "gradient_checkpointing") and not hasattr(module, "_gradient_checkpointing_func"):
-                module._gradient_checkpointing_func = functools.partial(  # type: ignore[assignment]
-                    torch.utils.checkpoint.checkpoint, use_reentrant=False
-                )
         if self.supports_gradient_checkpointing and getattr(self.config, "gradient_checkpointing", False):
             # The switch older config.json files carry: honoured once and dropped, as the reference does.
             self.gradient_checkpointing_enable()
@@ -412,11 +407,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
                 todo[layer] = new_heads
         if not self.supports_head_pruning:
             raise NotImplementedError(f"{type(self).__name__} does not support head pruning.")
-        legacy = getattr(self.base_model, "_prune_heads", None)  # TRANSITIONAL: families not yet on MultiHeadAttention
-        if legacy is not None:
-            legacy(todo)
-        else:
-            self._prune_attention_heads(todo)
+        self._prune_attention_heads(todo)
         self.config.pruned_heads = pruned
 
     def _prune_attention_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
@@ -435,19 +426,20 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             raise ValueError(f"{type(self).__name__} does not support gradient checkpointing.")
         kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
         fn = functools.partial(torch.utils.checkpoint.checkpoint, **kwargs)
-        for module in self.modules():
-            if hasattr(module, "gradient_checkpointing"):  # TRANSITIONAL: isinstance(GradientCheckpointingLayer)
-                module._gradient_checkpointing_func = fn  # type: ignore[assignment]
-                module.gradient_checkpointing = True  # type: ignore[assignment]
+        for layer in self._checkpointing_layers():
+            layer._gradient_checkpointing_func = fn
+            layer.gradient_checkpointing = True
 
     def gradient_checkpointing_disable(self) -> None:
-        for module in self.modules():
-            if hasattr(module, "gradient_checkpointing"):
-                module.gradient_checkpointing = False  # type: ignore[assignment]
+        for layer in self._checkpointing_layers():
+            layer.gradient_checkpointing = False
 
     @property
     def is_gradient_checkpointing(self) -> bool:
-        return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
+        return any(layer.gradient_checkpointing for layer in self._checkpointing_layers())
+
+    def _checkpointing_layers(self) -> list[GradientCheckpointingLayer]:
+        return [m for m in self.modules() if isinstance(m, GradientCheckpointingLayer)]
 
     def enable_input_require_grads(self) -> None:
         """Make the input embeddings' output require grad (adapter libraries call this with checkpointing on).
@@ -486,11 +478,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         """
         from plugformers import fast_path
 
-        # TRANSITIONAL: modules of families not yet on fast_path_plan route their layers through fast_path.linear.
-        legacy = [m for m in self.modules() if getattr(type(m), "supports_fast_path", False) and not isinstance(m, PreTrainedModel)]
-        for module in legacy:
-            fast_path.enable(module)
-        if not self.supports_fast_path or not (fast_path.apply_plans(self) or legacy):
+        if not self.supports_fast_path or not fast_path.apply_plans(self):
             raise NotImplementedError(
                 f"{type(self).__name__} has no fast path (no module of it declares one); it runs as it is."
             )
@@ -501,8 +489,6 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         from plugformers import fast_path
 
         fast_path.remove_plans(self)
-        for module in self.modules():  # TRANSITIONAL
-            fast_path.disable(module)
         return self
 
     def to_inference(

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["Record", "first_token_layer", "install_first_token_layer", "install_recorders", "model_forward", "recording"]
+__all__ = ["Record", "first_token_layer", "install_first_token_layer", "install_recorders", "is_recording", "model_forward"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,7 +90,7 @@ def install_recorders(model: nn.Module, fields: dict[str, Record]) -> None:
                 module.register_forward_hook(_record_hook, with_kwargs=True)
 
 
-def recording(field: str) -> bool:
+def is_recording(field: str) -> bool:
     """Whether the innermost call being recorded in this thread collects ``field`` (e.g. ``"attentions"``): an
     attention module computes its weights only then."""
     stack: list[_Recording] | None = getattr(_local, "recordings", None)

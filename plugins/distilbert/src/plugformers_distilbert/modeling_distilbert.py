@@ -38,6 +38,7 @@ __all__ = [
     "DistilBertPreTrainedModel",
 ]
 
+
 def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:
     """The fixed ``(n_pos, dim)`` position table: sin on even columns, cos on odd ones.
 
@@ -189,6 +190,7 @@ class DistilBertPreTrainedModel(PreTrainedModel):
     base_model_prefix = "distilbert"
     main_input_name = "input_ids"
     _no_split_modules = ["TransformerBlock"]
+    # What these models support: declared once here, read by the host and the shared tests.
     _supports_sdpa = True
     supports_gradient_checkpointing = True
     supports_compile_fullgraph = True

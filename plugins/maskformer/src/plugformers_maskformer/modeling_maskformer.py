@@ -9,7 +9,6 @@ every pixel embedding. Module and parameter names follow the reference library's
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -17,9 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from plugformers.activations import ACT2FN
-from plugformers.attention import get_attention_function
+from plugformers.modeling_layers import GradientCheckpointingLayer, MultiHeadAttention
 from plugformers.modeling_outputs import ModelOutput
 from plugformers.modeling_utils import PreTrainedModel
+from plugformers.output_capturing import Record, model_forward
 
 from .configuration_maskformer import MaskFormerConfig, MaskFormerDetrConfig
 
@@ -75,61 +75,31 @@ class MaskFormerForInstanceSegmentationOutput(ModelOutput):
 # ----- transformer decoder (DETR layout) ---------------------------------------------------------------------
 
 
-class MaskFormerDetrAttention(nn.Module):
+class MaskFormerDetrAttention(MultiHeadAttention):
     """Multi-head attention whose queries and keys get position embeddings added (values do not)."""
 
+    projections = {"key": "k_proj", "value": "v_proj", "query": "q_proj", "output": "out_proj"}
+    fast_path_plan = ()  # the decoder is a small share of MaskFormer's time; the fast path leaves it plain
+
     def __init__(self, config: MaskFormerDetrConfig) -> None:
-        super().__init__()
-        self.config = config
-        hidden = config.d_model
-        self.num_heads = config.decoder_attention_heads
-        self.head_dim = hidden // self.num_heads
-        self.scaling = self.head_dim**-0.5
-        self.attention_dropout = config.attention_dropout
-        self.k_proj = nn.Linear(hidden, hidden)
-        self.v_proj = nn.Linear(hidden, hidden)
-        self.q_proj = nn.Linear(hidden, hidden)
-        self.out_proj = nn.Linear(hidden, hidden)
+        super().__init__(config, config.d_model, config.decoder_attention_heads, dropout=config.attention_dropout)
 
-    def _heads(self, x: Tensor) -> Tensor:
-        batch, length, _ = x.shape
-        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
-
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         hidden_states: Tensor,
         query_position: Tensor | None,
         key_value_states: Tensor | None = None,
         key_position: Tensor | None = None,
-        output_attentions: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """Self-attention when ``key_value_states`` is None (keys get ``query_position`` too), else cross-attention."""
-        query_input = hidden_states if query_position is None else hidden_states + query_position
+        queries = hidden_states if query_position is None else hidden_states + query_position
         if key_value_states is None:
-            key_input, value_input = query_input, hidden_states
-        else:
-            key_input = key_value_states if key_position is None else key_value_states + key_position
-            value_input = key_value_states
-        query = self._heads(self.q_proj(query_input))
-        key = self._heads(self.k_proj(key_input))
-        value = self._heads(self.v_proj(value_input))
-        attend = get_attention_function(self.config._attn_implementation)
-        output, weights = attend(
-            self,
-            query,
-            key,
-            value,
-            None,
-            scaling=self.scaling,
-            dropout=self.attention_dropout if self.training else 0.0,
-            output_attentions=output_attentions,
-        )
-        batch, _, length, _ = output.shape
-        output = output.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
-        return self.out_proj(output), weights
+            return super().forward(hidden_states, query_states=queries, key_states=queries)
+        keys = key_value_states if key_position is None else key_value_states + key_position
+        return super().forward(key_value_states, query_states=queries, key_states=keys)
 
 
-class MaskFormerDetrDecoderLayer(nn.Module):
+class MaskFormerDetrDecoderLayer(GradientCheckpointingLayer):
     """Post-norm decoder layer: self-attention over queries, cross-attention to the image, feed-forward."""
 
     def __init__(self, config: MaskFormerDetrConfig) -> None:
@@ -147,22 +117,14 @@ class MaskFormerDetrDecoderLayer(nn.Module):
         self.final_layer_norm = nn.LayerNorm(hidden)
 
     def forward(
-        self,
-        hidden_states: Tensor,
-        query_position: Tensor,
-        encoder_hidden_states: Tensor,
-        spatial_position: Tensor,
-        output_attentions: bool = False,
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        attended, self_weights = self.self_attn(hidden_states, query_position, output_attentions=output_attentions)
+        self, hidden_states: Tensor, query_position: Tensor, encoder_hidden_states: Tensor, spatial_position: Tensor
+    ) -> Tensor:
+        """``(batch, queries, d_model)`` queries attending to ``(batch, h * w, d_model)`` image tokens."""
+        attended, _ = self.self_attn(hidden_states, query_position)
         attended = nn.functional.dropout(attended, p=self.dropout, training=self.training)
         hidden_states = self.self_attn_layer_norm(hidden_states + attended)
-        attended, cross_weights = self.encoder_attn(
-            hidden_states,
-            query_position,
-            key_value_states=encoder_hidden_states,
-            key_position=spatial_position,
-            output_attentions=output_attentions,
+        attended, _ = self.encoder_attn(
+            hidden_states, query_position, key_value_states=encoder_hidden_states, key_position=spatial_position
         )
         attended = nn.functional.dropout(attended, p=self.dropout, training=self.training)
         hidden_states = self.encoder_attn_layer_norm(hidden_states + attended)
@@ -170,62 +132,33 @@ class MaskFormerDetrDecoderLayer(nn.Module):
             self.activation_fn(self.fc1(hidden_states)), p=self.activation_dropout, training=self.training
         )
         fed = nn.functional.dropout(self.fc2(fed), p=self.dropout, training=self.training)
-        hidden_states = self.final_layer_norm(hidden_states + fed)
-        return hidden_states, self_weights, cross_weights
+        return self.final_layer_norm(hidden_states + fed)
 
 
 class MaskFormerDetrDecoder(nn.Module):
-    """A stack of decoder layers and a final LayerNorm (also applied to each layer's output for auxiliary losses)."""
-
-    # Installed by PreTrainedModel.gradient_checkpointing_enable(); only called while that is on.
-    _gradient_checkpointing_func: Callable[..., Any]
+    """A stack of decoder layers and a final LayerNorm."""
 
     def __init__(self, config: MaskFormerDetrConfig) -> None:
         super().__init__()
         self.config = config
         self.layers = nn.ModuleList([MaskFormerDetrDecoderLayer(config) for _ in range(config.decoder_layers)])
         self.layernorm = nn.LayerNorm(config.d_model)
-        self.gradient_checkpointing = False
         # The decoder's weights are drawn with decoder_config.init_std, not the top-level one (the reference's rule).
         for module in self.layers.modules():
             module._maskformer_init_std = config.init_std  # type: ignore[assignment]
 
     def forward(
-        self,
-        inputs_embeds: Tensor,
-        encoder_hidden_states: Tensor,
-        spatial_position: Tensor,
-        query_position: Tensor,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-        output_intermediate: bool = False,
-    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None, Tensor | None]:
-        """Returns ``(last_hidden_state, hidden_states, self-attentions, normalised per-layer outputs)``."""
-        hidden_states = inputs_embeds
-        all_hidden: tuple[Tensor, ...] | None = (hidden_states,) if output_hidden_states else None
-        all_attentions: tuple[Tensor, ...] | None = () if output_attentions else None
-        intermediate: list[Tensor] = []
+        self, inputs_embeds: Tensor, encoder_hidden_states: Tensor, spatial_position: Tensor, query_position: Tensor
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The normalised output of the last layer, and the hidden states: the input, then each layer's output
+        (the auxiliary losses read every layer's, normalised)."""
+        states = [inputs_embeds]
+        hidden = inputs_embeds
         for layer in self.layers:
-            if self.gradient_checkpointing and self.training:
-                hidden_states, weights, _ = self._gradient_checkpointing_func(
-                    layer.__call__, hidden_states, query_position, encoder_hidden_states, spatial_position,
-                    output_attentions,
-                )
-            else:
-                hidden_states, weights, _ = layer(
-                    hidden_states, query_position, encoder_hidden_states, spatial_position, output_attentions
-                )
-            if all_hidden is not None:
-                all_hidden = (*all_hidden, hidden_states)
-            if all_attentions is not None and weights is not None:
-                all_attentions = (*all_attentions, weights)
-            if self.config.auxiliary_loss:
-                # The decoder config's switch: each layer then reads the normalised output of the one before.
-                hidden_states = self.layernorm(hidden_states)
-            if output_intermediate:
-                intermediate.append(hidden_states if self.config.auxiliary_loss else self.layernorm(hidden_states))
-        stacked = torch.stack(intermediate) if output_intermediate else None
-        return self.layernorm(hidden_states), all_hidden, all_attentions, stacked
+            states.append(layer(hidden, query_position, encoder_hidden_states, spatial_position))
+            # The decoder config's switch: each layer then reads the normalised output of the one before.
+            hidden = self.layernorm(states[-1]) if self.config.auxiliary_loss else states[-1]
+        return self.layernorm(hidden), tuple(states)
 
 
 # ----- pixel-level module: backbone and feature pyramid -------------------------------------------------------
@@ -393,32 +326,19 @@ class MaskFormerTransformerModule(nn.Module):
         )
         self.decoder = MaskFormerDetrDecoder(config.decoder_config)
 
-    def forward(
-        self,
-        image_features: Tensor,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-        output_intermediate: bool = False,
-    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None, Tensor | None]:
+    def forward(self, image_features: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The decoded queries ``(batch, num_queries, d_model)`` and the decoder's hidden states."""
         if self.input_projection is not None:
             image_features = self.input_projection(image_features)
         batch, _, height, width = image_features.shape
         positions = sine_position_embedding(
             batch, height, width, self.hidden_size // 2, image_features.device, image_features.dtype
         )
-        spatial_position = positions.flatten(2).transpose(1, 2)
-        image_tokens = image_features.flatten(2).transpose(1, 2)
+        spatial_position = positions.flatten(2).transpose(1, 2)  # (batch, h * w, d_model)
+        image_tokens = image_features.flatten(2).transpose(1, 2)  # (batch, h * w, d_model)
         query_position = self.queries_embedder.weight.unsqueeze(0).expand(batch, -1, -1)
         inputs_embeds = torch.zeros_like(query_position)
-        return self.decoder(
-            inputs_embeds,
-            image_tokens,
-            spatial_position,
-            query_position,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            output_intermediate=output_intermediate,
-        )
+        return self.decoder(inputs_embeds, image_tokens, spatial_position, query_position)
 
 
 # ----- the models ------------------------------------------------------------------------------------------
@@ -431,9 +351,12 @@ class MaskFormerPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     main_input_name = "pixel_values"
     _no_split_modules = ["MaskFormerDetrDecoderLayer"]
+    # What these models support: declared once here, read by the host and the shared tests.
     _supports_sdpa = True
     supports_gradient_checkpointing = True
-    supports_fast_path = True
+    supports_compile_fullgraph = True
+    supports_export = True
+    supports_fast_path = True  # through its backbone's (the default ResNet folds its batch norms)
     _keys_to_ignore_on_load_unexpected = [r".*num_batches_tracked$"]
 
     @classmethod
@@ -493,6 +416,9 @@ def _mark_xavier(module: _Layer) -> _Layer:
 class MaskFormerModel(MaskFormerPreTrainedModel):
     """Backbone + pixel decoder + transformer decoder; returns pixel embeddings and per-query hidden states."""
 
+    #: With output_attentions: the weights of each decoder layer's self-attention.
+    recorded_outputs = {"attentions": Record(MaskFormerDetrAttention, index=1, name="self_attn")}
+
     def __init__(self, config: MaskFormerConfig) -> None:
         super().__init__(config)
         self.pixel_level_module = MaskFormerPixelLevelModule(config)
@@ -501,6 +427,7 @@ class MaskFormerModel(MaskFormerPreTrainedModel):
         )
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         pixel_values: Tensor,
@@ -509,44 +436,30 @@ class MaskFormerModel(MaskFormerPreTrainedModel):
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> MaskFormerModelOutput | tuple[Any, ...]:
-        """Run the model. ``pixel_mask`` is accepted for interface compatibility; like the reference it is unused."""
-        output, _ = self._forward(pixel_values, output_hidden_states, output_attentions, output_intermediate=False)
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        return output if return_dict else output.to_tuple()
+    ) -> MaskFormerModelOutput:
+        """Run the model. ``pixel_mask`` is accepted for interface compatibility; like the reference it is unused.
 
-    def _forward(
-        self,
-        pixel_values: Tensor,
-        output_hidden_states: bool | None,
-        output_attentions: bool | None,
-        output_intermediate: bool,
-    ) -> tuple[MaskFormerModelOutput, Tensor | None]:
+        With ``output_hidden_states``: the backbone's feature maps, the pyramid's maps and the decoder's states,
+        each under its own name and all three together as ``hidden_states``.
+        """
         if pixel_values is None:
             raise ValueError("MaskFormer needs pixel_values (batch, channels, height, width).")
         if not isinstance(pixel_values, Tensor) or pixel_values.dim() != 4:
             shape = tuple(pixel_values.shape) if isinstance(pixel_values, Tensor) else type(pixel_values).__name__
             raise ValueError(f"pixel_values must be a 4-D tensor (batch, channels, height, width), got {shape}.")
-        hidden = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        attentions = self.config.output_attentions if output_attentions is None else output_attentions
         features, pixel_embeddings, fpn_features = self.pixel_level_module(pixel_values)
-        queries, decoder_hidden, decoder_attentions, intermediate = self.transformer_module(
-            features[-1], hidden, attentions, output_intermediate
-        )
+        queries, decoder_states = self.transformer_module(features[-1])
         output = MaskFormerModelOutput(
             encoder_last_hidden_state=features[-1],
             pixel_decoder_last_hidden_state=pixel_embeddings,
             transformer_decoder_last_hidden_state=queries,
         )
-        if hidden:
-            assert decoder_hidden is not None
+        if self.config.output_hidden_states if output_hidden_states is None else output_hidden_states:
             output.encoder_hidden_states = features
             output.pixel_decoder_hidden_states = tuple(fpn_features)
-            output.transformer_decoder_hidden_states = decoder_hidden
-            output.hidden_states = features + tuple(fpn_features) + decoder_hidden
-        if attentions:
-            output.attentions = decoder_attentions
-        return output, intermediate
+            output.transformer_decoder_hidden_states = decoder_states
+            output.hidden_states = features + tuple(fpn_features) + decoder_states
+        return output
 
 
 class MaskformerMLPPredictionHead(nn.Module):
@@ -791,6 +704,7 @@ class MaskFormerForInstanceSegmentation(MaskFormerPreTrainedModel):
                 f"(the model has num_labels={self.config.num_labels})."
             )
 
+    @model_forward
     def forward(
         self,
         pixel_values: Tensor,
@@ -802,7 +716,7 @@ class MaskFormerForInstanceSegmentation(MaskFormerPreTrainedModel):
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> MaskFormerForInstanceSegmentationOutput | tuple[Any, ...]:
+    ) -> MaskFormerForInstanceSegmentationOutput:
         """Class logits ``(batch, queries, num_labels + 1)`` and mask logits ``(batch, queries, h/4, w/4)``.
 
         With ``mask_labels`` (per image ``(n, H, W)`` binary masks) and ``class_labels`` (per image ``(n,)``)
@@ -812,18 +726,24 @@ class MaskFormerForInstanceSegmentation(MaskFormerPreTrainedModel):
             raise ValueError("Pass mask_labels and class_labels together (or neither).")
         if mask_labels is not None:
             self._check_labels(mask_labels, class_labels, pixel_values.shape[0])
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         use_aux = bool(self.config.use_auxiliary_loss)
-        outputs, intermediate = self.model._forward(
-            pixel_values, output_hidden_states, output_attentions, output_intermediate=use_aux
+        wants_hidden = bool(self.config.output_hidden_states if output_hidden_states is None else output_hidden_states)
+        # The auxiliary losses read every decoder layer's output, which the model returns among its hidden states.
+        outputs = self.model(
+            pixel_values,
+            output_hidden_states=wants_hidden or use_aux,
+            output_attentions=output_attentions,
+            return_dict=True,
         )
         pixel_embeddings = outputs.pixel_decoder_last_hidden_state
         queries = outputs.transformer_decoder_last_hidden_state
         class_queries_logits = self.class_predictor(queries)
         masks_queries_logits = torch.einsum("bqc,bchw->bqhw", self.mask_embedder(queries), pixel_embeddings)
         auxiliary_logits: list[dict[str, Tensor]] = []
-        if intermediate is not None:
+        if use_aux:
             # Every layer but the last (whose normalised output is ``queries``) gets its own predictions.
+            layernorm = self.model.transformer_module.decoder.layernorm
+            intermediate = torch.stack([layernorm(state) for state in outputs.transformer_decoder_hidden_states[1:]])
             aux_classes = self.class_predictor(intermediate[:-1])
             aux_masks = torch.einsum("lbqc,bchw->lbqhw", self.mask_embedder(intermediate[:-1]), pixel_embeddings)
             auxiliary_logits = [
@@ -837,11 +757,11 @@ class MaskFormerForInstanceSegmentation(MaskFormerPreTrainedModel):
             )
             loss = self.get_loss(loss_dict)
         want_aux = self.config.output_auxiliary_logits if output_auxiliary_logits is None else output_auxiliary_logits
-        output = MaskFormerForInstanceSegmentationOutput(
+        hidden = ("encoder_hidden_states", "pixel_decoder_hidden_states", "transformer_decoder_hidden_states", "hidden_states")
+        return MaskFormerForInstanceSegmentationOutput(
             loss=loss,
             class_queries_logits=class_queries_logits,
             masks_queries_logits=masks_queries_logits,
             auxiliary_logits=auxiliary_logits if want_aux and auxiliary_logits else None,
-            **{key: value for key, value in outputs.items()},
+            **{key: value for key, value in outputs.items() if wants_hidden or key not in hidden},
         )
-        return output if return_dict else output.to_tuple()

@@ -13,16 +13,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from plugformers import fast_path
 from plugformers.activations import get_activation
 from plugformers.backbone_utils import BackboneMixin
+from plugformers.fast_path import FoldBatchNorm
 from plugformers.modeling_outputs import (
     BackboneOutput,
-    BaseModelOutputWithNoAttention,
     BaseModelOutputWithPoolingAndNoAttention,
     ImageClassifierOutputWithNoAttention,
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
+from plugformers.output_capturing import Record, model_forward
 
 from .configuration_resnet import ResNetConfig
 
@@ -35,12 +35,9 @@ __all__ = [
 
 
 class ResNetConvLayer(nn.Module):
-    """Convolution (no bias, "same" padding for odd kernels), batch norm, then an optional activation.
+    """Convolution (no bias, "same" padding for odd kernels), batch norm, then an optional activation."""
 
-    With the model's fast path on, the batch norm is folded into the convolution (see :mod:`plugformers.fast_path`).
-    """
-
-    supports_fast_path = True
+    fast_path_plan = (FoldBatchNorm("convolution", "normalization"),)
 
     def __init__(
         self,
@@ -58,7 +55,7 @@ class ResNetConvLayer(nn.Module):
         self.activation = _activation(activation) if activation is not None else nn.Identity()
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
-        return fast_path.conv_bn(self, hidden_state, self.convolution, self.normalization, self.activation)
+        return self.activation(self.normalization(self.convolution(hidden_state)))
 
 
 def _activation(name: str) -> nn.Module:
@@ -98,7 +95,7 @@ class ResNetEmbeddings(nn.Module):
 class ResNetShortCut(nn.Module):
     """1x1 projection (and stride) of the residual when a layer changes channels or resolution."""
 
-    supports_fast_path = True
+    fast_path_plan = (FoldBatchNorm("convolution", "normalization"),)
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 2) -> None:
         super().__init__()
@@ -106,7 +103,7 @@ class ResNetShortCut(nn.Module):
         self.normalization = nn.BatchNorm2d(out_channels)
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
-        return fast_path.conv_bn(self, hidden_state, self.convolution, self.normalization)
+        return self.normalization(self.convolution(hidden_state))
 
 
 def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -225,20 +222,10 @@ class ResNetEncoder(nn.Module):
             )
         )
 
-    def forward(
-        self, hidden_state: torch.Tensor, output_hidden_states: bool = False
-    ) -> BaseModelOutputWithNoAttention:
-        """``hidden_states`` (when asked): the stem output, then the output of every stage."""
-        all_states: list[torch.Tensor] = []
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:
-            if output_hidden_states:
-                all_states.append(hidden_state)
             hidden_state = stage(hidden_state)
-        if output_hidden_states:
-            all_states.append(hidden_state)
-        return BaseModelOutputWithNoAttention(
-            last_hidden_state=hidden_state, hidden_states=tuple(all_states) if output_hidden_states else None
-        )
+        return hidden_state
 
 
 class ResNetPreTrainedModel(PreTrainedModel):
@@ -248,8 +235,9 @@ class ResNetPreTrainedModel(PreTrainedModel):
     base_model_prefix = "resnet"
     main_input_name = "pixel_values"
     _no_split_modules = ["ResNetConvLayer", "ResNetShortCut"]
-    _supports_sdpa = False
-    supports_gradient_checkpointing = False
+    # What these models support: declared once here, read by the host and the shared tests.
+    supports_compile_fullgraph = True
+    supports_export = True
     supports_fast_path = True
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -281,6 +269,9 @@ class ResNetPreTrainedModel(PreTrainedModel):
 class ResNetModel(ResNetPreTrainedModel):
     """Stem + stages + global average pool: ``last_hidden_state`` (B, C, H/32, W/32), ``pooler_output`` (B, C, 1, 1)."""
 
+    #: With output_hidden_states: the stem output, then the output of every stage.
+    recorded_outputs = {"hidden_states": Record(ResNetStage, with_input=True)}
+
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__(config)
         self.embedder = ResNetEmbeddings(config)
@@ -288,22 +279,16 @@ class ResNetModel(ResNetPreTrainedModel):
         self.pooler = nn.AdaptiveAvgPool2d((1, 1))
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         pixel_values: torch.Tensor,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> BaseModelOutputWithPoolingAndNoAttention | tuple[torch.Tensor, ...]:
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        encoded = self.encoder(self.embedder(pixel_values), output_hidden_states=bool(output_hidden_states))
-        last = encoded.last_hidden_state
-        output = BaseModelOutputWithPoolingAndNoAttention(
-            last_hidden_state=last, pooler_output=self.pooler(last), hidden_states=encoded.hidden_states
-        )
-        return output if return_dict else output.to_tuple()
+    ) -> BaseModelOutputWithPoolingAndNoAttention:
+        last = self.encoder(self.embedder(pixel_values))
+        return BaseModelOutputWithPoolingAndNoAttention(last_hidden_state=last, pooler_output=self.pooler(last))
 
 
 class ResNetForImageClassification(ResNetPreTrainedModel):
@@ -319,6 +304,7 @@ class ResNetForImageClassification(ResNetPreTrainedModel):
         )
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -326,20 +312,16 @@ class ResNetForImageClassification(ResNetPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> ImageClassifierOutputWithNoAttention | tuple[torch.Tensor, ...]:
+    ) -> ImageClassifierOutputWithNoAttention:
         """``labels`` (B,) class ids (or floats for regression / multi-label) give ``loss`` as well."""
         if pixel_values is None:
             raise ValueError("ResNetForImageClassification needs pixel_values.")
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.resnet(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:
             loss = classification_loss(logits, labels, self.config, self.num_labels)
-        output = ImageClassifierOutputWithNoAttention(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states
-        )
-        return output if return_dict else output.to_tuple()
+        return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
 class ResNetBackbone(BackboneMixin, ResNetPreTrainedModel):
@@ -354,6 +336,7 @@ class ResNetBackbone(BackboneMixin, ResNetPreTrainedModel):
         self.encoder = ResNetEncoder(config)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -361,16 +344,15 @@ class ResNetBackbone(BackboneMixin, ResNetPreTrainedModel):
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> BackboneOutput | tuple[Any, ...]:
+    ) -> BackboneOutput:
         """Feature maps of ``config.out_features``; ``output_attentions`` is accepted and ignored (no attentions)."""
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        hidden_states = self.encoder(self.embedder(pixel_values), output_hidden_states=True).hidden_states
-        assert hidden_states is not None
-        output = BackboneOutput(
+        states = [self.embedder(pixel_values)]  # the stem's output, then each stage's
+        for stage in self.encoder.stages:
+            states.append(stage(states[-1]))
+        hidden_states = tuple(states)
+        return BackboneOutput(
             feature_maps=self.select_feature_maps(hidden_states),
             hidden_states=hidden_states if output_hidden_states else None,
-            attentions=None,
         )
-        return output if return_dict else output.to_tuple()

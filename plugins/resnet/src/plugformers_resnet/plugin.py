@@ -15,14 +15,6 @@ _MODELS = {
     "AutoModelForImageClassification": f"{_M}:ResNetForImageClassification",
     "AutoBackbone": f"{_M}:ResNetBackbone",
 }
-# The modeling code does not declare these two capabilities yet, so each class skips their checks; every
-# class passes both (PLUGFORMERS_CONFORMANCE_RUN_SKIPPED=1 runs them). Remove once the classes declare
-# supports_compile_fullgraph / supports_export (issue 22).
-_UNDECLARED = {
-    "compile": "passes, but the class does not declare supports_compile_fullgraph yet (issue 22)",
-    "export": "passes, but the class does not declare supports_export yet (issue 22)",
-}
-
 
 @hookimpl
 def plugformers_register_families(register: Any) -> None:
@@ -43,7 +35,6 @@ def plugformers_register_families(register: Any) -> None:
         checkpoints={"resnet-digits": f"{_PKG}:checkpoints/resnet-digits"},
         skips={
             ref.rpartition(":")[2]: {
-                **_UNDECLARED,
                 "gradient_checkpointing": "supports_gradient_checkpointing is False: like the reference's ResNet, "
                 "its few convolution stages have no recomputation hook",
             }

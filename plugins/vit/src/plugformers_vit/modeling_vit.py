@@ -226,6 +226,7 @@ class ViTPreTrainedModel(PreTrainedModel):
     base_model_prefix = "vit"
     main_input_name = "pixel_values"
     _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
+    # What these models support: declared once here, read by the host and the shared tests.
     _supports_sdpa = True
     supports_gradient_checkpointing = True
     supports_compile_fullgraph = True

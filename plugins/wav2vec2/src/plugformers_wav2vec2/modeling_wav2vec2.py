@@ -8,7 +8,6 @@ the older ``weight_g``/``weight_v`` names are renamed on load).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +16,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from plugformers import fast_path
 from plugformers.activations import ACT2FN
-from plugformers.attention import additive_mask, get_attention_function
+from plugformers.fast_path import PackLinear
+from plugformers.masking_utils import prepare_attention_mask
+from plugformers.modeling_layers import GradientCheckpointingLayer, MultiHeadAttention
 from plugformers.modeling_outputs import (
     CausalLMOutput,
     ModelOutput,
@@ -28,6 +28,7 @@ from plugformers.modeling_outputs import (
     XVectorOutput,
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
+from plugformers.output_capturing import Record, model_forward
 
 from .configuration_wav2vec2 import Wav2Vec2Config
 
@@ -44,9 +45,6 @@ __all__ = [
     "compute_mask_indices",
     "sample_negative_indices",
 ]
-
-# Index of `hidden_states` in the base model's tuple output (after last_hidden_state, extract_features).
-_HIDDEN_STATES_START = 2
 
 
 @dataclass
@@ -172,7 +170,9 @@ def _conv_output_length(length: Any, kernel: int, stride: int) -> Any:
 # ----- feature encoder ----------------------------------------------------------------------------------
 
 
-class Wav2Vec2NoLayerNormConvLayer(nn.Module):
+class Wav2Vec2NoLayerNormConvLayer(GradientCheckpointingLayer):
+    """Conv then activation (the layers after the first one of ``feat_extract_norm="group"``)."""
+
     def __init__(self, config: Wav2Vec2Config, layer_id: int = 0) -> None:
         super().__init__()
         in_dim = config.conv_dim[layer_id - 1] if layer_id > 0 else 1
@@ -217,10 +217,6 @@ class Wav2Vec2GroupNormConvLayer(Wav2Vec2NoLayerNormConvLayer):
 class Wav2Vec2FeatureEncoder(nn.Module):
     """Raw audio ``(batch, samples)`` -> conv features ``(batch, channels, frames)``."""
 
-    gradient_checkpointing = False
-    # Set by PreTrainedModel.gradient_checkpointing_enable().
-    _gradient_checkpointing_func: Callable[..., Any]
-
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
         n = config.num_feat_extract_layers
@@ -239,25 +235,24 @@ class Wav2Vec2FeatureEncoder(nn.Module):
         self._requires_grad = False
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        hidden_states = input_values[:, None]
+        hidden_states = input_values[:, None]  # (batch, 1, samples)
         # Let gradient checkpointing see an input that needs grad, so the conv weights still train.
         if self._requires_grad and self.training:
             hidden_states.requires_grad = True
         for conv_layer in self.conv_layers:
-            if self._requires_grad and self.gradient_checkpointing and self.training:
-                hidden_states = self._gradient_checkpointing_func(conv_layer.__call__, hidden_states)
-            else:
-                hidden_states = conv_layer(hidden_states)
+            hidden_states = conv_layer(hidden_states)
         return hidden_states
 
 
 class Wav2Vec2FeatureProjection(nn.Module):
+    """LayerNorm over the conv channels, then a projection to ``hidden_size``; also returns the normed features."""
+
+    linear_init = {"projection": "torch"}  # see Wav2Vec2PreTrainedModel._init_weights
+
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
         self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps)
         self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
-        # Initialised by _init_weights through this module, not as a generic Linear.
-        self.projection._wav2vec2_projection = True  # type: ignore[assignment]
         self.dropout = nn.Dropout(config.feat_proj_dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,62 +288,19 @@ class Wav2Vec2PositionalConvEmbedding(nn.Module):
         return self.activation(hidden_states).transpose(1, 2)
 
 
-class Wav2Vec2Attention(nn.Module):
-    """Multi-head self-attention through the configured backend ("eager", "sdpa", ...).
+class Wav2Vec2Attention(MultiHeadAttention):
+    """Multi-head self-attention (``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``)."""
 
-    With the model's fast path on, q, k and v come from one matmul (see :mod:`plugformers.fast_path`).
-    """
-
-    supports_fast_path = True
+    projections = {"key": "k_proj", "value": "v_proj", "query": "q_proj", "output": "out_proj"}
 
     def __init__(self, config: Wav2Vec2Config) -> None:
-        super().__init__()
-        self.config = config
-        self.embed_dim = config.hidden_size
-        self.num_heads = config.num_attention_heads
-        self.head_dim = self.embed_dim // self.num_heads
-        self.scaling = self.head_dim**-0.5
-        self.dropout = config.attention_dropout
-        self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
-        self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
-        self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
-        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch, length, _ = hidden_states.shape
-        qkv = fast_path.fused_linear(self, hidden_states, self.q_proj, self.k_proj, self.v_proj)
-        if qkv is not None:
-            # (batch, length, 3 * embed) -> 3 x (batch, heads, length, head_dim)
-            query, key, value = qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        else:
-            shape = (batch, length, self.num_heads, self.head_dim)
-            query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
-            key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
-            value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
-        attend = get_attention_function(self.config._attn_implementation or "eager")
-        output, weights = attend(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            scaling=self.scaling,
-            dropout=self.dropout if self.training else 0.0,
-            output_attentions=output_attentions,
-        )
-        output = output.transpose(1, 2).reshape(batch, length, self.embed_dim)
-        return fast_path.linear(self, output, self.out_proj), weights
+        super().__init__(config, config.hidden_size, config.num_attention_heads, dropout=config.attention_dropout)
 
 
 class Wav2Vec2FeedForward(nn.Module):
-    """``output_dense(act(intermediate_dense(x)))`` with dropouts; the activation can run inside the matmul."""
+    """``output_dense(act(intermediate_dense(x)))`` with dropouts."""
 
-    supports_fast_path = True
+    fast_path_plan = (PackLinear("intermediate_dense", activation="intermediate_act_fn"), PackLinear("output_dense"))
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -357,16 +309,10 @@ class Wav2Vec2FeedForward(nn.Module):
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
         self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.output_dropout = nn.Dropout(config.hidden_dropout)
-        act = config.hidden_act if isinstance(config.hidden_act, str) else None
-        self._fusable_activation = act if act in fast_path.FUSABLE_ACTIVATIONS else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self._fusable_activation is not None:
-            hidden_states = fast_path.linear(self, hidden_states, self.intermediate_dense, self._fusable_activation)
-        else:
-            hidden_states = self.intermediate_act_fn(fast_path.linear(self, hidden_states, self.intermediate_dense))
-        hidden_states = self.intermediate_dropout(hidden_states)
-        return self.output_dropout(fast_path.linear(self, hidden_states, self.output_dense))
+        hidden_states = self.intermediate_dropout(self.intermediate_act_fn(self.intermediate_dense(hidden_states)))
+        return self.output_dropout(self.output_dense(hidden_states))
 
 
 class Wav2Vec2AttnAdapterLayer(nn.Module):
@@ -385,8 +331,12 @@ class Wav2Vec2AttnAdapterLayer(nn.Module):
         return self.linear_2(self.act_fn(self.linear_1(self.norm(hidden_states))))
 
 
-class Wav2Vec2EncoderLayer(nn.Module):
-    """Post-norm transformer layer (base models)."""
+class Wav2Vec2EncoderLayer(GradientCheckpointingLayer):
+    """Post-norm transformer layer (base models): ``norm(x + attn(x))``, then ``norm(x + ff(x))``.
+
+    While training, LayerDrop skips the whole layer with probability ``config.layerdrop`` (torch's RNG, so
+    ``torch.manual_seed`` repeats it); a skipped layer returns its input.
+    """
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -395,45 +345,41 @@ class Wav2Vec2EncoderLayer(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.feed_forward = Wav2Vec2FeedForward(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.config = config
 
-    def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(hidden_states, attention_mask, output_attentions)
+    def _dropped(self) -> bool:
+        layerdrop = self.config.layerdrop
+        return self.training and layerdrop > 0 and bool(torch.rand([]) < layerdrop)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self._dropped():
+            return hidden_states
+        attended, _ = self.attention(hidden_states, attention_mask)
         hidden_states = self.layer_norm(hidden_states + self.dropout(attended))
-        hidden_states = self.final_layer_norm(hidden_states + self.feed_forward(hidden_states))
-        return hidden_states, weights
+        return self.final_layer_norm(hidden_states + self.feed_forward(hidden_states))
 
 
-class Wav2Vec2EncoderLayerStableLayerNorm(nn.Module):
-    """Pre-norm transformer layer (``do_stable_layer_norm=True``, the large models)."""
+class Wav2Vec2EncoderLayerStableLayerNorm(Wav2Vec2EncoderLayer):
+    """Pre-norm transformer layer (``do_stable_layer_norm=True``, the large models): ``x + attn(norm(x))``, then
+    ``x + ff(norm(x))`` and the adapter (MMS checkpoints), if any."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
-        super().__init__()
-        self.attention = Wav2Vec2Attention(config)
-        self.dropout = nn.Dropout(config.hidden_dropout)
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.feed_forward = Wav2Vec2FeedForward(config)
-        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        super().__init__(config)
         self.adapter_layer = Wav2Vec2AttnAdapterLayer(config) if config.adapter_attn_dim is not None else None
 
-    def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.layer_norm(hidden_states), attention_mask, output_attentions)
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self._dropped():
+            return hidden_states
+        attended, _ = self.attention(self.layer_norm(hidden_states), attention_mask)
         hidden_states = hidden_states + self.dropout(attended)
         hidden_states = hidden_states + self.feed_forward(self.final_layer_norm(hidden_states))
         if self.adapter_layer is not None:
             hidden_states = hidden_states + self.adapter_layer(hidden_states)
-        return hidden_states, weights
+        return hidden_states
 
 
 class Wav2Vec2Encoder(nn.Module):
     """Positional conv + transformer layers; post-norm, or pre-norm with a final LayerNorm when ``stable``."""
-
-    gradient_checkpointing = False
-    # Set by PreTrainedModel.gradient_checkpointing_enable().
-    _gradient_checkpointing_func: Callable[..., Any]
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -445,51 +391,22 @@ class Wav2Vec2Encoder(nn.Module):
         layer_class = Wav2Vec2EncoderLayerStableLayerNorm if self.stable else Wav2Vec2EncoderLayer
         self.layers = nn.ModuleList([layer_class(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
-        additive = None
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, frames, hidden)`` -> the same shape; ``attention_mask`` ``(batch, frames)`` is True for real frames."""
         if attention_mask is not None:
             # Padded frames are zeroed so that the positional conv does not smear them into real frames.
             hidden_states = hidden_states.masked_fill(~attention_mask[..., None], 0.0)
-            additive = additive_mask(attention_mask, hidden_states.dtype)
+        batch, frames, _ = hidden_states.shape
+        additive = prepare_attention_mask(attention_mask, batch, frames, hidden_states.dtype)
 
         hidden_states = hidden_states + self.pos_conv_embed(hidden_states)
         if not self.stable:
             hidden_states = self.layer_norm(hidden_states)
         hidden_states = self.dropout(hidden_states)
-
-        all_hidden: list[torch.Tensor] = []
-        all_attn: list[torch.Tensor] = []
         for layer in self.layers:
-            if output_hidden_states:
-                all_hidden.append(hidden_states)
-            # LayerDrop: skip whole layers at random while training (torch's RNG, so torch.manual_seed repeats it).
-            if self.training and self.config.layerdrop > 0 and torch.rand([]) < self.config.layerdrop:
-                continue
-            if self.gradient_checkpointing and self.training:
-                hidden_states, weights = self._gradient_checkpointing_func(
-                    layer.__call__, hidden_states, additive, output_attentions
-                )
-            else:
-                hidden_states, weights = layer(hidden_states, additive, output_attentions)
-            if output_attentions and weights is not None:
-                all_attn.append(weights)
-
-        # As in the reference, the pre-norm variant reports the last layer's output before the final norm.
-        if output_hidden_states:
-            all_hidden.append(hidden_states)
-        if self.stable:
-            hidden_states = self.layer_norm(hidden_states)
-        return (
-            hidden_states,
-            tuple(all_hidden) if output_hidden_states else None,
-            tuple(all_attn) if output_attentions else None,
-        )
+            hidden_states = layer(hidden_states, additive)
+        # As in the reference, the pre-norm variant's recorded hidden states end before this final norm.
+        return self.layer_norm(hidden_states) if self.stable else hidden_states
 
 
 class Wav2Vec2AdapterLayer(nn.Module):
@@ -541,6 +458,8 @@ class Wav2Vec2GumbelVectorQuantizer(nn.Module):
     The chosen codewords of all groups are concatenated into a ``codevector_dim`` vector.
     """
 
+    linear_init = {"weight_proj": "unit_normal"}  # codeword logits start spread out
+
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
         self.num_groups = config.num_codevector_groups
@@ -553,7 +472,6 @@ class Wav2Vec2GumbelVectorQuantizer(nn.Module):
         codebook = torch.empty(1, self.num_groups * self.num_vars, config.codevector_dim // self.num_groups)
         self.codevectors = nn.Parameter(codebook.uniform_())
         self.weight_proj = nn.Linear(config.conv_dim[-1], self.num_groups * self.num_vars)
-        self.weight_proj._wav2vec2_init = "gumbel"  # type: ignore[assignment]
         # Lowered during pretraining with Wav2Vec2ForPreTraining.set_gumbel_temperature.
         self.temperature: float = 2
 
@@ -644,8 +562,11 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
     base_model_prefix = "wav2vec2"
     main_input_name = "input_values"
     _no_split_modules = ["Wav2Vec2EncoderLayer", "Wav2Vec2EncoderLayerStableLayerNorm"]
+    # What these models support: declared once here, read by the host and the shared tests.
     _supports_sdpa = True
     supports_gradient_checkpointing = True
+    supports_compile_fullgraph = True
+    supports_export = True
     supports_fast_path = True
 
     config: Wav2Vec2Config
@@ -669,22 +590,12 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
             conv.parametrizations.weight.original0.copy_(weight_v.norm(dim=(0, 1), keepdim=True))
             if conv.bias is not None:
                 conv.bias.zero_()
-        elif isinstance(module, Wav2Vec2FeatureProjection):
-            bound = math.sqrt(1.0 / module.projection.in_features)
-            module.projection.weight.uniform_(-bound, bound)
-            module.projection.bias.uniform_(-bound, bound)
         elif isinstance(module, nn.Linear):
-            if getattr(module, "_wav2vec2_projection", False):
-                return
-            scheme = getattr(module, "_wav2vec2_init", None)
-            if scheme == "torch":  # the pretraining projections keep torch's default Linear init
+            scheme = self._linear_init_schemes().get(module)
+            if scheme == "torch":
                 module.reset_parameters()
                 return
-            if scheme == "gumbel":  # codeword logits start spread out
-                module.weight.normal_(0.0, 1.0)
-                module.bias.zero_()
-                return
-            module.weight.normal_(0.0, std)
+            module.weight.normal_(0.0, 1.0 if scheme == "unit_normal" else std)
             if module.bias is not None:
                 module.bias.zero_()
         elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
@@ -703,11 +614,19 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
             module.codevectors.uniform_()
         elif isinstance(module, Wav2Vec2AMSoftmaxLoss):
             module.weight.normal_()
-        elif isinstance(
-            module, (Wav2Vec2ForSequenceClassification, Wav2Vec2ForAudioFrameClassification, Wav2Vec2ForXVector)
-        ):
-            if module.layer_weights is not None:
-                module.layer_weights.fill_(1.0 / module.layer_weights.numel())
+
+    def _linear_init_schemes(self) -> dict[nn.Module, str]:
+        """Linear layers initialised otherwise than normal(0, initializer_range): what the modules holding them
+        declare in their ``linear_init`` class attribute (``"torch"``: torch's own Linear init; ``"unit_normal"``:
+        normal(0, 1) and zero bias). Collected once per model."""
+        schemes: dict[nn.Module, str] | None = self.__dict__.get("_linear_schemes")
+        if schemes is None:
+            schemes = self.__dict__["_linear_schemes"] = {
+                owner.get_submodule(name): scheme
+                for owner in self.modules()
+                for name, scheme in getattr(type(owner), "linear_init", {}).items()
+            }
+        return schemes
 
     @classmethod
     def _fix_checkpoint_key(cls, key: str) -> str:
@@ -780,6 +699,11 @@ class _Wav2Vec2FineTuningHead(Wav2Vec2PreTrainedModel):
 class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
     """The bare encoder: raw audio -> contextual frame features (one frame per ~20 ms at the defaults)."""
 
+    recorded_outputs = {
+        "hidden_states": Record(Wav2Vec2EncoderLayer, with_input=True),
+        "attentions": Record(Wav2Vec2Attention, index=1),
+    }
+
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
         self.config = config
@@ -829,6 +753,7 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
             hidden_states = hidden_states.masked_fill(mask_f[:, None, :], 0.0)
         return hidden_states
 
+    @model_forward
     def forward(
         self,
         input_values: torch.Tensor,
@@ -837,15 +762,11 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> Wav2Vec2BaseModelOutput | tuple[torch.Tensor, ...]:
+    ) -> Wav2Vec2BaseModelOutput:
         """``input_values`` ``(batch, samples)``; ``attention_mask`` ``(batch, samples)`` with 1 for real audio."""
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         _check_input_values(input_values, self.config)
 
+        # (batch, samples) -> (batch, conv_dim[-1], frames) -> (batch, frames, conv_dim[-1])
         extract_features = self.feature_extractor(input_values).transpose(1, 2)
         frame_mask = None
         if attention_mask is not None:
@@ -860,51 +781,55 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         hidden_states, extract_features = self.feature_projection(extract_features)
         hidden_states = self._mask_hidden_states(hidden_states, mask_time_indices, frame_mask)
 
-        hidden_states, all_hidden, all_attn = self.encoder(
-            hidden_states, frame_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states
-        )
+        hidden_states = self.encoder(hidden_states, frame_mask)
         if self.adapter is not None:
             hidden_states = self.adapter(hidden_states)
-        output = Wav2Vec2BaseModelOutput(
-            last_hidden_state=hidden_states,
-            extract_features=extract_features,
-            hidden_states=all_hidden,
-            attentions=all_attn,
+        return Wav2Vec2BaseModelOutput(last_hidden_state=hidden_states, extract_features=extract_features)
+
+
+class _Wav2Vec2WeightedLayerSumHead(_Wav2Vec2FineTuningHead):
+    """A head whose input can be a learned mix of every layer (``use_weighted_layer_sum``): ``layer_weights``
+    (one per transformer layer, plus the input embeddings) go through a softmax and weigh the layers' outputs."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__(config)
+        self.wav2vec2 = Wav2Vec2Model(config)
+        num_layers = config.num_hidden_layers + 1  # the transformer layers and the input embeddings
+        self.layer_weights: nn.Parameter | None = None
+        if config.use_weighted_layer_sum:
+            self.layer_weights = nn.Parameter(torch.ones(num_layers) / num_layers)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if module is self and self.layer_weights is not None:
+            self.layer_weights.fill_(1.0 / self.layer_weights.numel())
+
+    def _encode(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+    ) -> tuple[Wav2Vec2BaseModelOutput, torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Run the base model: its output, the head's input ``(batch, frames, hidden)`` (the weighted sum, or the
+        last layer's output) and the hidden states to return (None unless asked for: the weighted sum needs them
+        computed either way)."""
+        wants_hidden = bool(self.config.output_hidden_states if output_hidden_states is None else output_hidden_states)
+        outputs = self.wav2vec2(
+            input_values,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=wants_hidden or self.layer_weights is not None,
+            return_dict=True,
         )
-        return output if return_dict else output.to_tuple()
-
-
-def _encode_for_head(
-    wav2vec2: Wav2Vec2Model,
-    layer_weights: torch.Tensor | None,
-    input_values: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    output_attentions: bool | None,
-    output_hidden_states: bool | None,
-) -> tuple[Wav2Vec2BaseModelOutput, torch.Tensor, bool]:
-    """Run the base model for a head with optional ``use_weighted_layer_sum``.
-
-    Returns the base output, the head's input ``(batch, frames, hidden)`` (the softmax-weighted sum of every
-    layer's output when ``layer_weights`` is set, else the last layer) and whether the caller asked for
-    ``hidden_states`` (the weighted sum needs them computed either way, but they are returned only when asked).
-    """
-    config = wav2vec2.config
-    wants_hidden = bool(config.output_hidden_states if output_hidden_states is None else output_hidden_states)
-    outputs = wav2vec2(
-        input_values,
-        attention_mask=attention_mask,
-        output_attentions=output_attentions,
-        output_hidden_states=wants_hidden or layer_weights is not None,
-        return_dict=True,
-    )
-    assert isinstance(outputs, Wav2Vec2BaseModelOutput) and outputs.last_hidden_state is not None
-    if layer_weights is None:
-        return outputs, outputs.last_hidden_state, wants_hidden
-    assert outputs.hidden_states is not None
-    # (layers + 1) x (batch, frames, hidden) -> (batch, layers + 1, frames, hidden) -> (batch, frames, hidden)
-    stacked = torch.stack(outputs.hidden_states, dim=1)
-    weights = nn.functional.softmax(layer_weights, dim=-1).to(stacked.dtype)
-    return outputs, (stacked * weights.view(-1, 1, 1)).sum(dim=1), wants_hidden
+        hidden_states = outputs.hidden_states if wants_hidden else None
+        if self.layer_weights is None:
+            return outputs, outputs.last_hidden_state, hidden_states
+        # (layers + 1) x (batch, frames, hidden) -> (batch, layers + 1, frames, hidden) -> (batch, frames, hidden)
+        stacked = torch.stack(outputs.hidden_states, dim=1)
+        weights = nn.functional.softmax(self.layer_weights, dim=-1).to(stacked.dtype)
+        return outputs, (stacked * weights.view(-1, 1, 1)).sum(dim=1), hidden_states
 
 
 class Wav2Vec2ForCTC(_Wav2Vec2FineTuningHead):
@@ -923,6 +848,7 @@ class Wav2Vec2ForCTC(_Wav2Vec2FineTuningHead):
         self.lm_head = nn.Linear(head_in, config.vocab_size)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_values: torch.Tensor,
@@ -931,10 +857,9 @@ class Wav2Vec2ForCTC(_Wav2Vec2FineTuningHead):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         labels: torch.Tensor | None = None,
-    ) -> CausalLMOutput | tuple[torch.Tensor, ...]:
+    ) -> CausalLMOutput:
         """``labels`` ``(batch, target_length)``: token ids; negative values (e.g. -100) and the blank
         (``pad_token_id``) mark padding."""
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.wav2vec2(
             input_values,
             attention_mask=attention_mask,
@@ -947,10 +872,9 @@ class Wav2Vec2ForCTC(_Wav2Vec2FineTuningHead):
         loss = None
         if labels is not None:
             loss = self._ctc_loss(logits, input_values, attention_mask, labels)
-        output = CausalLMOutput(
+        return CausalLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return output if return_dict else output.to_tuple()
 
     def _ctc_loss(
         self,
@@ -991,24 +915,20 @@ class Wav2Vec2ForCTC(_Wav2Vec2FineTuningHead):
             )
 
 
-class Wav2Vec2ForSequenceClassification(_Wav2Vec2FineTuningHead):
+class Wav2Vec2ForSequenceClassification(_Wav2Vec2WeightedLayerSumHead):
     """Utterance-level classification (keyword spotting, speaker or emotion id): mean-pooled projected frames."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
-        super().__init__(config)
         if config.add_adapter:
             raise ValueError(
                 "Wav2Vec2ForSequenceClassification does not support adapters; set config.add_adapter=False."
             )
-        self.wav2vec2 = Wav2Vec2Model(config)
-        num_layers = config.num_hidden_layers + 1  # the transformer layers and the input embeddings
-        self.layer_weights: nn.Parameter | None = None
-        if config.use_weighted_layer_sum:
-            self.layer_weights = nn.Parameter(torch.ones(num_layers) / num_layers)
+        super().__init__(config)
         self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_values: torch.Tensor,
@@ -1017,10 +937,9 @@ class Wav2Vec2ForSequenceClassification(_Wav2Vec2FineTuningHead):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         labels: torch.Tensor | None = None,
-    ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        outputs, hidden_states, wants_hidden = _encode_for_head(
-            self.wav2vec2, self.layer_weights, input_values, attention_mask, output_attentions, output_hidden_states
+    ) -> SequenceClassifierOutput:
+        outputs, hidden_states, all_hidden = self._encode(
+            input_values, attention_mask, output_attentions, output_hidden_states
         )
         hidden_states = self.projector(hidden_states)
         if attention_mask is None:
@@ -1033,33 +952,28 @@ class Wav2Vec2ForSequenceClassification(_Wav2Vec2FineTuningHead):
         loss = None
         if labels is not None:
             loss = classification_loss(logits, labels, self.config, self.config.num_labels)
-        output = SequenceClassifierOutput(
+        return SequenceClassifierOutput(
             loss=loss,
             logits=logits,
-            hidden_states=outputs.hidden_states if wants_hidden else None,
+            hidden_states=all_hidden,
             attentions=outputs.attentions,
         )
-        return output if return_dict else output.to_tuple()
 
 
-class Wav2Vec2ForAudioFrameClassification(_Wav2Vec2FineTuningHead):
+class Wav2Vec2ForAudioFrameClassification(_Wav2Vec2WeightedLayerSumHead):
     """Per-frame classification (e.g. speaker diarization); labels are one-hot/multi-hot per frame."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
-        super().__init__(config)
         if config.add_adapter:
             raise ValueError(
                 "Wav2Vec2ForAudioFrameClassification does not support adapters; set config.add_adapter=False."
             )
-        self.wav2vec2 = Wav2Vec2Model(config)
-        num_layers = config.num_hidden_layers + 1
-        self.layer_weights: nn.Parameter | None = None
-        if config.use_weighted_layer_sum:
-            self.layer_weights = nn.Parameter(torch.ones(num_layers) / num_layers)
+        super().__init__(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.num_labels = config.num_labels
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_values: torch.Tensor,
@@ -1068,11 +982,10 @@ class Wav2Vec2ForAudioFrameClassification(_Wav2Vec2FineTuningHead):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> TokenClassifierOutput | tuple[torch.Tensor, ...]:
+    ) -> TokenClassifierOutput:
         """``labels`` ``(batch, frames, num_labels)``: the target of each frame is its arg-max label."""
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        outputs, hidden_states, wants_hidden = _encode_for_head(
-            self.wav2vec2, self.layer_weights, input_values, attention_mask, output_attentions, output_hidden_states
+        outputs, hidden_states, all_hidden = self._encode(
+            input_values, attention_mask, output_attentions, output_hidden_states
         )
         logits = self.classifier(hidden_states)
         loss = None
@@ -1084,13 +997,12 @@ class Wav2Vec2ForAudioFrameClassification(_Wav2Vec2FineTuningHead):
                 )
             targets = torch.argmax(labels.reshape(-1, self.num_labels), dim=1)
             loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_labels), targets)
-        output = TokenClassifierOutput(
+        return TokenClassifierOutput(
             loss=loss,
             logits=logits,
-            hidden_states=outputs.hidden_states if wants_hidden else None,
+            hidden_states=all_hidden,
             attentions=outputs.attentions,
         )
-        return output if return_dict else output.to_tuple()
 
 
 class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
@@ -1100,6 +1012,8 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
     (from :func:`sample_negative_indices`) to get the contrastive and diversity losses.
     """
 
+    linear_init = {"project_hid": "torch", "project_q": "torch"}  # as the reference: torch's own Linear init
+
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
         self.wav2vec2 = Wav2Vec2Model(config)
@@ -1107,8 +1021,6 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         self.quantizer = Wav2Vec2GumbelVectorQuantizer(config)
         self.project_hid = nn.Linear(config.hidden_size, config.proj_codevector_dim)
         self.project_q = nn.Linear(config.codevector_dim, config.proj_codevector_dim)
-        self.project_hid._wav2vec2_init = "torch"  # type: ignore[assignment]
-        self.project_q._wav2vec2_init = "torch"  # type: ignore[assignment]
         self.post_init()
 
     def set_gumbel_temperature(self, temperature: float) -> None:
@@ -1131,6 +1043,7 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         similarity = torch.cosine_similarity(predicted_features.float(), candidates.float(), dim=-1)
         return similarity.type_as(candidates) / temperature
 
+    @model_forward
     def forward(
         self,
         input_values: torch.Tensor,
@@ -1140,10 +1053,9 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> Wav2Vec2ForPreTrainingOutput | tuple[torch.Tensor, ...]:
+    ) -> Wav2Vec2ForPreTrainingOutput:
         """``mask_time_indices`` ``(batch, frames)`` marks the frames to hide and predict;
         ``sampled_negative_indices`` ``(batch, frames, num_negatives)`` index the flattened targets."""
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         # numpy arrays (what compute_mask_indices and sample_negative_indices return) are accepted too.
         if mask_time_indices is not None:
             mask_time_indices = torch.as_tensor(mask_time_indices, device=input_values.device).to(torch.bool)
@@ -1176,7 +1088,7 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
             diversity_loss = (num_codevectors - perplexity) / num_codevectors * mask_time_indices.sum()
             loss = contrastive_loss + self.config.diversity_loss_weight * diversity_loss
 
-        output = Wav2Vec2ForPreTrainingOutput(
+        return Wav2Vec2ForPreTrainingOutput(
             loss=loss,
             projected_states=projected_states,
             projected_quantized_states=projected_quantized,
@@ -1186,7 +1098,6 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
             contrastive_loss=contrastive_loss,
             diversity_loss=diversity_loss,
         )
-        return output if return_dict else output.to_tuple()
 
     def _contrastive_loss(
         self,
@@ -1225,16 +1136,11 @@ def _audio_too_short_to_pool() -> ValueError:
     )
 
 
-class Wav2Vec2ForXVector(_Wav2Vec2FineTuningHead):
+class Wav2Vec2ForXVector(_Wav2Vec2WeightedLayerSumHead):
     """Speaker embeddings (x-vectors): TDNN layers over the frames, mean+std pooling, trained with AM-softmax."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
-        self.wav2vec2 = Wav2Vec2Model(config)
-        num_layers = config.num_hidden_layers + 1
-        self.layer_weights: nn.Parameter | None = None
-        if config.use_weighted_layer_sum:
-            self.layer_weights = nn.Parameter(torch.ones(num_layers) / num_layers)
         self.projector = nn.Linear(config.hidden_size, config.tdnn_dim[0])
         self.tdnn = nn.ModuleList(Wav2Vec2TDNNLayer(config, i) for i in range(len(config.tdnn_dim)))
         self.feature_extractor = nn.Linear(config.tdnn_dim[-1] * 2, config.xvector_output_dim)
@@ -1248,6 +1154,7 @@ class Wav2Vec2ForXVector(_Wav2Vec2FineTuningHead):
             input_lengths = input_lengths - kernel + 1
         return input_lengths
 
+    @model_forward
     def forward(
         self,
         input_values: torch.Tensor,
@@ -1256,11 +1163,10 @@ class Wav2Vec2ForXVector(_Wav2Vec2FineTuningHead):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         labels: torch.Tensor | None = None,
-    ) -> XVectorOutput | tuple[torch.Tensor, ...]:
+    ) -> XVectorOutput:
         """``labels`` ``(batch,)`` speaker ids give the AM-softmax loss; ``embeddings`` are the x-vectors."""
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        outputs, hidden_states, wants_hidden = _encode_for_head(
-            self.wav2vec2, self.layer_weights, input_values, attention_mask, output_attentions, output_hidden_states
+        outputs, hidden_states, all_hidden = self._encode(
+            input_values, attention_mask, output_attentions, output_hidden_states
         )
         hidden_states = self.projector(hidden_states)
         # A static shape check (it compiles): each TDNN layer eats dilation * (kernel - 1) frames.
@@ -1278,14 +1184,13 @@ class Wav2Vec2ForXVector(_Wav2Vec2FineTuningHead):
         embeddings = self.feature_extractor(torch.cat([mean, std], dim=-1))
         logits = self.classifier(embeddings)
         loss = self.objective(logits, labels) if labels is not None else None
-        output = XVectorOutput(
+        return XVectorOutput(
             loss=loss,
             logits=logits,
             embeddings=embeddings,
-            hidden_states=outputs.hidden_states if wants_hidden else None,
+            hidden_states=all_hidden,
             attentions=outputs.attentions,
         )
-        return output if return_dict else output.to_tuple()
 
     def _pool_real_frames(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and (unbiased) std over each example's first ``n`` TDNN frames, ``n`` from its real samples."""

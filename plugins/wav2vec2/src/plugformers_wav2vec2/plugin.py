@@ -17,14 +17,6 @@ _MODELS = {
     "AutoModelForAudioXVector": f"{_M}:Wav2Vec2ForXVector",
     "AutoModelForPreTraining": f"{_M}:Wav2Vec2ForPreTraining",
 }
-# The modeling code does not declare these two capabilities yet, so each class skips their checks; every
-# class passes both (PLUGFORMERS_CONFORMANCE_RUN_SKIPPED=1 runs them). Remove once the classes declare
-# supports_compile_fullgraph / supports_export (issue 22).
-_UNDECLARED = {
-    "compile": "passes, but the class does not declare supports_compile_fullgraph yet (issue 22)",
-    "export": "passes, but the class does not declare supports_export yet (issue 22)",
-}
-
 
 @hookimpl
 def plugformers_register_families(register: Any) -> None:
@@ -70,5 +62,4 @@ def plugformers_register_families(register: Any) -> None:
         },
         example_inputs=f"{_PKG}.examples:example_inputs",
         example_preprocessor=f"{_PKG}.examples:example_preprocessor",
-        skips={ref.rpartition(":")[2]: dict(_UNDECLARED) for ref in _MODELS.values()},
     )
