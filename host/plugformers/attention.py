@@ -10,6 +10,7 @@ the name in ``config._attn_implementation`` at forward time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -18,6 +19,12 @@ from torch import nn
 __all__ = ["additive_mask", "eager_attention", "get_attention_function", "sdpa_attention"]
 
 AttentionFunction = Callable[..., tuple[torch.Tensor, "torch.Tensor | None"]]
+
+#: Set while a padding-free (packed) batch runs (:mod:`plugformers.pipelines.packing`): it wraps the backend a
+#: layer looks up so that attention stays within each packed sequence. Per thread and per call, never global.
+PACKED_ATTENTION: ContextVar[Callable[[AttentionFunction], AttentionFunction] | None] = ContextVar(
+    "plugformers_packed_attention", default=None
+)
 
 
 def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -121,7 +128,8 @@ def get_attention_function(name: str | None) -> AttentionFunction:
 
         fn = get_registry().attention_function(name)
         _CACHE[name] = fn
-    return fn
+    wrap = PACKED_ATTENTION.get()
+    return fn if wrap is None else wrap(fn)
 
 
 def available_attention_backends() -> list[str]:
