@@ -122,12 +122,12 @@ class AutomaticSpeechRecognitionPipeline(_AudioPipeline):
 
     def preprocess(self, item: Any, params: dict[str, Any]) -> list[Feature]:
         samples = load_audio(item, self.sampling_rate)
-        chunk = int(round(float(params["chunk_length_s"] or 0) * self.sampling_rate))
+        chunk = round(float(params["chunk_length_s"] or 0) * self.sampling_rate)
         if chunk <= 0 or samples.shape[0] <= chunk:
             return [Feature({"audio": samples}, samples.shape[0], {"left": 0, "right": 0})]
         stride_s = params["stride_length_s"]
         stride = chunk / 6 if stride_s is None else float(stride_s) * self.sampling_rate
-        left = right = int(round(stride))
+        left = right = round(stride)
         step = chunk - left - right
         if step <= 0:
             raise ValueError(f"chunk_length_s must be longer than twice stride_length_s (got {params['chunk_length_s']} and {stride_s}).")
@@ -158,8 +158,8 @@ class AutomaticSpeechRecognitionPipeline(_AudioPipeline):
         for b, feature in enumerate(features):
             n = frames[b]
             samples = feature.size
-            left = int(round(feature.meta["left"] / samples * n))
-            right = int(round(feature.meta["right"] / samples * n))
+            left = round(feature.meta["left"] / samples * n)
+            right = round(feature.meta["right"] / samples * n)
             out.append(ids[b, left : max(left, n - right)])
         return out
 

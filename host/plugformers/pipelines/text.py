@@ -108,7 +108,8 @@ class TextPipeline(Pipeline):
         return "*" in self._accepts or name in self._accepts
 
     def compatible(self, first: Feature, other: Feature) -> bool:
-        return True  # any lengths: padded or packed
+        # Any lengths, padded or packed, for a model that takes a padding mask; equal lengths otherwise.
+        return self._takes("attention_mask") or first.size == other.size
 
     def collate(self, features: list[Feature]) -> dict[str, torch.Tensor]:
         longest = max(f.size for f in features)

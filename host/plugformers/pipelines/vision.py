@@ -33,7 +33,7 @@ def load_image(image: Any, timeout: float | None = 30.0) -> Any:
         if where.startswith(("http://", "https://")):
             import urllib.request
 
-            with urllib.request.urlopen(where, timeout=timeout) as response:  # noqa: S310 - the user's own URL
+            with urllib.request.urlopen(where, timeout=timeout) as response:
                 image = response.read()
         else:
             try:
