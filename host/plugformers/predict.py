@@ -409,7 +409,7 @@ def run(args: argparse.Namespace) -> int:
         dist.barrier()
         dist.destroy_process_group()
     if sink is None:
-        _print(task, records, elapsed, args)
+        _print(task, records, elapsed, args, timing=not failures)
     where = f" ({len(todo)} input(s), {elapsed:.2f} s on {pipe.device})"
     if output is not None and rank == 0:
         print(f"{task}: results in {output}{where}", file=sys.stderr)
@@ -498,13 +498,14 @@ def _write_overlay(source: Any, masks: list[Any], path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _print(task: str, records: list[dict[str, Any]], elapsed: float, args: argparse.Namespace) -> None:
+def _print(task: str, records: list[dict[str, Any]], elapsed: float, args: argparse.Namespace, *, timing: bool) -> None:
     if args.json:
         print(json.dumps({"task": task, "results": records, "seconds": round(elapsed, 3)}, indent=2, default=_jsonable))
         return
     for record in records:
         print(_line(task, record))
-    print(f"({task}, {len(records)} input(s), {elapsed:.2f} s on {args.device})", file=sys.stderr)
+    if timing:  # a failure's summary takes its place on stderr
+        print(f"({task}, {len(records)} input(s), {elapsed:.2f} s on {args.device})", file=sys.stderr)
 
 
 def _line(task: str, record: dict[str, Any]) -> str:
