@@ -154,13 +154,15 @@ class AutomaticSpeechRecognitionPipeline(_AudioPipeline):
             frames = [min(int(n), frames_total) for n in self._frames(lengths).tolist()]
         else:
             frames = [frames_total] * len(features)
+        # Samples per output frame: the config's (the reference's name for it), else what this batch shows.
+        per_frame = getattr(self.model.config, "inputs_to_logits_ratio", None) or inputs["input_values"].shape[-1] / frames_total
         out = []
         for b, feature in enumerate(features):
-            n = frames[b]
             samples = feature.size
-            left = round(feature.meta["left"] / samples * n)
-            right = round(feature.meta["right"] / samples * n)
-            out.append(ids[b, left : max(left, n - right)])
+            nominal = round(samples / per_frame)  # frames the chunk spans, context included
+            left = round(feature.meta["left"] / samples * nominal)
+            right = round(feature.meta["right"] / samples * nominal)
+            out.append(ids[b, left : max(left, min(frames[b], nominal - right) if right else frames[b])])
         return out
 
     def postprocess(self, item: Any, outputs: list[tuple[Feature, Any]], params: dict[str, Any]) -> Any:

@@ -112,19 +112,21 @@ class QuestionAnsweringPipeline(TextPipeline):
             length = scores.shape[0]
             span = torch.ones(length, length, dtype=torch.bool).triu().tril(params["max_answer_len"] - 1)
             valid = span & in_context[:, None] & in_context[None, :]
-            scores = scores.masked_fill(~valid, -1.0)
-            k = min(top_k, int(valid.sum()))
-            if k == 0:
-                continue
-            best, flat = scores.flatten().topk(k)
+            flat = valid.flatten().nonzero().squeeze(1)
+            order = scores.flatten()[flat].argsort(descending=True)
             offsets = row["offset_mapping"]
-            for score, index in zip(best.tolist(), flat.tolist()):
+            found: set[tuple[int, int]] = set()
+            for index in flat[order].tolist():
+                if len(found) == top_k:
+                    break
                 s, e = divmod(index, length)
-                if params["align_to_words"]:
-                    first, last = _word_chars(row, s), _word_chars(row, e)
-                    candidates.append((score, first[0], last[1]))
+                if params["align_to_words"]:  # tokens of one word give one span: keep its best score only
+                    span = (_word_chars(row, s)[0], _word_chars(row, e)[1])
                 else:
-                    candidates.append((score, int(offsets[s][0]), int(offsets[e][1])))
+                    span = (int(offsets[s][0]), int(offsets[e][1]))
+                if span not in found:
+                    found.add(span)
+                    candidates.append((float(scores[s, e]), *span))
         answers: list[dict[str, Any]] = []
         seen: set[tuple[int, int]] = set()
         for score, start, end in sorted(candidates, key=lambda c: -c[0]):
