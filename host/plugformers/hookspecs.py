@@ -66,8 +66,10 @@ def plugformers_register_families(register: RegisterFamily) -> None:
     - ``modality``: ``"text"``, ``"image"`` or ``"audio"``, what the models read (which tasks their Auto
       classes serve, which sample input the demo feeds them). Inferred from the preprocessors if omitted.
     - ``tiny_config``: config overrides that give a model of seconds (conformance suite, ``demo --small``).
-    - ``example_inputs``: ``"module:function"``, ``f(config, model_class, batch_size=2)`` returning the
-      keyword inputs of ``model_class.forward`` for ``config`` (the suite, ``plugformers export``).
+    - ``example_inputs``: ``"module:function"``, ``f(config, model_class, batch_size=2, labels=False)``
+      returning the keyword inputs of ``model_class.forward`` for ``config`` (the suite, ``plugformers
+      export``), deterministic (seeded), with padded rows where the family takes attention masks; with
+      ``labels=True`` also what the head's loss takes (``labels``, ``start_positions``, ...).
     - ``example_preprocessor``: ``"module:function"``, ``f(config)`` returning a preprocessor that works
       offline (a tokenizer with a tiny vocabulary, say); the demo runs the host's sample input through it.
     - ``checkpoints``: trained checkpoints shipped as package data, ``{name: "package:relative/folder"}``.

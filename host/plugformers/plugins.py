@@ -108,7 +108,7 @@ class FamilySpec:
     modality: str | None = None
     #: Config overrides that make a model of seconds (tests, ``demo --small``).
     tiny_config: dict[str, Any] = field(default_factory=dict)
-    #: ``"module:function"``: ``f(config, model_class, batch_size=2) -> dict`` of forward keyword inputs.
+    #: ``"module:function"``: ``f(config, model_class, batch_size=2, labels=False) -> dict`` of forward keyword inputs.
     example_inputs: Any = None
     #: ``"module:function"``: ``f(config) -> preprocessor`` that works offline (e.g. a tokenizer with a tiny vocabulary).
     example_preprocessor: Any = None
@@ -130,6 +130,30 @@ class FamilySpec:
         for key in self.model_names().get(class_name, []):
             tasks += [t for t in tasks_for(key, self.modality) if t not in tasks]
         return tasks
+
+    def _registered(self, what: str) -> Any:
+        ref = getattr(self, what)
+        if ref is None:
+            raise PluginError(f"model type {self.model_type!r} (plugin {self.plugin!r}) registers no {what}.")
+        return import_object(ref)
+
+    def build_config(self, *, tiny: bool = False, **overrides: Any) -> Any:
+        """A config of the family: its defaults, or with ``tiny`` its registered ``tiny_config``; then ``overrides``."""
+        import copy
+
+        fields = copy.deepcopy(self.tiny_config) if tiny else {}
+        fields.update(overrides)
+        return import_object(self.config)(**fields)
+
+    def build_example_inputs(self, config: Any, model_class: Any, batch_size: int = 2, labels: bool = False) -> dict[str, Any]:
+        """The registered ``example_inputs`` for ``config`` and ``model_class`` (a class or its registered name)."""
+        if isinstance(model_class, str):
+            model_class = import_object(self.models[self.model_names()[model_class][0]])
+        return self._registered("example_inputs")(config, model_class, batch_size=batch_size, labels=labels)  # type: ignore[no-any-return]
+
+    def build_example_preprocessor(self, config: Any) -> Any:
+        """The registered ``example_preprocessor`` for ``config``: a tokenizer, image processor or feature extractor."""
+        return self._registered("example_preprocessor")(config)
 
 
 def known_families() -> dict[str, dict[str, Any]]:

@@ -19,9 +19,11 @@ from plugformers_distilbert.modeling_distilbert import (
 
 from plugformers import AutoConfig
 from plugformers.configuration_utils import ConfigError
+from plugformers.plugins import get_registry
 from plugformers.testing.model_tests import ModelTesterMixin, assert_close_outputs
 
-VOCAB = 99
+SPEC = get_registry().family("distilbert")
+VOCAB = SPEC.tiny_config["vocab_size"]
 ALL = (
     DistilBertModel,
     DistilBertForMaskedLM,
@@ -33,31 +35,13 @@ ALL = (
 
 
 def tiny_config(**overrides: object) -> DistilBertConfig:
-    kwargs = dict(vocab_size=VOCAB, dim=32, hidden_dim=37, n_heads=4, n_layers=2, max_position_embeddings=64)
-    kwargs.update(overrides)
-    return DistilBertConfig(**kwargs)
+    """The registration's tiny config (what the conformance suite and ``demo --small`` use), with ``overrides``."""
+    return SPEC.build_config(tiny=True, **overrides)
 
 
-def tiny_inputs(model_class: type, batch: int = 2, seq: int = 7, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random ids with the second row padded at the end, plus the labels the head takes."""
-    g = torch.Generator().manual_seed(seed)
-    shape = (batch, 3, seq) if model_class is DistilBertForMultipleChoice else (batch, seq)
-    ids = torch.randint(1, VOCAB, shape, generator=g)
-    mask = torch.ones(shape, dtype=torch.long)
-    mask[1, ..., seq - 3 :] = 0
-    out = {"input_ids": ids.masked_fill(mask == 0, 0), "attention_mask": mask}
-    if model_class is DistilBertForMaskedLM:
-        out["labels"] = torch.randint(0, VOCAB, (batch, seq), generator=g)
-    elif model_class is DistilBertForSequenceClassification:
-        out["labels"] = torch.tensor([1, 0])
-    elif model_class is DistilBertForTokenClassification:
-        out["labels"] = torch.randint(0, 2, (batch, seq), generator=g)
-    elif model_class is DistilBertForQuestionAnswering:
-        out["start_positions"] = torch.tensor([1, 2])
-        out["end_positions"] = torch.tensor([3, 2])
-    elif model_class is DistilBertForMultipleChoice:
-        out["labels"] = torch.tensor([2, 0])
-    return out
+def tiny_inputs(model_class: type) -> dict[str, torch.Tensor]:
+    """The registration's example inputs for the tiny config: last row padded, plus the labels the head takes."""
+    return SPEC.build_example_inputs(tiny_config(), model_class, labels=True)
 
 
 class TestDistilBertModels(ModelTesterMixin):

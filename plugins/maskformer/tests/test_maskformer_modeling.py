@@ -21,40 +21,24 @@ from plugformers import (
     ResNetConfig,
 )
 from plugformers.configuration_utils import ConfigError, PretrainedConfig
+from plugformers.plugins import get_registry
 from plugformers.testing.model_tests import ModelTesterMixin
 
 ALL_STAGES = ["stage1", "stage2", "stage3", "stage4"]
 
 
+SPEC = get_registry().family("maskformer")
+
+
 def tiny_config(**overrides: Any) -> MaskFormerConfig:
-    backbone = ResNetConfig(
-        embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], layer_type="basic", out_features=ALL_STAGES
-    )
-    decoder = {
-        "model_type": "detr",
-        "d_model": 32,
-        "decoder_layers": 2,
-        "decoder_attention_heads": 2,
-        "decoder_ffn_dim": 64,
-        "num_queries": 4,
-        "dropout": 0.0,
-    }
-    fields: dict[str, Any] = {
-        "backbone_config": backbone,
-        "decoder_config": decoder,
-        "fpn_feature_size": 32,
-        "mask_feature_size": 32,
-        "num_labels": 3,
-    }
-    fields.update(overrides)
-    return MaskFormerConfig(**fields)
+    """The registration's tiny config (basic-block ResNet backbone, 2-layer decoder, 4 queries), with ``overrides``."""
+    return SPEC.build_config(tiny=True, **overrides)
 
 
-def labels_for(batch: int, size: int = 32, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    gen = torch.Generator().manual_seed(seed)
-    masks = [(torch.rand(2 + i % 2, size, size, generator=gen) > 0.5).float() for i in range(batch)]
-    classes = [torch.randint(0, 3, (m.shape[0],), generator=gen) for m in masks]
-    return masks, classes
+def labels_for(batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The registration's example labels for 32x32 images: two or three binary masks with a class each."""
+    inputs = SPEC.build_example_inputs(tiny_config(), MaskFormerForInstanceSegmentation, batch_size=batch, labels=True)
+    return inputs["mask_labels"], inputs["class_labels"]
 
 
 class TestMaskFormerShared(ModelTesterMixin):
@@ -64,11 +48,7 @@ class TestMaskFormerShared(ModelTesterMixin):
         return tiny_config()
 
     def prepare_inputs(self, config: PretrainedConfig, model_class: type) -> dict[str, Any]:
-        torch.manual_seed(0)
-        inputs: dict[str, Any] = {"pixel_values": torch.randn(2, 3, 32, 32)}
-        if model_class is MaskFormerForInstanceSegmentation:
-            inputs["mask_labels"], inputs["class_labels"] = labels_for(2)
-        return inputs
+        return SPEC.build_example_inputs(config, model_class, labels=True)
 
 
 def _model(**overrides: Any) -> MaskFormerForInstanceSegmentation:

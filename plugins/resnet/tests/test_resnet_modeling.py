@@ -14,18 +14,15 @@ from plugformers_resnet.modeling_resnet import (
 )
 
 from plugformers.configuration_utils import ConfigError
+from plugformers.plugins import get_registry
 from plugformers.testing.model_tests import ModelTesterMixin
+
+SPEC = get_registry().family("resnet")
 
 
 def tiny_config(**overrides: Any) -> ResNetConfig:
-    kwargs: dict[str, Any] = {
-        "embedding_size": 8,
-        "hidden_sizes": [8, 16],
-        "depths": [1, 2],
-        "num_labels": 3,
-    }
-    kwargs.update(overrides)
-    return ResNetConfig(**kwargs)
+    """The registration's tiny config (two small stages, 3 labels), with ``overrides``."""
+    return SPEC.build_config(tiny=True, **overrides)
 
 
 def pixel_values(batch: int = 2, size: int = 32) -> torch.Tensor:
@@ -33,10 +30,7 @@ def pixel_values(batch: int = 2, size: int = 32) -> torch.Tensor:
 
 
 def _inputs(config: ResNetConfig, model_class: type) -> dict[str, Any]:
-    inputs: dict[str, Any] = {"pixel_values": pixel_values()}
-    if model_class is ResNetForImageClassification:
-        inputs["labels"] = torch.tensor([0, 2])
-    return inputs
+    return SPEC.build_example_inputs(config, model_class, labels=True)
 
 
 class TestResNetBottleneck(ModelTesterMixin):

@@ -16,22 +16,15 @@ from plugformers_vit.modeling_vit import (
 from safetensors.torch import load_file, save_file
 
 from plugformers.configuration_utils import ConfigError
+from plugformers.plugins import get_registry
 from plugformers.testing.model_tests import ModelTesterMixin, assert_close_outputs
+
+SPEC = get_registry().family("vit")
 
 
 def tiny_config(**overrides: Any) -> ViTConfig:
-    kw: dict[str, Any] = dict(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        image_size=32,
-        patch_size=8,
-        encoder_stride=8,
-        num_labels=3,
-    )
-    kw.update(overrides)
-    return ViTConfig(**kw)
+    """The registration's tiny config (32x32 images, 8x8 patches, 3 labels), with ``overrides``."""
+    return SPEC.build_config(tiny=True, **overrides)
 
 
 def pixels(batch: int = 2, size: int | tuple[int, int] = 32, seed: int = 0) -> torch.Tensor:
@@ -46,12 +39,7 @@ class TestViTModels(ModelTesterMixin):
         return tiny_config()
 
     def prepare_inputs(self, config: ViTConfig, model_class: type) -> dict[str, Any]:
-        inputs: dict[str, Any] = {"pixel_values": pixels()}
-        if model_class is ViTForImageClassification:
-            inputs["labels"] = torch.tensor([0, 2])
-        if model_class is ViTForMaskedImageModeling:
-            inputs["bool_masked_pos"] = torch.rand(2, 16, generator=torch.Generator().manual_seed(1)) > 0.5
-        return inputs
+        return SPEC.build_example_inputs(config, model_class, labels=True)
 
     def test_base_checkpoint_loads_into_every_head_and_back(self, tmp_path: Any) -> None:
         # ViT heads have no pooler (and the MIM head has a mask token the base lacks), so the generic

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from plugformers_wav2vec2.configuration_wav2vec2 import Wav2Vec2Config
+from plugformers_wav2vec2.examples import speech_like
 from plugformers_wav2vec2.modeling_wav2vec2 import (
     Wav2Vec2ForAudioFrameClassification,
     Wav2Vec2ForCTC,
@@ -24,65 +25,24 @@ from plugformers_wav2vec2.modeling_wav2vec2 import (
 from safetensors.torch import load_file, save_file
 
 from plugformers.configuration_utils import ConfigError
+from plugformers.plugins import get_registry
 from plugformers.testing.model_tests import ModelTesterMixin
+
+SPEC = get_registry().family("wav2vec2")
 
 
 def tiny_config(**overrides: Any) -> Wav2Vec2Config:
-    """32-wide, 2-layer model whose feature encoder turns 40+ samples into frames (stride 20)."""
-    kwargs: dict[str, Any] = dict(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        conv_dim=(16, 16, 16),
-        conv_stride=(5, 2, 2),
-        conv_kernel=(10, 3, 3),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        vocab_size=12,
-        layerdrop=0.0,
-        mask_time_length=3,
-        num_labels=3,
-        # Small x-vector and pretraining heads.
-        tdnn_dim=(8, 8, 12),
-        tdnn_kernel=(3, 3, 1),
-        tdnn_dilation=(1, 2, 1),
-        xvector_output_dim=6,
-        num_codevectors_per_group=10,
-        num_codevector_groups=2,
-        codevector_dim=16,
-        proj_codevector_dim=12,
-        num_negatives=5,
-    )
-    kwargs.update(overrides)
-    return Wav2Vec2Config(**kwargs)
+    """The registration's tiny config: 32 wide, 2 layers, 40+ samples make a frame (stride 20); with ``overrides``."""
+    return SPEC.build_config(tiny=True, **overrides)
 
 
 def audio_batch(batch: int = 2, samples: int = 800, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Speech-like signals; the second example is padded (zeros, mask 0) after 60% of its samples."""
-    gen = torch.Generator().manual_seed(seed)
-    t = torch.arange(samples) / 16000.0
-    rows = []
-    for b in range(batch):
-        f0 = 110.0 + 30.0 * b + 40.0 * torch.rand((), generator=gen)
-        wave = sum(torch.sin(2 * torch.pi * f0 * k * t) / k for k in range(1, 6))
-        rows.append(wave * torch.hann_window(samples) + 0.01 * torch.randn(samples, generator=gen))
-    values = torch.stack(rows).float()
+    """Speech-like signals; the last example is padded (zeros, mask 0) after 60% of its samples."""
+    values = speech_like(batch, samples, seed)
     mask = torch.ones(batch, samples, dtype=torch.long)
     if batch > 1:
-        mask[1, int(samples * 0.6) :] = 0
-        values = values * mask
-    return values, mask
-
-
-def pretraining_targets(num_negatives: int, batch: int = 2, frames: int = 39) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fixed masked frames and distractors for Wav2Vec2ForPreTraining (800 samples -> 39 frames)."""
-    state = np.random.get_state()
-    np.random.seed(0)
-    masked = compute_mask_indices((batch, frames), mask_prob=0.3, mask_length=2, min_masks=2)
-    negatives = sample_negative_indices((batch, frames), num_negatives, masked)
-    np.random.set_state(state)
-    return torch.from_numpy(masked), torch.from_numpy(negatives).long()
+        mask[-1, int(samples * 0.6) :] = 0
+    return values * mask, mask
 
 
 class TestWav2Vec2ModelSuite(ModelTesterMixin):
@@ -100,19 +60,7 @@ class TestWav2Vec2ModelSuite(ModelTesterMixin):
         return tiny_config()
 
     def prepare_inputs(self, config: Any, model_class: type) -> dict[str, Any]:
-        values, mask = audio_batch()
-        inputs: dict[str, Any] = {"input_values": values, "attention_mask": mask}
-        if model_class is Wav2Vec2ForCTC:
-            inputs["labels"] = torch.tensor([[5, 6, 6, 7], [8, 9, -100, -100]])
-        elif model_class is Wav2Vec2ForSequenceClassification:
-            inputs["labels"] = torch.tensor([0, 2])
-        elif model_class is Wav2Vec2ForAudioFrameClassification:
-            inputs["labels"] = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 39)), 3)
-        elif model_class is Wav2Vec2ForXVector:
-            inputs["labels"] = torch.tensor([1, 2])
-        elif model_class is Wav2Vec2ForPreTraining:
-            inputs["mask_time_indices"], inputs["sampled_negative_indices"] = pretraining_targets(config.num_negatives)
-        return inputs
+        return SPEC.build_example_inputs(config, model_class, labels=True)
 
 
 class TestWav2Vec2StableSuite(TestWav2Vec2ModelSuite):
@@ -460,8 +408,9 @@ def test_pretraining_losses_and_quantizer() -> None:
     torch.manual_seed(0)
     config = tiny_config()
     model = Wav2Vec2ForPreTraining(config).eval()
-    values, mask = audio_batch()
-    masked, negatives = pretraining_targets(config.num_negatives)
+    inputs = SPEC.build_example_inputs(config, Wav2Vec2ForPreTraining, labels=True)
+    values, mask = inputs["input_values"], inputs["attention_mask"]
+    masked, negatives = inputs["mask_time_indices"], inputs["sampled_negative_indices"]
     with torch.no_grad():
         plain = model(values, attention_mask=mask, mask_time_indices=masked)
         out = model(values, attention_mask=mask, mask_time_indices=masked, sampled_negative_indices=negatives)

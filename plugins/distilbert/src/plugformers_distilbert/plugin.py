@@ -29,4 +29,15 @@ def plugformers_register_families(register: Any) -> None:
         tokenizer=f"{_PKG}.tokenization_distilbert:DistilBertTokenizer",
         tokenizer_fast=f"{_PKG}.tokenization_distilbert_fast:DistilBertTokenizerFast",
         exports={"DistilBertPreTrainedModel": f"{_M}:DistilBertPreTrainedModel"},
+        modality="text",
+        tiny_config={
+            "vocab_size": 99,
+            "dim": 32,
+            "hidden_dim": 37,
+            "n_heads": 4,
+            "n_layers": 2,
+            "max_position_embeddings": 64,
+        },
+        example_inputs=f"{_PKG}.examples:example_inputs",
+        example_preprocessor=f"{_PKG}.examples:example_preprocessor",
     )

@@ -29,6 +29,32 @@ def plugformers_register_families(register: RegisterFamily) -> None:
             "MaskFormerForInstanceSegmentationOutput": f"{_MOD}:MaskFormerForInstanceSegmentationOutput",
             "MaskFormerModelOutput": f"{_MOD}:MaskFormerModelOutput",
         },
+        modality="image",
+        # A basic-block ResNet of four one-block stages as the backbone, a two-layer decoder of four queries.
+        tiny_config={
+            "backbone_config": {
+                "model_type": "resnet",
+                "embedding_size": 8,
+                "hidden_sizes": [8, 16, 16, 32],
+                "depths": [1, 1, 1, 1],
+                "layer_type": "basic",
+                "out_features": ["stage1", "stage2", "stage3", "stage4"],
+            },
+            "decoder_config": {
+                "model_type": "detr",
+                "d_model": 32,
+                "decoder_layers": 2,
+                "decoder_attention_heads": 2,
+                "decoder_ffn_dim": 64,
+                "num_queries": 4,
+                "dropout": 0.0,
+            },
+            "fpn_feature_size": 32,
+            "mask_feature_size": 32,
+            "num_labels": 3,
+        },
+        example_inputs=f"{_PKG}.examples:example_inputs",
+        example_preprocessor=f"{_PKG}.examples:example_preprocessor",
     )
     # MaskFormer's transformer decoder is configured by a DETR-layout config (model_type "detr"), nested in
     # config.json as "decoder_config"; registering the type lets it round-trip through AutoConfig.

@@ -6,15 +6,16 @@ from typing import Any
 
 from plugformers import hookimpl
 
-_M = "plugformers_resnet.modeling_resnet"
-_IP = "plugformers_resnet.image_processing_resnet"
+_PKG = "plugformers_resnet"
+_M = f"{_PKG}.modeling_resnet"
+_IP = f"{_PKG}.image_processing_resnet"
 
 
 @hookimpl
 def plugformers_register_families(register: Any) -> None:
     register(
         "resnet",
-        config="plugformers_resnet.configuration_resnet:ResNetConfig",
+        config=f"{_PKG}.configuration_resnet:ResNetConfig",
         models={
             "AutoModel": f"{_M}:ResNetModel",
             "AutoModelForImageClassification": f"{_M}:ResNetForImageClassification",
@@ -26,4 +27,8 @@ def plugformers_register_families(register: Any) -> None:
             # The name older ResNet checkpoints write as "feature_extractor_type"; same class.
             "ConvNextFeatureExtractor": f"{_IP}:ConvNextImageProcessor",
         },
+        modality="image",
+        tiny_config={"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 2], "num_labels": 3},
+        example_inputs=f"{_PKG}.examples:example_inputs",
+        example_preprocessor=f"{_PKG}.examples:example_preprocessor",
     )

@@ -27,4 +27,17 @@ def plugformers_register_families(register: Any) -> None:
             "ViTPreTrainedModel": f"{_M}:ViTPreTrainedModel",
             "ViTFeatureExtractor": f"{_P}:ViTFeatureExtractor",
         },
+        modality="image",
+        tiny_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 37,
+            "image_size": 32,
+            "patch_size": 8,
+            "encoder_stride": 8,
+            "num_labels": 3,
+        },
+        example_inputs=f"{_PKG}.examples:example_inputs",
+        example_preprocessor=f"{_PKG}.examples:example_preprocessor",
     )
