@@ -62,7 +62,12 @@ def vit_checkpoint(folder: Path, head: str = "ViTForImageClassification", **conf
 
 def maskformer_checkpoint(folder: Path) -> Path:
     """MaskFormer on a tiny ResNet; class logits scaled up so that random weights still give confident segments."""
-    from plugformers import MaskFormerConfig, MaskFormerForInstanceSegmentation, MaskFormerImageProcessor, ResNetConfig
+    from plugformers import (
+        MaskFormerConfig,
+        MaskFormerForInstanceSegmentation,
+        MaskFormerImageProcessor,
+        ResNetConfig,
+    )
 
     torch.manual_seed(0)
     backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], layer_type="basic",

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
 from pipeline_checkpoints import (
     NER_LABELS,
     NLI_LABELS,
@@ -25,6 +24,7 @@ from pipeline_checkpoints import (
     tone,
     vit_checkpoint,
 )
+
 from plugformers import pipeline
 
 transformers = pytest.importorskip("transformers")

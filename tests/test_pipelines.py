@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
 from pipeline_checkpoints import (
     NER_LABELS,
     NLI_LABELS,
@@ -28,6 +27,7 @@ from pipeline_checkpoints import (
     tone,
     vit_checkpoint,
 )
+
 from plugformers import pipeline
 from plugformers.pipelines import PIPELINES
 from plugformers.pipelines.base import PipelineItemError
@@ -98,9 +98,9 @@ def test_importing_plugformers_and_its_pipeline_stays_torch_free():
 
 def test_a_runtime_family_gets_its_tasks_without_a_host_edit(text_models):
     """The test family (registered at run time, its heads under the Auto classes) gets text-classification."""
-    from tinyfamily import TinyConfig, TinyForSequenceClassification
-
     from plugformers import AutoTokenizer
+
+    from tinyfamily import TinyConfig, TinyForSequenceClassification
 
     torch.manual_seed(0)
     model = TinyForSequenceClassification(TinyConfig(vocab_size=100, num_labels=2))

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from pipeline_checkpoints import text_checkpoint
 
 pytestmark = [

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pipeline_checkpoints import audio_classifier_checkpoint, photo, text_checkpoint, tone, vit_checkpoint
+
 from plugformers.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -110,8 +110,8 @@ class QuestionAnsweringPipeline(TextPipeline):
             null_score = min(null_score, float(p_start[0] * p_end[0]))
             scores = p_start[:, None] * p_end[None, :]
             length = scores.shape[0]
-            span = torch.ones(length, length, dtype=torch.bool).triu().tril(params["max_answer_len"] - 1)
-            valid = span & in_context[:, None] & in_context[None, :]
+            short = torch.ones(length, length, dtype=torch.bool).triu().tril(params["max_answer_len"] - 1)
+            valid = short & in_context[:, None] & in_context[None, :]
             flat = valid.flatten().nonzero().squeeze(1)
             order = scores.flatten()[flat].argsort(descending=True)
             offsets = row["offset_mapping"]
@@ -119,14 +119,14 @@ class QuestionAnsweringPipeline(TextPipeline):
             for index in flat[order].tolist():
                 if len(found) == top_k:
                     break
-                s, e = divmod(index, length)
+                first, last = divmod(index, length)
                 if params["align_to_words"]:  # tokens of one word give one span: keep its best score only
-                    span = (_word_chars(row, s)[0], _word_chars(row, e)[1])
+                    span = (_word_chars(row, first)[0], _word_chars(row, last)[1])
                 else:
-                    span = (int(offsets[s][0]), int(offsets[e][1]))
+                    span = (int(offsets[first][0]), int(offsets[last][1]))
                 if span not in found:
                     found.add(span)
-                    candidates.append((float(scores[s, e]), *span))
+                    candidates.append((float(scores[first, last]), *span))
         answers: list[dict[str, Any]] = []
         seen: set[tuple[int, int]] = set()
         for score, start, end in sorted(candidates, key=lambda c: -c[0]):

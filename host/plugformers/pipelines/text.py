@@ -66,7 +66,8 @@ class TextPipeline(Pipeline):
                 if not isinstance(value, str):
                     return [self._tokenize_one(t, None if pairs is None else p, options) for t, p in _zip(texts, pairs)]
         try:
-            return self._rows(self._call_tokenizer(list(texts), None if pairs is None else list(pairs), options), len(texts))
+            rows = self._rows(self._call_tokenizer(list(texts), None if pairs is None else list(pairs), options), len(texts))
+            return list[list[dict[str, Any]] | BaseException](rows)
         except Exception:  # find the input that broke the batch
             return [self._tokenize_one(t, None if pairs is None else p, options) for t, p in _zip(texts, pairs)]
 
@@ -101,7 +102,9 @@ class TextPipeline(Pipeline):
 
     def feature(self, row: dict[str, Any], **meta: Any) -> Feature:
         """A feature holding the model inputs of one tokenized row; the rest of the row goes to ``meta``."""
-        inputs = {k: row[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in row and self._takes(k)}
+        inputs: dict[str, Any] = {
+            k: row[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in row and self._takes(k)
+        }
         return Feature(inputs, len(row["input_ids"]), {**meta, "row": row})
 
     def _takes(self, name: str) -> bool:
