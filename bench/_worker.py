@@ -358,6 +358,18 @@ def task_gpu(args: dict[str, Any]) -> dict[str, Any]:
     return run_gpu_section(args)
 
 
+def task_pipeline_prepare(args: dict[str, Any]) -> dict[str, Any]:
+    from _pipelines import task_pipeline_prepare as prepare
+
+    return prepare(args)
+
+
+def task_pipeline(args: dict[str, Any]) -> dict[str, Any]:
+    from _pipelines import task_pipeline as measure
+
+    return measure(args)
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "prepare": task_prepare,
     "import": task_import,
@@ -366,6 +378,8 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "tokenizer": task_tokenizer,
     "image": task_image,
     "gpu": task_gpu,
+    "pipeline_prepare": task_pipeline_prepare,
+    "pipeline": task_pipeline,
 }
 
 
