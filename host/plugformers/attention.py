@@ -10,35 +10,17 @@ the name in ``config._attn_implementation`` at forward time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["additive_mask", "eager_attention", "get_attention_function", "sdpa_attention"]
+from plugformers.masking_utils import additive_mask
+from plugformers.plugins import get_registry
+
+__all__ = ["additive_mask", "available_attention_backends", "eager_attention", "get_attention_function", "sdpa_attention"]
 
 AttentionFunction = Callable[..., tuple[torch.Tensor, "torch.Tensor | None"]]
-
-#: Set while a padding-free (packed) batch runs (:mod:`plugformers.pipelines.packing`): it wraps the backend a
-#: layer looks up so that attention stays within each packed sequence. Per thread and per call, never global.
-PACKED_ATTENTION: ContextVar[Callable[[AttentionFunction], AttentionFunction] | None] = ContextVar(
-    "plugformers_packed_attention", default=None
-)
-
-
-def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Turn a ``(batch, k_len)`` 1/0 padding mask into a ``(batch, 1, 1, k_len)`` additive float mask.
-
-    Kept positions get 0 and masked ones the most negative value of ``dtype``; built with tensor ops only,
-    so it needs no host-device synchronisation and works under ``torch.compile``.
-    """
-    if mask.dim() != 2:
-        raise ValueError(f"Expected a (batch, seq_len) attention mask, got shape {tuple(mask.shape)}.")
-    keep = mask[:, None, None, :].to(torch.bool)
-    zeros = torch.zeros((), dtype=dtype, device=mask.device)
-    neg = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=mask.device)
-    return torch.where(keep, zeros, neg)
 
 
 def eager_attention(
@@ -105,35 +87,15 @@ def sdpa_attention(
     return output, None
 
 
-# Built-ins are resolved up front so that torch.compile(fullgraph=True) never traces a registry lookup.
-_BUILTINS: dict[str, AttentionFunction] = {"eager": eager_attention, "sdpa": sdpa_attention}
-_CACHE: dict[str, AttentionFunction] = dict(_BUILTINS)
-
-
-def _forget(name: str | None = None) -> None:
-    """Drop cached lookups (all, or one name that a plugin just overrode); built-ins stay resolvable."""
-    if name is None:
-        _CACHE.clear()
-        _CACHE.update(_BUILTINS)
-    else:
-        _CACHE.pop(name, None)
-
-
 def get_attention_function(name: str | None) -> AttentionFunction:
-    """The backend registered under ``name`` (``None`` means ``"sdpa"``)."""
-    name = name or "sdpa"
-    fn = _CACHE.get(name)
-    if fn is None:
-        from plugformers.plugins import get_registry
+    """The backend registered under ``name`` (``None`` means ``"sdpa"``).
 
-        fn = get_registry().attention_function(name)
-        _CACHE[name] = fn
-    wrap = PACKED_ATTENTION.get()
-    return fn if wrap is None else wrap(fn)
+    The plugin registry resolves each name once and keeps the function (a plugin that overrides a name replaces
+    it there), so a lookup in ``forward`` is a dictionary read that ``torch.compile`` traces through.
+    """
+    return get_registry().attention_function(name or "sdpa")
 
 
 def available_attention_backends() -> list[str]:
     """Names of every registered backend (built-in and from plugins)."""
-    from plugformers.plugins import get_registry
-
     return sorted(get_registry().attention_names())

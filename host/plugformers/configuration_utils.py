@@ -23,8 +23,16 @@ __all__ = ["CONFIG_NAME", "ConfigError", "PretrainedConfig"]
 logger = get_logger(__name__)
 
 VERSION_KEY = "plugformers_version"
-# Keys the reference library writes that carry no model information for us.
-_DROPPED_ON_LOAD = ("transformers_version", VERSION_KEY, "_commit_hash", "_attn_implementation_autoset")
+# Keys the reference library writes that carry no model information for us. The private attention-backend keys
+# some files carry are ignored too, as the reference ignores them: ``attn_implementation=`` picks the backend.
+_DROPPED_ON_LOAD = (
+    "transformers_version",
+    VERSION_KEY,
+    "_commit_hash",
+    "_attn_implementation_autoset",
+    "_attn_implementation",
+    "_attn_implementation_internal",
+)
 # The on/off switches every config has, with the value a JSON null stands for.
 _BOOL_DEFAULTS = {"output_hidden_states": False, "output_attentions": False, "return_dict": True, "is_encoder_decoder": False}
 _BOOL_FIELDS = tuple(_BOOL_DEFAULTS)

@@ -1,28 +1,42 @@
 """The opt-in inference fast path that the model families share.
 
-Imported by the families' modeling modules only (it imports torch), never by ``import plugformers``.
+Imported by the modeling modules only (it imports torch), never by ``import plugformers``.
 
-A module that supports it sets ``supports_fast_path = True`` and sends its hot layers through
-:func:`linear` (one layer, optionally with its activation fused), :func:`fused_linear` (several layers that
-read the same input, such as q/k/v, as one matmul) and :func:`conv_bn` (a convolution and the batch norm after
-it). Until a model calls :meth:`~plugformers.modeling_utils.PreTrainedModel.enable_fast_path`, these are the
-plain layers.
+:meth:`~plugformers.modeling_utils.PreTrainedModel.enable_fast_path` is a pass over the module tree, in the
+spirit of timm's ``reparameterize_model``: every module that declares a ``fast_path_plan`` (a tuple of the steps
+below, a class attribute) has the children it names turned into their fast forms, and
+:meth:`~plugformers.modeling_utils.PreTrainedModel.disable_fast_path` turns them back. The modules' ``forward``
+stays plain PyTorch. The steps:
 
-Once enabled, each module keeps *derived* copies of its weights: the q|k|v weights concatenated, and on x86 CPUs
-with AVX-512 in float32 oneDNN's pre-packed (blocked) layout, which its linear kernel reads faster than a plain
-matrix and which can carry a fused GELU or ReLU (see :func:`onednn_preferred`); for convolutions, the weight with
-the batch norm's inference-time scale folded in, in channels-last layout (oneDNN's and cuDNN's preferred one),
-and the norm's shift as a bias. The copies are rebuilt whenever a source weight changes (a training step,
-``load_state_dict``, ``.to()``), are never part of the state dict, and are skipped whenever a gradient is
-needed, under autocast, while the model is being compiled or traced, and for weights made under
-``torch.inference_mode()`` (which have no version counter to watch), so the fast path never returns stale
-numbers and never changes what is saved. Results agree with the plain path to float32 rounding.
+- :class:`PackLinear` turns an ``nn.Linear`` into a :class:`FastLinear`, with the activation that follows it
+  fused into the matmul when it is an exact GELU or a ReLU;
+- :class:`FoldBatchNorm` turns an ``nn.Conv2d`` and the ``nn.BatchNorm2d`` after it into a :class:`FoldedConv2d`
+  that does both and a :class:`FoldedBatchNorm2d` that passes its input on;
+- :class:`FuseQKV` makes a :class:`~plugformers.modeling_layers.MultiHeadAttention` compute q, k and v as one matmul
+  and packs its output projection.
+
+A fast form is the same module object with another class (a subclass of the plain one), so it keeps its
+parameters, buffers and hooks: the state dict and the saved files do not change.
+
+Fast modules read *derived* copies of their weights: the q|k|v weights concatenated, and on x86 CPUs with AVX-512
+in float32 oneDNN's pre-packed (blocked) layout, which its linear kernel reads faster than a plain matrix and which
+can carry a fused GELU or ReLU (see :func:`onednn_preferred`); for convolutions, the weight with the batch norm's
+inference-time scale folded in, in channels-last layout (oneDNN's and cuDNN's preferred one), and the norm's shift
+as a bias. The copies are rebuilt whenever a source weight changes (a training step, ``load_state_dict``,
+``.to()``), are never part of the state dict, and are skipped whenever a gradient is needed, under autocast, while
+the model is being compiled or traced, and for weights made under ``torch.inference_mode()`` (which have no version
+counter to watch): the module then computes the plain way, so the fast path never returns stale numbers. Results
+agree with the plain path to float32 rounding.
+
+The engine underneath is also usable on its own: :func:`linear`, :func:`fused_linear` and :func:`conv_bn` take
+the module that owns the derived weights (turned on with :func:`enable`) and the layers to run.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -30,8 +44,9 @@ from torch import nn
 from plugformers.utils.env import env_switch
 
 __all__ = [
-    "FUSABLE_ACTIVATIONS", "conv_bn", "disable", "enable", "fused_linear", "is_enabled", "linear", "onednn_available",
-    "onednn_preferred", "reset",
+    "FUSABLE_ACTIVATIONS", "FastLinear", "FastPathStep", "FoldBatchNorm", "FoldedBatchNorm2d", "FoldedConv2d", "FuseQKV",
+    "PackLinear", "apply_plans", "conv_bn", "covered_layers", "disable", "enable", "fused_linear", "is_enabled", "linear",
+    "onednn_available", "onednn_preferred", "remove_plans", "reset",
 ]
 
 # Activations that the fast path applies inside the matmul kernel (exact GELU, not the tanh approximation).
@@ -126,7 +141,10 @@ def linear(owner: nn.Module, x: torch.Tensor, layer: nn.Linear, activation: str 
     out = _fast(owner, x, (layer,), activation)
     if out is not None:
         return out
-    out = layer(x)
+    return _activate(layer(x), activation)
+
+
+def _activate(out: torch.Tensor, activation: str | None) -> torch.Tensor:
     if activation == "gelu":
         return nn.functional.gelu(out)
     return torch.relu(out) if activation == "relu" else out
@@ -188,10 +206,7 @@ def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], acti
             return None  # e.g. bfloat16 activations with float32 weights: left to the plain path
         attr, algorithm = (activation, "none" if activation == "gelu" else "") if activation else ("none", "")
         return torch.ops.mkldnn._linear_pointwise(x, entry.packed, entry.bias, attr, [], algorithm)
-    out = torch.nn.functional.linear(x, entry.weight, entry.bias)
-    if activation == "gelu":
-        return torch.nn.functional.gelu(out)
-    return torch.relu(out) if activation == "relu" else out
+    return _activate(torch.nn.functional.linear(x, entry.weight, entry.bias), activation)
 
 
 def _fast_conv(owner: nn.Module, x: torch.Tensor, conv: nn.Conv2d, norm: nn.BatchNorm2d | None) -> Any:
@@ -261,3 +276,218 @@ def _build_conv(conv: nn.Conv2d, norm: nn.BatchNorm2d | None) -> tuple[Any, Any,
         weight = (weight.to(dtype) * scale[:, None, None, None]).to(weight.dtype)
         bias = shift.to(weight.dtype)
     return weight.contiguous(memory_format=torch.channels_last), bias, None
+
+
+# ----- the pass over the module tree: fast forms of modules, and the steps that make them ------------------------
+
+
+def _become(module: nn.Module, cls: type[nn.Module]) -> None:
+    """Give ``module`` the class ``cls`` (a subclass of its own), remembering the plain one."""
+    module.__dict__.setdefault("_plain_class", type(module))
+    module.__class__ = cls
+
+
+def _unbecome(module: nn.Module) -> None:
+    plain = module.__dict__.pop("_plain_class", None)
+    if plain is not None:
+        module.__class__ = plain
+
+
+class FastLinear(nn.Linear):
+    """An ``nn.Linear`` on the fast path: reads derived (possibly oneDNN-packed) weights, and applies
+    ``fused_activation`` (``"gelu"``, ``"relu"`` or None) inside the matmul; plain math where the fast path steps aside.
+    """
+
+    fused_activation: str | None
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        out = _fast(self, input, (self,), self.fused_activation)
+        if out is not None:
+            return out
+        return _activate(super().forward(input), self.fused_activation)
+
+
+class FusedActivation(nn.Module):
+    """Stands in for an activation that a :class:`FastLinear` before it applies; passes its input on."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return input
+
+
+class FoldedBatchNorm2d(nn.BatchNorm2d):
+    """A batch norm whose work the :class:`FoldedConv2d` before it does; passes its input on (same buffers)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return input
+
+
+class FoldedConv2d(nn.Conv2d):
+    """A convolution with the batch norm after it (``folded_norm``) folded into its weight and bias, on
+    channels-last tensors; where folding does not apply (batch statistics, gradients, ...) it runs the convolution
+    and then the norm's own math."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        norm: nn.BatchNorm2d = self.__dict__["folded_norm"]
+        out = _fast_conv(self, input, self, norm)
+        if out is not None:
+            return out
+        return nn.BatchNorm2d.forward(norm, super().forward(input))
+
+
+class FastPathStep:
+    """One step of a module's ``fast_path_plan``: what :meth:`apply` turns into its fast form, :meth:`undo` back."""
+
+    def apply(self, module: nn.Module) -> None:
+        raise NotImplementedError
+
+    def undo(self, module: nn.Module) -> None:
+        raise NotImplementedError
+
+
+# Activations the fast path can apply inside a matmul, by the module that computes them in the plain model.
+def _fusable_activation(module: nn.Module | None) -> str | None:
+    if type(module) is nn.GELU and module.approximate == "none":
+        return "gelu"
+    return "relu" if type(module) is nn.ReLU else None
+
+
+@dataclass(frozen=True)
+class PackLinear(FastPathStep):
+    """The ``nn.Linear`` child named ``layer`` becomes a :class:`FastLinear`; the child named ``activation``, when it
+    is applied right after that layer and is an exact GELU or a ReLU, moves into its matmul."""
+
+    layer: str
+    activation: str | None = None
+
+    def apply(self, module: nn.Module) -> None:
+        linear = module.get_submodule(self.layer)
+        if type(linear) is not nn.Linear:
+            return  # already fast, or a layer of another kind (e.g. an adapter's): left as it is
+        act = module.get_submodule(self.activation) if self.activation is not None else None
+        fused = _fusable_activation(act)
+        linear.__dict__["fused_activation"] = fused
+        _become(linear, FastLinear)
+        enable(linear)
+        if fused is not None:
+            assert act is not None
+            _become(act, FusedActivation)
+
+    def undo(self, module: nn.Module) -> None:
+        linear = module.get_submodule(self.layer)
+        if isinstance(linear, FastLinear):
+            disable(linear)
+            _unbecome(linear)
+            del linear.fused_activation
+        if self.activation is not None:
+            _unbecome(module.get_submodule(self.activation))
+
+
+@dataclass(frozen=True)
+class FoldBatchNorm(FastPathStep):
+    """The ``nn.Conv2d`` child ``conv`` and the ``nn.BatchNorm2d`` child ``norm`` applied right after it become a
+    :class:`FoldedConv2d` and a :class:`FoldedBatchNorm2d`."""
+
+    conv: str
+    norm: str
+
+    def apply(self, module: nn.Module) -> None:
+        conv, norm = module.get_submodule(self.conv), module.get_submodule(self.norm)
+        if type(conv) is not nn.Conv2d or type(norm) is not nn.BatchNorm2d:
+            return
+        conv.__dict__["folded_norm"] = norm  # not a child: the norm stays where the checkpoint has it
+        _become(conv, FoldedConv2d)
+        _become(norm, FoldedBatchNorm2d)
+        enable(conv)
+
+    def undo(self, module: nn.Module) -> None:
+        conv = module.get_submodule(self.conv)
+        if isinstance(conv, FoldedConv2d):
+            disable(conv)
+            del conv.__dict__["folded_norm"]
+            _unbecome(conv)
+        _unbecome(module.get_submodule(self.norm))
+
+
+def _fused_project_qkv(
+    module: Any,
+    hidden_states: torch.Tensor,
+    query_states: torch.Tensor | None = None,
+    key_states: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What :class:`FuseQKV` puts in place of ``MultiHeadAttention.project_qkv``: one matmul for self-attention."""
+    if query_states is None and key_states is None:
+        layers = (module.projection("query"), module.projection("key"), module.projection("value"))
+        qkv = _fast(module, hidden_states, layers, None)
+        if qkv is not None:
+            batch, length, _ = hidden_states.shape
+            # (batch, length, 3 * heads * head_dim) -> 3 x (batch, heads, length, head_dim)
+            q, k, v = qkv.view(batch, length, 3, module.num_heads, module.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            return q, k, v
+    return type(module).project_qkv(module, hidden_states, query_states, key_states)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class FuseQKV(FastPathStep):
+    """A :class:`~plugformers.modeling_layers.MultiHeadAttention` computes q, k and v of self-attention as one
+    matmul over the concatenated weights, and its output projection becomes a :class:`FastLinear`."""
+
+    def apply(self, module: nn.Module) -> None:
+        attention: Any = module
+        if "project_qkv" not in module.__dict__:
+            enable(module)
+            module.__dict__["project_qkv"] = functools.partial(_fused_project_qkv, module)
+        PackLinear(attention.projections["output"]).apply(module)
+
+    def undo(self, module: nn.Module) -> None:
+        attention: Any = module
+        if module.__dict__.pop("project_qkv", None) is not None:
+            disable(module)
+        PackLinear(attention.projections["output"]).undo(module)
+
+
+class FastPathModule(Protocol):
+    """What a module declares to take part: the steps that give it its fast form."""
+
+    fast_path_plan: ClassVar[tuple[FastPathStep, ...]]
+
+
+def _plan(module: nn.Module) -> tuple[FastPathStep, ...]:
+    return getattr(type(module), "fast_path_plan", ())
+
+
+def apply_plans(model: nn.Module) -> int:
+    """Give every module under ``model`` that declares a ``fast_path_plan`` its fast form; returns how many did."""
+    owners = [module for module in model.modules() if _plan(module)]
+    for module in owners:
+        for step in _plan(module):
+            step.apply(module)
+    return len(owners)
+
+
+def remove_plans(model: nn.Module) -> None:
+    """Turn every fast form under ``model`` back into the plain module, freeing the derived weights."""
+    for module in list(model.modules()):
+        for step in _plan(module):
+            step.undo(module)
+
+
+def covered_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, layer)`` of every linear or convolution layer under ``model`` that now runs in its fast form."""
+    covered: list[tuple[str, nn.Module]] = []
+    for name, module in model.named_modules():
+        if isinstance(module, (FastLinear, FoldedConv2d)):
+            covered.append((name, module))
+        elif "project_qkv" in module.__dict__:  # FuseQKV
+            attention: Any = module
+            covered += [(f"{name}.{attention.projections[r]}", attention.projection(r)) for r in ("query", "key", "value")]
+        elif is_enabled(module) and getattr(type(module), "supports_fast_path", False):  # TRANSITIONAL
+            covered += [(f"{name}.{n}", c) for n, c in module.named_children() if isinstance(c, (nn.Linear, nn.Conv2d))]
+    return covered
+
+
+def refresh(module: nn.Module) -> None:
+    """After ``module`` replaced layers (e.g. pruned heads): drop stale derived weights, give new layers their fast form."""
+    if is_enabled(module) or any(is_enabled(child) for child in module.children()):
+        reset(module)
+        for step in _plan(module):
+            step.apply(module)

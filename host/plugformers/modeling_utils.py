@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 from plugformers.configuration_utils import PretrainedConfig
+from plugformers.modeling_layers import MultiHeadAttention
+from plugformers.output_capturing import Record, install_first_token_layer, install_recorders
 from plugformers.utils.hub import (
     HubOptions,
     PlugformersFileNotFoundError,
@@ -177,8 +179,28 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
     base_model_prefix: ClassVar[str] = ""
     main_input_name: ClassVar[str] = "input_ids"
     _no_split_modules: ClassVar[list[str] | None] = None
+
+    # ----- what the class supports: declared here, read by the host and the shared test suite --------------
+    #: Attention through ``torch.nn.functional.scaled_dot_product_attention`` (``attn_implementation="sdpa"``).
     _supports_sdpa: ClassVar[bool] = False
+    #: ``gradient_checkpointing_enable()`` (its layers are ``GradientCheckpointingLayer`` s).
     supports_gradient_checkpointing: ClassVar[bool] = False
+    #: ``torch.compile(model, fullgraph=True)`` traces the default forward without a graph break.
+    supports_compile_fullgraph: ClassVar[bool] = False
+    #: ``torch.export.export(model, ...)`` exports the default forward.
+    supports_export: ClassVar[bool] = False
+    #: ``prune_heads()`` (its attention modules are ``MultiHeadAttention`` s, one per layer).
+    supports_head_pruning: ClassVar[bool] = False
+    #: ``enable_fast_path()`` (some submodule declares a ``fast_path_plan``, see :mod:`plugformers.fast_path`).
+    supports_fast_path: ClassVar[bool] = False
+
+    # ----- how forward's outputs are assembled (see plugformers.output_capturing.model_forward) ----------
+    #: Output field -> the submodules whose outputs fill it when ``output_hidden_states`` / ``output_attentions``
+    #: ask for them; set on the base model class.
+    recorded_outputs: ClassVar[dict[str, Record]] = {}
+    #: A head that reads only the first position of its encoder's output: the last layer computes that one alone.
+    first_token_only: ClassVar[bool] = False
+
     #: Regexes of checkpoint keys that may be missing / unexpected without a warning.
     _keys_to_ignore_on_load_missing: ClassVar[list[str] | None] = None
     _keys_to_ignore_on_load_unexpected: ClassVar[list[str] | None] = None
@@ -204,14 +226,26 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
 
     def post_init(self) -> None:
         """Run at the end of ``__init__``: initialise every submodule and tie weights."""
+        pruned = getattr(self.config, "pruned_heads", None)
+        if pruned and self.supports_head_pruning and self.base_model is self:
+            # A checkpoint saved after prune_heads records the pruned heads: build the same smaller layers.
+            self._prune_attention_heads({int(layer): list(heads) for layer, heads in pruned.items()})
         if not _init_skipped():
             self.apply(self._init_weights)
         self.tie_weights()
-        for module in self.modules():
+        if self.recorded_outputs:
+            install_recorders(self, self.recorded_outputs)
+        if self.first_token_only:
+            install_first_token_layer(self)
+        for module in self.modules():  # TRANSITIONAL: stacks not yet on GradientCheckpointingLayer
             if hasattr(module, "gradient_checkpointing") and not hasattr(module, "_gradient_checkpointing_func"):
                 module._gradient_checkpointing_func = functools.partial(  # type: ignore[assignment]
                     torch.utils.checkpoint.checkpoint, use_reentrant=False
                 )
+        if self.supports_gradient_checkpointing and getattr(self.config, "gradient_checkpointing", False):
+            # The switch older config.json files carry: honoured once and dropped, as the reference does.
+            self.gradient_checkpointing_enable()
+            del self.config.gradient_checkpointing
 
     def init_weights(self) -> None:
         """Re-initialise every weight (and prune heads the config lists)."""
@@ -371,12 +405,22 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             pruned[layer] = union
             if new_heads:
                 todo[layer] = new_heads
-        base = self.base_model
-        prune = getattr(base, "_prune_heads", None)
-        if prune is None:
+        if not self.supports_head_pruning:
             raise NotImplementedError(f"{type(self).__name__} does not support head pruning.")
-        prune(todo)
+        legacy = getattr(self.base_model, "_prune_heads", None)  # TRANSITIONAL: families not yet on MultiHeadAttention
+        if legacy is not None:
+            legacy(todo)
+        else:
+            self._prune_attention_heads(todo)
         self.config.pruned_heads = pruned
+
+    def _prune_attention_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
+        """Prune ``{layer: [heads]}`` in the base model's attention modules (the n-th one is layer n's)."""
+        attentions = [m for m in self.base_model.modules() if isinstance(m, MultiHeadAttention)]
+        for layer, heads in heads_to_prune.items():
+            if not 0 <= layer < len(attentions):
+                raise ValueError(f"Cannot prune heads of layer {layer}: the model has layers 0..{len(attentions) - 1}.")
+            attentions[layer].prune_heads(heads)
 
     # ----- gradient checkpointing ------------------------------------------------------------------------
 
@@ -387,7 +431,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
         fn = functools.partial(torch.utils.checkpoint.checkpoint, **kwargs)
         for module in self.modules():
-            if hasattr(module, "gradient_checkpointing"):
+            if hasattr(module, "gradient_checkpointing"):  # TRANSITIONAL: isinstance(GradientCheckpointingLayer)
                 module._gradient_checkpointing_func = fn  # type: ignore[assignment]
                 module.gradient_checkpointing = True  # type: ignore[assignment]
 
@@ -402,18 +446,14 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
 
     # ----- opt-in inference fast path (see plugformers.fast_path) ---------------------------------------
 
-    @property
-    def supports_fast_path(self) -> bool:
-        """Whether any submodule of this model routes its hot layers through :mod:`plugformers.fast_path`."""
-        return any(getattr(m, "supports_fast_path", False) for m in self.modules() if m is not self)
-
     def enable_fast_path(self: M) -> M:
         """Opt into the inference fast path. Returns ``self``.
 
-        Transformer families get fused q/k/v projections and, on x86 CPUs with AVX-512 in float32, oneDNN
-        pre-packed weights with the activation fused into the matmul (elsewhere plain weights; see
-        :func:`plugformers.fast_path.onednn_preferred`); convolutional ones get batch norms folded into the
-        convolutions before them, in channels-last layout (their feature maps come out channels-last).
+        A pass over the module tree gives every module that declares a ``fast_path_plan`` its fast form (see
+        :mod:`plugformers.fast_path`): transformer families get fused q/k/v projections and, on x86 CPUs with
+        AVX-512 in float32, oneDNN pre-packed weights with the activation fused into the matmul (elsewhere plain
+        weights; see :func:`plugformers.fast_path.onednn_preferred`); convolutional ones get batch norms folded into
+        the convolutions before them, in channels-last layout (their feature maps come out channels-last).
         Outputs agree with the plain path to float32 rounding; the state dict and saved files do not change.
         The fast path steps aside while gradients are needed, under autocast, under ``torch.compile`` or
         ``torch.jit.trace``, and for weights made under ``torch.inference_mode()``; it follows weight updates
@@ -422,20 +462,22 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         """
         from plugformers import fast_path
 
-        owners = [m for m in self.modules() if getattr(m, "supports_fast_path", False)]
-        if not owners:
-            raise NotImplementedError(
-                f"{type(self).__name__} has no fast path (no module of it supports one); it runs as it is."
-            )
-        for module in owners:
+        # TRANSITIONAL: modules of families not yet on fast_path_plan route their layers through fast_path.linear.
+        legacy = [m for m in self.modules() if getattr(type(m), "supports_fast_path", False) and not isinstance(m, PreTrainedModel)]
+        for module in legacy:
             fast_path.enable(module)
+        if not self.supports_fast_path or not (fast_path.apply_plans(self) or legacy):
+            raise NotImplementedError(
+                f"{type(self).__name__} has no fast path (no module of it declares one); it runs as it is."
+            )
         return self
 
     def disable_fast_path(self: M) -> M:
         """Back to the plain path, freeing the derived weights. Returns ``self``."""
         from plugformers import fast_path
 
-        for module in self.modules():
+        fast_path.remove_plans(self)
+        for module in self.modules():  # TRANSITIONAL
             fast_path.disable(module)
         return self
 

@@ -481,12 +481,8 @@ class Registry:
                     )
                 if existing is not None and existing[1] != info.name:
                     self._replaced.setdefault(("attention", name), existing)
-                self._attention[name] = (function, info.name)
+                self._attention[name] = (function, info.name)  # replaces any function resolved under the name
                 info.attention.append(name)
-                if existing is not None and existing[1] != info.name:
-                    from plugformers import attention
-
-                    attention._forget(name)
 
             staged.append(commit)
 
@@ -548,9 +544,6 @@ class Registry:
                         del self._attention[backend]
                     else:
                         self._attention[backend] = previous
-                    from plugformers import attention
-
-                    attention._forget(backend)
             self.overrides = [line for line in self.overrides if repr(name) not in line]
 
     # ----- mutation (plugins and runtime registration share these) ---------------------------------------
@@ -799,13 +792,14 @@ class Registry:
         return spec.tasks_of(name)
 
     def attention_function(self, name: str) -> Callable[..., Any]:
+        """The backend function registered under ``name``, imported on first use and kept resolved from then on."""
         self.ensure_loaded()
         entry = self._attention.get(name)
         if entry is None:
             raise ValueError(f"Unknown attention implementation {name!r}; available: {sorted(self._attention)}.")
-        fn = import_object(entry[0])
-        self._attention[name] = (fn, entry[1])
-        return fn  # type: ignore[no-any-return]
+        if isinstance(entry[0], str):
+            entry = self._attention[name] = (import_object(entry[0]), entry[1])
+        return entry[0]  # type: ignore[no-any-return]
 
     def attention_names(self) -> list[str]:
         self.ensure_loaded()
@@ -877,7 +871,4 @@ def reset_registry(plugin_manager: pluggy.PluginManager | None = None) -> Regist
     with _GLOBAL_LOCK:
         _PM = plugin_manager
         _REGISTRY = Registry(plugin_manager)
-    from plugformers import attention
-
-    attention._forget()
     return _REGISTRY

@@ -3,7 +3,9 @@
 A family's test class inherits :class:`ModelTesterMixin`, lists ``all_model_classes`` and implements
 ``get_config()`` (a tiny config) and ``prepare_inputs(config, model_class)``; pytest then runs every
 ``test_*`` below for it: forward, backward, save/load, loading between base and head checkpoints,
-tuple outputs, attention backends, dtypes, ``torch.compile`` and the Auto classes.
+tuple outputs, attention backends, dtypes, ``torch.compile``, ``torch.export`` and the Auto classes. What a
+class declares it supports (``supports_compile_fullgraph``, ``supports_export``, ``supports_fast_path``, ...)
+decides which of them apply.
 """
 
 from __future__ import annotations
@@ -224,9 +226,10 @@ class ModelTesterMixin:
             assert type(loaded) is cls
 
     def test_torch_compile_fullgraph_matches_eager(self) -> None:
-        if not self.test_compile:
-            pytest.skip("compile test disabled for this family")
         base_cls = self._base_class()
+        if not self.test_compile or not base_cls.supports_compile_fullgraph:
+            pytest.skip("compile test disabled for this family" if base_cls.supports_compile_fullgraph else
+                        f"{base_cls.__name__} does not declare supports_compile_fullgraph")
         model, inputs = self._build(base_cls)
         inputs = self._without_labels(inputs)
         with torch.no_grad():
@@ -235,11 +238,21 @@ class ModelTesterMixin:
             got = compiled(**inputs)
         assert_close_outputs(expected, got, atol=self.compile_atol, rtol=self.compile_atol)
 
+    def test_torch_export_matches_eager(self) -> None:
+        base_cls = self._base_class()
+        if not base_cls.supports_export:
+            pytest.skip(f"{base_cls.__name__} does not declare supports_export")
+        model, inputs = self._build(base_cls)
+        inputs = self._without_labels(inputs)
+        exported = torch.export.export(model, args=(), kwargs=inputs)
+        with torch.no_grad():
+            assert_close_outputs(model(**inputs), exported.module()(**inputs), atol=1e-5, rtol=1e-5)
+
     # ----- the opt-in fast path (families whose modules support it) ------------------------------------
 
     def _fast_path_model(self, cls: type[PreTrainedModel]) -> tuple[PreTrainedModel, dict[str, Any]]:
         model, inputs = self._build(cls)
-        if not model.supports_fast_path:
+        if not cls.supports_fast_path:
             with pytest.raises(NotImplementedError, match="no fast path"):
                 model.enable_fast_path()
             pytest.skip(f"{cls.__name__} has no fast path")
@@ -308,10 +321,7 @@ class ModelTesterMixin:
             ).sum()
             loss.backward()
             # Gradients must reach the real weights of every layer the fast path covers.
-            covered = [
-                (name, layer) for owner in model.modules() if getattr(owner, "supports_fast_path", False)
-                for name, layer in owner.named_children() if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d))
-            ]
+            covered = fast_path.covered_layers(model)
             assert covered
             missing = [name for name, layer in covered if layer.weight.grad is None]
             assert not missing, f"{cls.__name__}: no gradient reached {missing}"

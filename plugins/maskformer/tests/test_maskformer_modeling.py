@@ -212,7 +212,8 @@ def test_config_defaults_to_resnet50_with_four_stages() -> None:
 
 
 def test_config_round_trips_with_nested_configs(tmp_path: Any) -> None:
-    config = tiny_config(num_queries=7)
+    config = tiny_config()
+    config.decoder_config.num_queries = 7
     config.save_pretrained(tmp_path)
     loaded = MaskFormerConfig.from_pretrained(tmp_path)
     assert loaded.decoder_config.num_queries == 7
@@ -238,9 +239,11 @@ def test_nested_config_override_given_as_a_dict_updates_that_config(tmp_path: An
     MaskFormerForInstanceSegmentation(loaded)  # builds
 
 
-def test_backbone_and_backbone_config_together_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="not both"):
-        MaskFormerConfig(backbone="microsoft/resnet-50", backbone_config=ResNetConfig())
+def test_backbone_next_to_backbone_config_is_ignored() -> None:
+    # As in the reference: backbone_config decides, and the checkpoint name is neither read nor saved.
+    config = MaskFormerConfig(backbone="microsoft/resnet-50", use_pretrained_backbone=True, backbone_config=ResNetConfig())
+    assert config.backbone_config.depths == [3, 4, 6, 3] and config._pretrained_backbone is None
+    assert "backbone" not in config.to_diff_dict()
 
 
 def test_unknown_backbone_type_is_named() -> None:

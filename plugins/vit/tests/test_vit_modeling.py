@@ -407,8 +407,11 @@ def test_classifier_first_token_shortcut_gives_the_full_computation() -> None:
     # The head computes only [CLS] in the last layer unless hidden states or attentions are asked for.
     torch.manual_seed(0)
     model = ViTForImageClassification(tiny_config()).eval()
+    assert ViTForImageClassification.first_token_only and not ViTForMaskedImageModeling.first_token_only
     x, mask = pixels(), torch.ones(2, 17, dtype=torch.long)
     mask[1, 5:] = 0
+    positions: list[int] = []
+    model.vit.layers[-1].register_forward_hook(lambda module, args, out: positions.append(out.shape[1]))
     with torch.no_grad():
         for fast in (False, True):
             if fast:
@@ -417,5 +420,5 @@ def test_classifier_first_token_shortcut_gives_the_full_computation() -> None:
                 short = model(x, **kwargs).logits
                 full = model(x, output_hidden_states=True, **kwargs).logits
                 torch.testing.assert_close(short, full, atol=1e-6, rtol=1e-6)
-        base = model.vit(x, first_token_only=True)
-    assert base.last_hidden_state.shape[1] == 1
+        model.vit(x)  # the base model on its own computes every position
+    assert positions == [1, 17] * 6 + [17]

@@ -8,14 +8,13 @@ reference's, so checkpoints are interchangeable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 from torch import nn
 
-from plugformers import fast_path
-from plugformers.attention import additive_mask, get_attention_function
+from plugformers.activations import get_activation
+from plugformers.fast_path import PackLinear
+from plugformers.masking_utils import prepare_attention_mask, prepare_head_mask
+from plugformers.modeling_layers import GradientCheckpointingLayer, MultiHeadAttention
 from plugformers.modeling_outputs import (
     BaseModelOutput,
     MaskedLMOutput,
@@ -25,10 +24,8 @@ from plugformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
-from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
-from plugformers.utils.logging import get_logger
+from plugformers.output_capturing import Record, model_forward
 
-from .activations_distilbert import distilbert_activation
 from .configuration_distilbert import DistilBertConfig
 
 __all__ = [
@@ -40,9 +37,6 @@ __all__ = [
     "DistilBertModel",
     "DistilBertPreTrainedModel",
 ]
-
-logger = get_logger(__name__)
-
 
 def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:
     """The fixed ``(n_pos, dim)`` position table: sin on even columns, cos on odd ones.
@@ -109,99 +103,25 @@ def _check_token_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(f"Token id {bad} is out of range for the vocabulary of size {vocab_size} (ids must be in [0, {vocab_size})).")
 
 
-class DistilBertSelfAttention(nn.Module):
-    """Multi-head self-attention with separate q/k/v projections (``q_lin``, ``k_lin``, ``v_lin``, ``out_lin``).
+class DistilBertSelfAttention(MultiHeadAttention):
+    """Multi-head self-attention (``q_lin``, ``k_lin``, ``v_lin``, ``out_lin``)."""
 
-    With the model's fast path on, q, k and v come from one matmul (see :mod:`plugformers.fast_path`).
-    """
-
-    supports_fast_path = True
+    projections = {"query": "q_lin", "key": "k_lin", "value": "v_lin", "output": "out_lin"}
 
     def __init__(self, config: DistilBertConfig) -> None:
-        super().__init__()
-        if config.dim % config.n_heads != 0:
-            raise ValueError(f"config.n_heads ({config.n_heads}) must divide config.dim ({config.dim}) evenly.")
-        self.config = config
-        self.n_heads = config.n_heads
-        self.dim = config.dim
-        self.attention_head_size = config.dim // config.n_heads
-        self.scaling = self.attention_head_size**-0.5
-        self.q_lin = nn.Linear(config.dim, config.dim)
-        self.k_lin = nn.Linear(config.dim, config.dim)
-        self.v_lin = nn.Linear(config.dim, config.dim)
-        self.out_lin = nn.Linear(config.dim, config.dim)
-        self.dropout = nn.Dropout(config.attention_dropout)
-        self.pruned_heads: set[int] = set()
-        # Resolve the backends now: the first lookup imports through the plugin registry, which
-        # torch.compile(fullgraph=True) cannot trace; later lookups are plain cache hits.
-        for name in {"eager", "sdpa", config._attn_implementation or "sdpa"}:
-            get_attention_function(name)
-
-    def prune_heads(self, heads: list[int]) -> None:
-        """Remove attention heads (numbered as in the unpruned layer) from the projections."""
-        if not heads:
-            return
-        heads_set, index = find_pruneable_heads_and_indices(heads, self.n_heads, self.attention_head_size, self.pruned_heads)
-        self.q_lin = prune_linear_layer(self.q_lin, index)
-        self.k_lin = prune_linear_layer(self.k_lin, index)
-        self.v_lin = prune_linear_layer(self.v_lin, index)
-        self.out_lin = prune_linear_layer(self.out_lin, index, dim=1)
-        self.n_heads -= len(heads_set)
-        self.dim = self.attention_head_size * self.n_heads
-        self.pruned_heads |= heads_set
-        fast_path.reset(self)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        query_states: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Attend from ``query_states`` (default: every position of ``hidden_states``) to ``hidden_states``."""
-        batch, k_len, _ = hidden_states.shape
-        head = self.attention_head_size
-        qkv = fast_path.fused_linear(self, hidden_states, self.q_lin, self.k_lin, self.v_lin) if query_states is None else None
-        if qkv is not None:
-            # (batch, k_len, 3 * dim) -> 3 x (batch, heads, k_len, head)
-            query, key, value = qkv.view(batch, k_len, 3, self.n_heads, head).permute(2, 0, 3, 1, 4).unbind(0)
-        else:
-            queries = hidden_states if query_states is None else query_states
-            q = fast_path.linear(self, queries, self.q_lin)
-            k, v = fast_path.linear(self, hidden_states, self.k_lin), fast_path.linear(self, hidden_states, self.v_lin)
-            query = q.view(batch, queries.shape[1], self.n_heads, head).transpose(1, 2)
-            key = k.view(batch, k_len, self.n_heads, head).transpose(1, 2)
-            value = v.view(batch, k_len, self.n_heads, head).transpose(1, 2)
-
-        attention = get_attention_function(self.config._attn_implementation)
-        context, weights = attention(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            scaling=self.scaling,
-            dropout=self.dropout.p if self.training else 0.0,
-            head_mask=head_mask,
-            output_attentions=output_attentions,
-        )
-        context = context.transpose(1, 2).reshape(batch, query.shape[2], self.n_heads * head)
-        return fast_path.linear(self, context, self.out_lin), weights
+        super().__init__(config, config.dim, config.n_heads, dropout=config.attention_dropout)
 
 
 class DistilBertFFN(nn.Module):
     """Position-wise feed-forward: ``lin1`` -> activation -> ``lin2`` -> dropout."""
 
-    supports_fast_path = True
+    fast_path_plan = (PackLinear("lin1", activation="activation"), PackLinear("lin2"))
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__()
         self.lin1 = nn.Linear(config.dim, config.hidden_dim)
         self.lin2 = nn.Linear(config.hidden_dim, config.dim)
-        self.activation = distilbert_activation(config.activation)
-        # The fast path can run the activation inside the first matmul when it is one it knows.
-        self._fusable_activation = config.activation if config.activation in fast_path.FUSABLE_ACTIVATIONS else None
+        self.activation = get_activation(config.activation)
         self.dropout = nn.Dropout(config.dropout)
         self.chunk_size_feed_forward = config.chunk_size_feed_forward
 
@@ -213,14 +133,10 @@ class DistilBertFFN(nn.Module):
         return self._ff(hidden_states)
 
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fusable_activation is not None:
-            hidden = fast_path.linear(self, x, self.lin1, self._fusable_activation)
-        else:
-            hidden = self.activation(fast_path.linear(self, x, self.lin1))
-        return self.dropout(fast_path.linear(self, hidden, self.lin2))
+        return self.dropout(self.lin2(self.activation(self.lin1(x))))
 
 
-class TransformerBlock(nn.Module):
+class TransformerBlock(GradientCheckpointingLayer):
     """One post-norm encoder layer: attention + residual + LayerNorm, FFN + residual + LayerNorm."""
 
     def __init__(self, config: DistilBertConfig) -> None:
@@ -235,64 +151,35 @@ class TransformerBlock(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
         first_token_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``first_token_only`` computes the output of position 0 only (all positions are still attended to)."""
+    ) -> torch.Tensor:
+        """``(batch, seq, dim)`` -> the same shape, or ``(batch, 1, dim)`` for position 0 alone with
+        ``first_token_only`` (which still attends to every position)."""
         residual = hidden_states[:, :1] if first_token_only else hidden_states
-        if first_token_only and attention_mask is not None and attention_mask.shape[-2] > 1:
-            # A 4-D mask has one row per query; only position 0 queries here.
-            attention_mask = attention_mask[..., :1, :]
-        attended, weights = self.attention(
-            hidden_states,
-            attention_mask,
-            head_mask,
-            output_attentions,
-            query_states=residual if first_token_only else None,
-        )
+        query_states = residual if first_token_only else None
+        attended, _ = self.attention(hidden_states, attention_mask, head_mask, query_states=query_states)
         attended = self.sa_layer_norm(attended + residual)
-        output = self.output_layer_norm(self.ffn(attended) + attended)
-        return output, weights
+        return self.output_layer_norm(self.ffn(attended) + attended)
 
 
 class DistilBertTransformer(nn.Module):
     """The stack of :class:`TransformerBlock` layers (``transformer.layer.<i>``)."""
 
-    # Set by PreTrainedModel.gradient_checkpointing_enable().
-    _gradient_checkpointing_func: Callable[..., Any]
-
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__()
         self.n_layers = config.n_layers
         self.layer = nn.ModuleList([TransformerBlock(config) for _ in range(config.n_layers)])
-        self.gradient_checkpointing = False
 
     def forward(
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        first_token_only: bool = False,
-    ) -> BaseModelOutput:
-        all_hidden: tuple[torch.Tensor, ...] | None = (hidden_states,) if output_hidden_states else None
-        all_attentions: tuple[torch.Tensor, ...] | None = () if output_attentions else None
-        last = len(self.layer) - 1
-        for i, block in enumerate(self.layer):
-            layer_head_mask = head_mask[i] if head_mask is not None else None
-            trim = first_token_only and i == last
-            if self.gradient_checkpointing and self.training:
-                hidden_states, weights = self._gradient_checkpointing_func(
-                    block.__call__, hidden_states, attention_mask, layer_head_mask, output_attentions, trim
-                )
-            else:
-                hidden_states, weights = block(hidden_states, attention_mask, layer_head_mask, output_attentions, trim)
-            if all_hidden is not None:
-                all_hidden = (*all_hidden, hidden_states)
-            if all_attentions is not None and weights is not None:
-                all_attentions = (*all_attentions, weights)
-        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden, attentions=all_attentions)
+        head_mask: list[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        head_mask = head_mask or [None] * len(self.layer)
+        for block, layer_head_mask in zip(self.layer, head_mask):
+            hidden_states = block(hidden_states, attention_mask, layer_head_mask)
+        return hidden_states
 
 
 class DistilBertPreTrainedModel(PreTrainedModel):
@@ -304,6 +191,10 @@ class DistilBertPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["TransformerBlock"]
     _supports_sdpa = True
     supports_gradient_checkpointing = True
+    supports_compile_fullgraph = True
+    supports_export = True
+    supports_head_pruning = True
+    supports_fast_path = True
 
     config: DistilBertConfig
 
@@ -364,14 +255,15 @@ class DistilBertPreTrainedModel(PreTrainedModel):
 class DistilBertModel(DistilBertPreTrainedModel):
     """The bare DistilBERT encoder: returns the hidden states of the last layer."""
 
+    recorded_outputs = {
+        "hidden_states": Record(TransformerBlock, with_input=True),
+        "attentions": Record(DistilBertSelfAttention, index=1),
+    }
+
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
         self.embeddings = DistilBertEmbeddings(config)
         self.transformer = DistilBertTransformer(config)
-        # A checkpoint saved after prune_heads records the pruned heads; build the same (smaller) layers.
-        pruned = getattr(config, "pruned_heads", None) or {}
-        if pruned:
-            self._prune_heads({int(layer): list(heads) for layer, heads in pruned.items()})
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -382,28 +274,7 @@ class DistilBertModel(DistilBertPreTrainedModel):
             raise TypeError(f"The input embeddings must be an nn.Embedding, got {type(new_embeddings).__name__}.")
         self.embeddings.word_embeddings = new_embeddings
 
-    def _prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
-        """Prune ``{layer: [heads]}`` (the host's ``prune_heads`` calls this)."""
-        for layer, heads in heads_to_prune.items():
-            if not 0 <= layer < len(self.transformer.layer):
-                raise ValueError(f"Cannot prune heads of layer {layer}: the model has layers 0..{len(self.transformer.layer) - 1}.")
-            block = self.transformer.layer[layer]
-            assert isinstance(block, TransformerBlock)
-            block.attention.prune_heads(list(heads))
-
-    def _head_mask(self, head_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-        """``(n_heads,)`` or ``(n_layers, n_heads)`` 1/0 mask -> ``(n_layers, 1, n_heads, 1, 1)`` multipliers."""
-        if head_mask is None:
-            return None
-        n_layers = self.config.n_layers
-        if head_mask.dim() == 1:
-            head_mask = head_mask[None, :].expand(n_layers, -1)
-        elif head_mask.dim() != 2 or head_mask.shape[0] != n_layers:
-            raise ValueError(
-                f"head_mask must have shape (n_heads,) or (n_layers={n_layers}, n_heads), got {tuple(head_mask.shape)}."
-            )
-        return head_mask[:, None, :, None, None].to(dtype)
-
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -414,14 +285,9 @@ class DistilBertModel(DistilBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         position_ids: torch.Tensor | None = None,
-        _first_token_only: bool = False,
-    ) -> BaseModelOutput | tuple[torch.Tensor, ...]:
+    ) -> BaseModelOutput:
         """Encode ``input_ids`` (or ``inputs_embeds``) of shape ``(batch, seq)``; ``attention_mask`` is 1 for real tokens."""
         config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        return_dict = config.use_return_dict if return_dict is None else return_dict
-
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds (got both or neither).")
         if input_ids is not None:
@@ -436,48 +302,10 @@ class DistilBertModel(DistilBertPreTrainedModel):
                 )
             batch, seq_len = inputs_embeds.shape[:2]
 
-        embeddings = self.embeddings(input_ids, inputs_embeds, position_ids)
-        mask = self._attention_mask(attention_mask, batch, seq_len, embeddings.dtype)
-        out = self.transformer(
-            embeddings,
-            mask,
-            self._head_mask(head_mask, embeddings.dtype),
-            output_attentions,
-            output_hidden_states,
-            first_token_only=_first_token_only and not output_attentions and not output_hidden_states,
-        )
-        return out if return_dict else out.to_tuple()
-
-    @staticmethod
-    def _attention_mask(
-        attention_mask: torch.Tensor | None, batch: int, seq_len: int, dtype: torch.dtype
-    ) -> torch.Tensor | None:
-        """Check the user's mask and make it additive: ``(batch, seq)`` 1/0, or a 4-D bool/additive float mask."""
-        if attention_mask is None:
-            return None
-        if attention_mask.dim() == 2:
-            if tuple(attention_mask.shape) != (batch, seq_len):
-                raise ValueError(
-                    f"attention_mask has shape {tuple(attention_mask.shape)} but the inputs are (batch={batch}, seq_len={seq_len})."
-                )
-            return additive_mask(attention_mask, dtype)
-        if attention_mask.dim() == 4:
-            b, _, q, k = attention_mask.shape
-            if b not in (1, batch) or q not in (1, seq_len) or k != seq_len:
-                raise ValueError(
-                    f"A 4-D attention_mask must be broadcastable to (batch={batch}, 1, {seq_len}, {seq_len}), got {tuple(attention_mask.shape)}."
-                )
-            if attention_mask.dtype == torch.bool:
-                zeros = torch.zeros((), dtype=dtype, device=attention_mask.device)
-                neg = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=attention_mask.device)
-                return torch.where(attention_mask, zeros, neg)
-            return attention_mask.to(dtype)
-        raise ValueError(f"attention_mask must be (batch, seq_len) or 4-D, got shape {tuple(attention_mask.shape)}.")
-
-
-def _return(output: Any, return_dict: bool | None, config: DistilBertConfig) -> Any:
-    use_dict = config.use_return_dict if return_dict is None else return_dict
-    return output if use_dict else output.to_tuple()
+        embeddings = self.embeddings(input_ids, inputs_embeds, position_ids)  # (batch, seq, dim)
+        mask = prepare_attention_mask(attention_mask, batch, seq_len, embeddings.dtype)
+        head_masks = prepare_head_mask(head_mask, config.n_layers, embeddings.dtype)
+        return BaseModelOutput(last_hidden_state=self.transformer(embeddings, mask, head_masks))
 
 
 class DistilBertForMaskedLM(DistilBertPreTrainedModel):
@@ -487,9 +315,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
-        self.activation = distilbert_activation(config.activation)
-        # The fast path can run the activation inside the first matmul when it is one it knows.
-        self._fusable_activation = config.activation if config.activation in fast_path.FUSABLE_ACTIVATIONS else None
+        self.activation = get_activation(config.activation)
         self.distilbert = DistilBertModel(config)
         self.vocab_transform = nn.Linear(config.dim, config.dim)
         self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
@@ -510,6 +336,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
             raise TypeError(f"The output embeddings must be an nn.Linear, got {type(new_embeddings).__name__}.")
         self.vocab_projector = new_embeddings
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -521,7 +348,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         position_ids: torch.Tensor | None = None,
-    ) -> MaskedLMOutput | tuple[torch.Tensor, ...]:
+    ) -> MaskedLMOutput:
         """Vocabulary logits for every position; ``labels`` (-100 = ignored) give the cross-entropy loss."""
         out = self.distilbert(
             input_ids, attention_mask, head_mask, inputs_embeds, output_attentions, output_hidden_states,
@@ -532,8 +359,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), labels.reshape(-1).to(logits.device))
-        result = MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
-        return _return(result, return_dict, self.config)
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
 
 class _PooledClassifierMixin:
@@ -554,10 +380,9 @@ class _PooledClassifierMixin:
         output_hidden_states: bool | None,
         position_ids: torch.Tensor | None,
     ) -> tuple[torch.Tensor, BaseModelOutput]:
-        # Only position 0 feeds the classifier, so the last layer computes that row alone (same numbers).
         out = self.distilbert(
             input_ids, attention_mask, head_mask, inputs_embeds, output_attentions, output_hidden_states,
-            return_dict=True, position_ids=position_ids, _first_token_only=True,
+            return_dict=True, position_ids=position_ids,
         )
         pooled = nn.functional.relu(self.pre_classifier(out.last_hidden_state[:, 0]))
         return self.classifier(self.dropout(pooled)), out
@@ -565,6 +390,8 @@ class _PooledClassifierMixin:
 
 class DistilBertForSequenceClassification(_PooledClassifierMixin, DistilBertPreTrainedModel):
     """DistilBERT with a classification/regression head on the first token (``[CLS]``)."""
+
+    first_token_only = True  # the classifier reads position 0 only: the last layer computes that row alone
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
@@ -575,6 +402,7 @@ class DistilBertForSequenceClassification(_PooledClassifierMixin, DistilBertPreT
         self.dropout = nn.Dropout(config.seq_classif_dropout)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -586,7 +414,7 @@ class DistilBertForSequenceClassification(_PooledClassifierMixin, DistilBertPreT
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         position_ids: torch.Tensor | None = None,
-    ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
+    ) -> SequenceClassifierOutput:
         """``(batch, num_labels)`` logits; the loss follows ``config.problem_type`` (inferred when unset)."""
         logits, out = self._pooled_logits(
             input_ids, attention_mask, head_mask, inputs_embeds, output_attentions, output_hidden_states, position_ids
@@ -594,8 +422,7 @@ class DistilBertForSequenceClassification(_PooledClassifierMixin, DistilBertPreT
         loss = None
         if labels is not None:
             loss = classification_loss(logits, labels.to(logits.device), self.config, self.num_labels)
-        result = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
-        return _return(result, return_dict, self.config)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
 
 class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
@@ -610,6 +437,7 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
         self.dropout = nn.Dropout(config.qa_dropout)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -622,7 +450,7 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         position_ids: torch.Tensor | None = None,
-    ) -> QuestionAnsweringModelOutput | tuple[torch.Tensor, ...]:
+    ) -> QuestionAnsweringModelOutput:
         """Start/end logits; with both positions given, the mean of the two cross-entropies.
 
         Positions outside the sequence are clamped to ``seq_len`` and ignored by the loss.
@@ -642,11 +470,10 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
                 nn.functional.cross_entropy(start_logits, start, ignore_index=ignored)
                 + nn.functional.cross_entropy(end_logits, end, ignore_index=ignored)
             ) / 2
-        result = QuestionAnsweringModelOutput(
+        return QuestionAnsweringModelOutput(
             loss=loss, start_logits=start_logits, end_logits=end_logits,
             hidden_states=out.hidden_states, attentions=out.attentions,
         )
-        return _return(result, return_dict, self.config)
 
 
 class DistilBertForTokenClassification(DistilBertPreTrainedModel):
@@ -660,6 +487,7 @@ class DistilBertForTokenClassification(DistilBertPreTrainedModel):
         self.classifier = nn.Linear(config.dim, config.num_labels)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -671,7 +499,7 @@ class DistilBertForTokenClassification(DistilBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         position_ids: torch.Tensor | None = None,
-    ) -> TokenClassifierOutput | tuple[torch.Tensor, ...]:
+    ) -> TokenClassifierOutput:
         """``(batch, seq, num_labels)`` logits; ``labels`` (-100 = ignored) give the cross-entropy loss."""
         out = self.distilbert(
             input_ids, attention_mask, head_mask, inputs_embeds, output_attentions, output_hidden_states,
@@ -681,12 +509,13 @@ class DistilBertForTokenClassification(DistilBertPreTrainedModel):
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.reshape(-1).to(logits.device))
-        result = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
-        return _return(result, return_dict, self.config)
+        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
 
 class DistilBertForMultipleChoice(_PooledClassifierMixin, DistilBertPreTrainedModel):
     """DistilBERT scoring each of ``num_choices`` sequences per example from its first token."""
+
+    first_token_only = True  # the classifier reads position 0 only: the last layer computes that row alone
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
@@ -696,6 +525,7 @@ class DistilBertForMultipleChoice(_PooledClassifierMixin, DistilBertPreTrainedMo
         self.dropout = nn.Dropout(config.seq_classif_dropout)
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -707,7 +537,7 @@ class DistilBertForMultipleChoice(_PooledClassifierMixin, DistilBertPreTrainedMo
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         position_ids: torch.Tensor | None = None,
-    ) -> MultipleChoiceModelOutput | tuple[torch.Tensor, ...]:
+    ) -> MultipleChoiceModelOutput:
         """Inputs are ``(batch, num_choices, seq)``; returns ``(batch, num_choices)`` logits and the choice loss."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds (got both or neither).")
@@ -729,8 +559,7 @@ class DistilBertForMultipleChoice(_PooledClassifierMixin, DistilBertPreTrainedMo
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits, labels.to(logits.device))
-        result = MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
-        return _return(result, return_dict, self.config)
+        return MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
 
 # Names the reference uses for the building blocks, kept as aliases for code that imports them.

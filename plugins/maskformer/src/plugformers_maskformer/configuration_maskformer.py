@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from plugformers.configuration_utils import ConfigError, PretrainedConfig
+from plugformers.utils.logging import get_logger
 
 __all__ = ["MaskFormerConfig", "MaskFormerDetrConfig"]
+
+logger = get_logger(__name__)
 
 # The ResNet stages MaskFormer feeds to its feature pyramid when it picks the backbone itself.
 _ALL_RESNET_STAGES = ["stage1", "stage2", "stage3", "stage4"]
@@ -57,8 +60,10 @@ class MaskFormerDetrConfig(PretrainedConfig):
     """Configuration of MaskFormer's transformer decoder, in the layout of a DETR configuration.
 
     Only the decoder fields (``d_model``, ``decoder_layers``, ``decoder_attention_heads``, ``decoder_ffn_dim``,
-    ``num_queries``, dropouts, ``activation_function``) shape the MaskFormer model; the encoder, matcher and box
-    fields are kept so that the ``decoder_config`` saved by either library round-trips unchanged.
+    ``num_queries``, dropouts, ``activation_function``) shape the MaskFormer model, and ``auxiliary_loss``,
+    which makes every decoder layer read the normalised output of the one before; ``init_std`` is the spread of
+    the decoder's random weights (all as in the reference library). The encoder, matcher and box fields are
+    kept so that the ``decoder_config`` saved by either library round-trips unchanged.
     """
 
     model_type = "detr"
@@ -197,7 +202,8 @@ class MaskFormerConfig(PretrainedConfig):
     ``use_pretrained_backbone=True`` also loads its weights when the model is built), or through
     ``backbone="<timm name>"`` with ``use_timm_backbone=True``. With none of them the backbone is a randomly
     initialised ResNet-50 feeding all four of its stages to the pyramid. (The reference library defaults to a
-    Swin backbone, which no plugformers plugin provides.)
+    Swin backbone, which no plugformers plugin provides.) When ``backbone_config`` is given, the other backbone
+    fields are ignored with a warning, as the reference ignores them, so its files load here unchanged.
     """
 
     model_type = "maskformer"
@@ -225,7 +231,8 @@ class MaskFormerConfig(PretrainedConfig):
         backbone_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        num_queries = kwargs.pop("num_queries", None)
+        # Kept as written but unused: the queries are decoder_config.num_queries (see the num_queries property).
+        top_level_queries = kwargs.pop("num_queries", None)
         # Derived from the decoder config below; present in files both libraries write.
         kwargs.pop("num_attention_heads", None)
         kwargs.pop("num_hidden_layers", None)
@@ -244,6 +251,22 @@ class MaskFormerConfig(PretrainedConfig):
             ("mask_weight", mask_weight),
         ):
             _check_non_negative(name, value)
+        if backbone_config is not None:
+            # The reference builds the backbone from backbone_config alone and drops these fields.
+            ignored = {
+                "backbone": backbone,
+                "use_pretrained_backbone": use_pretrained_backbone,
+                "use_timm_backbone": use_timm_backbone,
+                "backbone_kwargs": backbone_kwargs,
+            }
+            ignored = {name: value for name, value in ignored.items() if value}
+            if ignored:
+                logger.warning(
+                    "MaskFormerConfig: %s ignored: the backbone is built from backbone_config (as in the "
+                    "reference library). Give the backbone one way only.",
+                    ", ".join(f"{name}={value!r}" for name, value in ignored.items()),
+                )
+            backbone, use_pretrained_backbone, use_timm_backbone, backbone_kwargs = None, False, False, None
         if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
             raise ConfigError(f"backbone_kwargs must be a dict, got {type(backbone_kwargs).__name__}.")
 
@@ -251,9 +274,6 @@ class MaskFormerConfig(PretrainedConfig):
             backbone_config, backbone, use_pretrained_backbone, use_timm_backbone, dict(backbone_kwargs or {})
         )
         decoder_config = self._resolve_decoder(decoder_config)
-        if num_queries is not None:
-            _check_positive_int("num_queries", num_queries)
-            decoder_config.num_queries = num_queries
 
         self.backbone_config = backbone_config
         self.decoder_config = decoder_config
@@ -276,6 +296,16 @@ class MaskFormerConfig(PretrainedConfig):
         self.num_attention_heads = decoder_config.encoder_attention_heads
         self.num_hidden_layers = decoder_config.encoder_layers
         super().__init__(**kwargs)
+        if top_level_queries is not None:
+            if top_level_queries != decoder_config.num_queries:
+                logger.warning(
+                    "MaskFormerConfig: the top-level num_queries=%r is not used; the model has "
+                    "decoder_config.num_queries=%r queries (as in the reference library). Set "
+                    "decoder_config.num_queries to change that.",
+                    top_level_queries,
+                    decoder_config.num_queries,
+                )
+            self.num_queries = top_level_queries
 
     def to_diff_dict(self) -> dict[str, Any]:
         """Like the base, but nested configs are written in full, as the reference library writes them.
@@ -293,9 +323,18 @@ class MaskFormerConfig(PretrainedConfig):
         return diff
 
     @property
-    def num_queries(self) -> int:
-        """Number of object queries (stored in ``decoder_config``)."""
-        return int(self.decoder_config.num_queries)
+    def num_queries(self) -> Any:
+        """A top-level ``num_queries`` when the config has one, else ``decoder_config.num_queries``.
+
+        The model always has ``decoder_config.num_queries`` queries. A top-level value (some files carry one) is
+        kept and saved back but builds nothing, as in the reference library, so that the same ``config.json``
+        gives the same model, and the reference's weights load, in both libraries.
+        """
+        return self.__dict__.get("num_queries", self.decoder_config.num_queries)
+
+    @num_queries.setter
+    def num_queries(self, value: Any) -> None:
+        self.__dict__["num_queries"] = value
 
     @staticmethod
     def _resolve_backbone(
@@ -305,19 +344,11 @@ class MaskFormerConfig(PretrainedConfig):
         use_timm_backbone: bool,
         backbone_kwargs: dict[str, Any],
     ) -> PretrainedConfig:
-        if backbone is not None and backbone_config is not None:
-            raise ConfigError(
-                "Give the backbone either as backbone= (a checkpoint or timm name) or as backbone_config=, not both."
-            )
-        if backbone_config is not None and backbone_kwargs:
-            raise ConfigError("backbone_kwargs only applies with backbone=; put the fields in backbone_config instead.")
         if use_pretrained_backbone and not backbone:
             raise ConfigError(
                 "use_pretrained_backbone=True needs backbone='<checkpoint folder or Hub repo id>' to load weights from."
             )
         if use_timm_backbone:
-            if backbone_config is not None:
-                raise ConfigError("use_timm_backbone=True takes the timm model name as backbone=, not backbone_config=.")
             if not backbone:
                 raise ConfigError("use_timm_backbone=True needs backbone='<timm model name>', e.g. 'resnet50'.")
             fields: dict[str, Any] = {

@@ -186,6 +186,9 @@ class MaskFormerDetrDecoder(nn.Module):
         self.layers = nn.ModuleList([MaskFormerDetrDecoderLayer(config) for _ in range(config.decoder_layers)])
         self.layernorm = nn.LayerNorm(config.d_model)
         self.gradient_checkpointing = False
+        # The decoder's weights are drawn with decoder_config.init_std, not the top-level one (the reference's rule).
+        for module in self.layers.modules():
+            module._maskformer_init_std = config.init_std  # type: ignore[assignment]
 
     def forward(
         self,
@@ -216,8 +219,11 @@ class MaskFormerDetrDecoder(nn.Module):
                 all_hidden = (*all_hidden, hidden_states)
             if all_attentions is not None and weights is not None:
                 all_attentions = (*all_attentions, weights)
+            if self.config.auxiliary_loss:
+                # The decoder config's switch: each layer then reads the normalised output of the one before.
+                hidden_states = self.layernorm(hidden_states)
             if output_intermediate:
-                intermediate.append(self.layernorm(hidden_states))
+                intermediate.append(hidden_states if self.config.auxiliary_loss else self.layernorm(hidden_states))
         stacked = torch.stack(intermediate) if output_intermediate else None
         return self.layernorm(hidden_states), all_hidden, all_attentions, stacked
 
@@ -427,6 +433,7 @@ class MaskFormerPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["MaskFormerDetrDecoderLayer"]
     _supports_sdpa = True
     supports_gradient_checkpointing = True
+    supports_fast_path = True
     _keys_to_ignore_on_load_unexpected = [r".*num_batches_tracked$"]
 
     @classmethod
@@ -462,7 +469,8 @@ class MaskFormerPreTrainedModel(PreTrainedModel):
         elif isinstance(module, MaskFormerLoss):
             module.empty_weight.copy_(module.class_weights().to(module.empty_weight.device))
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
-            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            std = getattr(module, "_maskformer_init_std", self.config.init_std)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):

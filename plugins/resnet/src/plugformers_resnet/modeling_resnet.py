@@ -250,6 +250,7 @@ class ResNetPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["ResNetConvLayer", "ResNetShortCut"]
     _supports_sdpa = False
     supports_gradient_checkpointing = False
+    supports_fast_path = True
 
     def _init_weights(self, module: nn.Module) -> None:
         """He-normal (fan out) convolutions, torch's default linear init, identity batch norms."""

@@ -9,22 +9,21 @@ Module and parameter names follow the reference library's current layout (``laye
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
 
-from plugformers import fast_path
 from plugformers.activations import get_activation
-from plugformers.attention import additive_mask, get_attention_function
+from plugformers.fast_path import PackLinear
+from plugformers.masking_utils import prepare_attention_mask, prepare_head_mask
+from plugformers.modeling_layers import GradientCheckpointingLayer, MultiHeadAttention
 from plugformers.modeling_outputs import (
     BaseModelOutputWithPooling,
     ImageClassifierOutput,
     MaskedImageModelingOutput,
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
-from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
+from plugformers.output_capturing import Record, model_forward
 
 from .configuration_vit import ViTConfig
 
@@ -137,103 +136,37 @@ class ViTEmbeddings(nn.Module):
         return self.dropout(embeddings)
 
 
-class ViTAttention(nn.Module):
-    """Multi-head self-attention with separate q/k/v projections (one matmul with the model's fast path on)."""
+class ViTAttention(MultiHeadAttention):
+    """Multi-head self-attention (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``)."""
 
-    supports_fast_path = True
+    projections = {"query": "q_proj", "key": "k_proj", "value": "v_proj", "output": "o_proj"}
 
     def __init__(self, config: ViTConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.num_attention_heads = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.scaling = self.head_dim**-0.5
-        self.attention_dropout = config.attention_probs_dropout_prob
-        inner = self.num_attention_heads * self.head_dim
-        self.q_proj = nn.Linear(config.hidden_size, inner, bias=config.qkv_bias)
-        self.k_proj = nn.Linear(config.hidden_size, inner, bias=config.qkv_bias)
-        self.v_proj = nn.Linear(config.hidden_size, inner, bias=config.qkv_bias)
-        self.o_proj = nn.Linear(inner, config.hidden_size)
-        self.pruned_heads: set[int] = set()
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        first_token_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``first_token_only`` attends from the [CLS] position only (to every position); the output is then
-        ``(batch, 1, hidden)``."""
-        batch, seq, _ = hidden_states.shape
-        qkv = fast_path.fused_linear(self, hidden_states, self.q_proj, self.k_proj, self.v_proj)
-        if qkv is not None:
-            # (batch, seq, 3 * inner) -> 3 x (batch, heads, seq, head_dim)
-            query, key, value = qkv.view(batch, seq, 3, -1, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-            if first_token_only:
-                query = query[:, :, :1]
-        else:
-            shape = (batch, -1, self.num_attention_heads, self.head_dim)
-            queries = hidden_states[:, :1] if first_token_only else hidden_states
-            query = self.q_proj(queries).view(shape).transpose(1, 2)
-            key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
-            value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
-
-        attention = get_attention_function(self.config._attn_implementation)
-        context, weights = attention(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            scaling=self.scaling,
-            dropout=self.attention_dropout if self.training else 0.0,
-            head_mask=head_mask,
-            output_attentions=output_attentions,
+        super().__init__(
+            config,
+            config.hidden_size,
+            config.num_attention_heads,
+            dropout=config.attention_probs_dropout_prob,
+            qkv_bias=config.qkv_bias,
         )
-        context = context.transpose(1, 2).reshape(batch, query.shape[2], -1)
-        return fast_path.linear(self, context, self.o_proj), weights
-
-    def prune_heads(self, heads: list[int] | set[int]) -> None:
-        """Remove attention heads (indices as originally numbered) from the q/k/v/o projections."""
-        if not heads:
-            return
-        heads, index = find_pruneable_heads_and_indices(
-            heads, self.num_attention_heads, self.head_dim, self.pruned_heads
-        )
-        self.q_proj = prune_linear_layer(self.q_proj, index)
-        self.k_proj = prune_linear_layer(self.k_proj, index)
-        self.v_proj = prune_linear_layer(self.v_proj, index)
-        self.o_proj = prune_linear_layer(self.o_proj, index, dim=1)
-        self.num_attention_heads -= len(heads)
-        self.pruned_heads |= set(heads)
-        fast_path.reset(self)
 
 
 class ViTMLP(nn.Module):
     """The feed-forward block: ``fc2(act(fc1(x)))``."""
 
-    supports_fast_path = True
+    fast_path_plan = (PackLinear("fc1", activation="activation_fn"), PackLinear("fc2"))
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.activation_fn = get_activation(config.hidden_act)
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
-        # The fast path can run the activation inside the first matmul when it is one it knows.
-        act = config.hidden_act if isinstance(config.hidden_act, str) else None
-        self._fusable_activation = act if act in fast_path.FUSABLE_ACTIVATIONS else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self._fusable_activation is not None:
-            hidden_states = fast_path.linear(self, hidden_states, self.fc1, self._fusable_activation)
-        else:
-            hidden_states = self.activation_fn(fast_path.linear(self, hidden_states, self.fc1))
-        return fast_path.linear(self, hidden_states, self.fc2)
+        return self.fc2(self.activation_fn(self.fc1(hidden_states)))
 
 
-class ViTLayer(nn.Module):
+class ViTLayer(GradientCheckpointingLayer):
     """One pre-norm encoder block: ``x + attn(ln(x))`` then ``x + mlp(ln(x))``."""
 
     def __init__(self, config: ViTConfig) -> None:
@@ -249,18 +182,17 @@ class ViTLayer(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
         first_token_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``first_token_only`` computes the output of the [CLS] position only (all positions are attended)."""
-        attn_out, weights = self.attention(
-            self.layernorm_before(hidden_states), attention_mask, head_mask, output_attentions, first_token_only
-        )
+    ) -> torch.Tensor:
+        """``(batch, seq, hidden)`` -> the same shape, or ``(batch, 1, hidden)`` for the [CLS] position alone with
+        ``first_token_only`` (which still attends to every position)."""
+        normed = self.layernorm_before(hidden_states)
+        query_states = normed[:, :1] if first_token_only else None
+        attended, _ = self.attention(normed, attention_mask, head_mask, query_states=query_states)
         if first_token_only:
             hidden_states = hidden_states[:, :1]
-        hidden_states = hidden_states + self.dropout(attn_out)
-        hidden_states = hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
-        return hidden_states, weights
+        hidden_states = hidden_states + self.dropout(attended)
+        return hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
 
 
 class ViTPooler(nn.Module):
@@ -296,6 +228,10 @@ class ViTPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
     _supports_sdpa = True
     supports_gradient_checkpointing = True
+    supports_compile_fullgraph = True
+    supports_export = True
+    supports_head_pruning = True
+    supports_fast_path = True
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -333,33 +269,13 @@ def _check_pixel_values(pixel_values: torch.Tensor | None) -> torch.Tensor:
     return pixel_values
 
 
-def _vit_attention_mask(attention_mask: torch.Tensor | None, hidden_states: torch.Tensor) -> torch.Tensor | None:
-    """Check the user's mask and make it additive: ``(batch, seq)`` 1/0, or a 4-D bool/additive float mask."""
-    if attention_mask is None:
-        return None
-    batch, seq = hidden_states.shape[:2]
-    dtype = hidden_states.dtype
-    if attention_mask.dim() == 2 and tuple(attention_mask.shape) == (batch, seq):
-        return additive_mask(attention_mask, dtype)
-    if attention_mask.dim() == 4:
-        b, _, q, k = attention_mask.shape
-        if b in (1, batch) and q in (1, seq) and k == seq:
-            if attention_mask.dtype == torch.bool:
-                zeros = torch.zeros((), dtype=dtype, device=attention_mask.device)
-                neg = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=attention_mask.device)
-                return torch.where(attention_mask, zeros, neg)
-            return attention_mask.to(dtype)
-    raise ValueError(
-        f"attention_mask must have shape (batch_size, 1 + num_patches) = {(batch, seq)} of 1/0, or be a 4-D "
-        f"bool or additive float mask broadcastable to {(batch, 1, seq, seq)}; got {tuple(attention_mask.shape)}."
-    )
-
-
 class ViTModel(ViTPreTrainedModel):
     """The bare ViT encoder: embeddings, ``num_hidden_layers`` blocks, a final LayerNorm and an optional pooler."""
 
-    # Set by PreTrainedModel.gradient_checkpointing_enable().
-    _gradient_checkpointing_func: Callable[..., Any]
+    recorded_outputs = {
+        "hidden_states": Record(ViTLayer, with_input=True),
+        "attentions": Record(ViTAttention, index=1),
+    }
 
     def __init__(self, config: ViTConfig, add_pooling_layer: bool = True, use_mask_token: bool = False) -> None:
         super().__init__(config)
@@ -367,33 +283,12 @@ class ViTModel(ViTPreTrainedModel):
         self.layers = nn.ModuleList([ViTLayer(config) for _ in range(config.num_hidden_layers)])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.pooler = ViTPooler(config) if add_pooling_layer else None
-        self.gradient_checkpointing = False
         self.post_init()
 
     def get_input_embeddings(self) -> ViTPatchEmbeddings:
         return self.embeddings.patch_embeddings
 
-    def _prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
-        for layer, heads in heads_to_prune.items():
-            block = self.layers[layer]
-            assert isinstance(block, ViTLayer)
-            block.attention.prune_heads(heads)
-
-    def _expand_head_mask(self, head_mask: torch.Tensor | None) -> list[torch.Tensor | None]:
-        """``(heads,)`` or ``(layers, heads)`` 1/0 mask -> per-layer ``(1, heads, 1, 1)`` multipliers."""
-        n_layers = len(self.layers)
-        if head_mask is None:
-            return [None] * n_layers
-        if head_mask.dim() == 1:
-            head_mask = head_mask.unsqueeze(0).expand(n_layers, -1)
-        elif head_mask.dim() != 2 or head_mask.shape[0] != n_layers:
-            raise ValueError(
-                f"head_mask must have shape (num_heads,) or (num_hidden_layers={n_layers}, num_heads), "
-                f"got {tuple(head_mask.shape)}."
-            )
-        dtype = self.embeddings.cls_token.dtype
-        return [m.to(dtype)[None, :, None, None] for m in head_mask]
-
+    @model_forward
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -404,72 +299,38 @@ class ViTModel(ViTPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        *,
-        first_token_only: bool = False,
-    ) -> BaseModelOutputWithPooling | tuple[torch.Tensor, ...]:
+    ) -> BaseModelOutputWithPooling:
         """Encode images.
-
-        ``first_token_only=True`` (used by the classification head, which reads only the [CLS] state) computes
-        the last layer for the [CLS] position only, so ``last_hidden_state`` is then ``(batch, 1, hidden)``;
-        it is ignored when hidden states or attentions are requested.
 
         ``bool_masked_pos`` (batch, num_patches) replaces the marked patches with the mask token (models built
         with ``use_mask_token=True``). ``interpolate_pos_encoding=True`` accepts images of any size by
         resampling the position embeddings. ``attention_mask`` (batch, 1 + num_patches) of 1/0 hides tokens; a
         4-D bool or additive float mask (batch, 1, seq, seq) is used as given.
         """
-        config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        return_dict = config.use_return_dict if return_dict is None else return_dict
-
         pixel_values = _check_pixel_values(pixel_values)
         expected_dtype = self.embeddings.patch_embeddings.projection.weight.dtype
         if pixel_values.dtype != expected_dtype:
             pixel_values = pixel_values.to(expected_dtype)
 
+        # (batch, channels, height, width) -> (batch, 1 + num_patches, hidden)
         hidden_states = self.embeddings(
             pixel_values, bool_masked_pos=bool_masked_pos, interpolate_pos_encoding=bool(interpolate_pos_encoding)
         )
-        mask = _vit_attention_mask(attention_mask, hidden_states)
-        head_masks = self._expand_head_mask(head_mask)
-
-        all_hidden: tuple[torch.Tensor, ...] | None = () if output_hidden_states else None
-        all_attn: tuple[torch.Tensor, ...] | None = () if output_attentions else None
-        trim_last = first_token_only and not output_hidden_states and not output_attentions
-        last = len(self.layers) - 1
-        for i, (layer, layer_head_mask) in enumerate(zip(self.layers, head_masks)):
-            if all_hidden is not None:
-                all_hidden = (*all_hidden, hidden_states)
-            trim = trim_last and i == last
-            layer_mask = mask
-            if trim and mask is not None and mask.shape[-2] > 1:
-                # A 4-D mask has one row per query; the trimmed layer queries from [CLS] only.
-                layer_mask = mask[..., :1, :]
-            if self.gradient_checkpointing and self.training:
-                hidden_states, weights = self._gradient_checkpointing_func(
-                    layer.__call__, hidden_states, layer_mask, layer_head_mask, output_attentions, trim
-                )
-            else:
-                hidden_states, weights = layer(hidden_states, layer_mask, layer_head_mask, output_attentions, trim)
-            if all_attn is not None:
-                all_attn = (*all_attn, weights)
-        if all_hidden is not None:
-            all_hidden = (*all_hidden, hidden_states)
+        batch, seq = hidden_states.shape[:2]
+        mask = prepare_attention_mask(attention_mask, batch, seq, hidden_states.dtype)
+        head_masks = prepare_head_mask(head_mask, len(self.layers), hidden_states.dtype)
+        for layer, layer_head_mask in zip(self.layers, head_masks):
+            hidden_states = layer(hidden_states, mask, layer_head_mask)
 
         sequence_output = self.layernorm(hidden_states)
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
-        out = BaseModelOutputWithPooling(
-            last_hidden_state=sequence_output,
-            pooler_output=pooled,
-            hidden_states=all_hidden,
-            attentions=all_attn,
-        )
-        return out if return_dict else out.to_tuple()
+        return BaseModelOutputWithPooling(last_hidden_state=sequence_output, pooler_output=pooled)
 
 
 class ViTForImageClassification(ViTPreTrainedModel):
     """ViT with a linear classifier on the final [CLS] state; the loss follows ``config.problem_type``."""
+
+    first_token_only = True  # the classifier reads [CLS] only: the last layer computes that position alone
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__(config)
@@ -480,6 +341,7 @@ class ViTForImageClassification(ViTPreTrainedModel):
         )
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -490,9 +352,8 @@ class ViTForImageClassification(ViTPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> ImageClassifierOutput | tuple[torch.Tensor, ...]:
+    ) -> ImageClassifierOutput:
         """Classify images; with ``labels`` also returns the loss (regression, single- or multi-label)."""
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.vit(
             pixel_values,
             interpolate_pos_encoding=interpolate_pos_encoding,
@@ -501,16 +362,14 @@ class ViTForImageClassification(ViTPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
-            first_token_only=True,  # the classifier reads only [CLS]; skip the rest of the last layer
         )
         logits = self.classifier(outputs.last_hidden_state[:, 0, :])
         loss = None
         if labels is not None:
             loss = classification_loss(logits, labels, self.config, self.num_labels)
-        out = ImageClassifierOutput(
+        return ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return out if return_dict else out.to_tuple()
 
 
 class ViTForMaskedImageModeling(ViTPreTrainedModel):
@@ -528,6 +387,7 @@ class ViTForMaskedImageModeling(ViTPreTrainedModel):
         )
         self.post_init()
 
+    @model_forward
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -538,10 +398,9 @@ class ViTForMaskedImageModeling(ViTPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> MaskedImageModelingOutput | tuple[torch.Tensor, ...]:
+    ) -> MaskedImageModelingOutput:
         """Reconstruct ``pixel_values``; the masked patches are hidden from the encoder by the mask token."""
         config = self.config
-        return_dict = config.use_return_dict if return_dict is None else return_dict
         patch_h, patch_w = config.patch_hw
         if bool_masked_pos is not None and (patch_h != config.encoder_stride or patch_w != config.encoder_stride):
             raise ValueError(
@@ -573,10 +432,9 @@ class ViTForMaskedImageModeling(ViTPreTrainedModel):
             target = pixel_values.to(reconstruction.dtype)
             l1 = nn.functional.l1_loss(target, reconstruction, reduction="none")
             loss = (l1 * mask).sum() / (mask.sum() + 1e-5) / config.num_channels
-        out = MaskedImageModelingOutput(
+        return MaskedImageModelingOutput(
             loss=loss,
             reconstruction=reconstruction,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-        return out if return_dict else out.to_tuple()

@@ -154,7 +154,8 @@ class Wav2Vec2Config(PretrainedConfig):
         self.adapter_kernel_size = adapter_kernel_size
         self.adapter_stride = adapter_stride
         self.num_adapter_layers = num_adapter_layers
-        self.output_hidden_size = output_hidden_size if output_hidden_size is not None else hidden_size
+        # Unset (None or 0, as the reference reads it) means the transformer width.
+        self.output_hidden_size = output_hidden_size or hidden_size
         self.adapter_attn_dim = adapter_attn_dim
         super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)
         self._validate()

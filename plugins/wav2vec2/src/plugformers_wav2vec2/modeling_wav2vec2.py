@@ -646,6 +646,7 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
     _no_split_modules = ["Wav2Vec2EncoderLayer", "Wav2Vec2EncoderLayerStableLayerNorm"]
     _supports_sdpa = True
     supports_gradient_checkpointing = True
+    supports_fast_path = True
 
     config: Wav2Vec2Config
 

@@ -1,0 +1,169 @@
+"""Building blocks the model families share: the base class of a repeated layer, and multi-head attention.
+
+A family subclasses them and keeps its own names (the checkpoints' names): a layer is a
+:class:`GradientCheckpointingLayer` with the family's ``forward``; an attention module is a
+:class:`MultiHeadAttention` that says what its four projections are called.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from plugformers import fast_path
+from plugformers.attention import get_attention_function
+from plugformers.output_capturing import first_token_layer, recording
+from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
+
+__all__ = ["GradientCheckpointingLayer", "MultiHeadAttention"]
+
+
+class GradientCheckpointingLayer(nn.Module):
+    """Base class of a family's repeated block (a transformer layer, a convolution layer of a feature encoder).
+
+    Calling a layer is where two things are handled once for every family, so that the stacks simply loop
+    over their layers:
+
+    - while gradient checkpointing is on (:meth:`PreTrainedModel.gradient_checkpointing_enable
+      <plugformers.modeling_utils.PreTrainedModel.gradient_checkpointing_enable>`) and the layer is training, its
+      activations are recomputed in the backward pass instead of being stored;
+    - while a head that reads only the first position runs (``first_token_only`` on its class, see
+      :func:`plugformers.output_capturing.model_forward`), the last layer of its encoder gets
+      ``first_token_only=True``: its ``forward`` then computes position 0 alone (still attending to every position).
+    """
+
+    gradient_checkpointing: bool = False
+    _gradient_checkpointing_func: Callable[..., Any] = functools.partial(checkpoint, use_reentrant=False)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if first_token_layer() is self:
+            kwargs["first_token_only"] = True
+        if self.gradient_checkpointing and self.training:
+            return self._gradient_checkpointing_func(super().__call__, *args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention: ``softmax(q k^T / sqrt(head_dim) + mask) v`` per head, then the
+    output projection.
+
+    The scores are computed by the backend that ``config._attn_implementation`` names (``"eager"``, ``"sdpa"`` or a
+    plugin's, looked up at forward time, so :meth:`PreTrainedModel.set_attn_implementation
+    <plugformers.modeling_utils.PreTrainedModel.set_attn_implementation>` switches it). Heads can be pruned
+    (:meth:`prune_heads`) and silenced by a head mask; the weights are returned while attentions are recorded
+    (``output_attentions``). With the model's fast path on, q, k and v come from one matmul (:class:`~plugformers.
+    fast_path.FuseQKV`).
+
+    A family subclass sets :attr:`projections` to its checkpoint's names and passes the sizes::
+
+        class DistilBertSelfAttention(MultiHeadAttention):
+            projections = {"query": "q_lin", "key": "k_lin", "value": "v_lin", "output": "out_lin"}
+
+            def __init__(self, config):
+                super().__init__(config, config.dim, config.n_heads, dropout=config.attention_dropout)
+    """
+
+    #: Attribute name of each projection ("query", "key", "value", "output"), in the order they are created.
+    projections: ClassVar[dict[str, str]] = {"query": "q_proj", "key": "k_proj", "value": "v_proj", "output": "o_proj"}
+    fast_path_plan: ClassVar[tuple[fast_path.FastPathStep, ...]] = (fast_path.FuseQKV(),)
+
+    def __init__(
+        self, config: Any, hidden_size: int, num_heads: int, *, dropout: float = 0.0, qkv_bias: bool = True
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = dropout
+        self.pruned_heads: set[int] = set()
+        inner = num_heads * self.head_dim
+        for role, name in self.projections.items():
+            if role == "output":
+                setattr(self, name, nn.Linear(inner, hidden_size))
+            else:
+                setattr(self, name, nn.Linear(hidden_size, inner, bias=qkv_bias))
+        # The first lookup of a backend goes through the plugin registry's import; do it now, outside any
+        # torch.compile trace.
+        for name in {"eager", "sdpa", config._attn_implementation or "sdpa"}:
+            get_attention_function(name)
+
+    def projection(self, role: str) -> nn.Linear:
+        """The ``"query"``, ``"key"``, ``"value"`` or ``"output"`` projection."""
+        layer: nn.Linear = self._modules[self.projections[role]]  # type: ignore[assignment]
+        return layer
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape  # (batch, length, heads * head_dim) -> (batch, heads, length, head_dim)
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def project_qkv(
+        self,
+        hidden_states: torch.Tensor,
+        query_states: torch.Tensor | None = None,
+        key_states: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values, each ``(batch, heads, length, head_dim)``."""
+        queries = hidden_states if query_states is None else query_states
+        keys = hidden_states if key_states is None else key_states
+        return (
+            self._heads(self.projection("query")(queries)),
+            self._heads(self.projection("key")(keys)),
+            self._heads(self.projection("value")(hidden_states)),
+        )
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        head_mask: torch.Tensor | None = None,
+        *,
+        query_states: torch.Tensor | None = None,
+        key_states: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend from ``query_states`` to ``hidden_states``.
+
+        ``hidden_states`` ``(batch, k_len, hidden)`` gives the values, and the keys unless ``key_states`` (same
+        shape) is passed; ``query_states`` ``(batch, q_len, hidden)`` defaults to ``hidden_states``. With fewer
+        queries than positions, they are the first ``q_len`` positions as far as a per-query (4-D) mask goes.
+        ``attention_mask`` is additive and broadcastable to ``(batch, heads, q_len or k_len, k_len)``;
+        ``head_mask`` multiplies the weights, ``(1, heads, 1, 1)``.
+
+        Returns the output ``(batch, q_len, hidden)`` and, while attentions are recorded, the weights
+        ``(batch, heads, q_len, k_len)`` (else None).
+        """
+        query, key, value = self.project_qkv(hidden_states, query_states, key_states)
+        q_len = query.shape[2]
+        if attention_mask is not None and attention_mask.shape[-2] > q_len:
+            attention_mask = attention_mask[..., :q_len, :]  # one mask row per query
+        attend = get_attention_function(self.config._attn_implementation)
+        context, weights = attend(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.attention_dropout if self.training else 0.0,
+            head_mask=head_mask,
+            output_attentions=recording("attentions"),
+        )
+        # (batch, heads, q_len, head_dim) -> (batch, q_len, heads * head_dim)
+        context = context.transpose(1, 2).reshape(context.shape[0], q_len, -1)
+        return self.projection("output")(context), weights
+
+    def prune_heads(self, heads: list[int] | set[int]) -> None:
+        """Remove attention heads (numbered as in the unpruned layer) from the four projections."""
+        if not heads:
+            return
+        found, index = find_pruneable_heads_and_indices(heads, self.num_heads, self.head_dim, self.pruned_heads)
+        for role, name in self.projections.items():
+            setattr(self, name, prune_linear_layer(self.projection(role), index, dim=1 if role == "output" else 0))
+        self.num_heads -= len(found)
+        self.pruned_heads |= found
+        fast_path.refresh(self)
