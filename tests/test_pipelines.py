@@ -194,6 +194,29 @@ def test_the_padding_free_path_runs_packed(text_models):
     assert packed[~real].abs().max() == 0  # padding positions were never computed
 
 
+def test_packed_rows_attend_within_each_sequence(text_models):
+    """The shared blocks under masking_utils.packing, and the block-diagonal mask from cu_seqlens, both equal
+    running each sequence alone."""
+    from plugformers import AutoModel, AutoTokenizer
+    from plugformers.masking_utils import PackedSequences, packing, prepare_attention_mask
+
+    model = AutoModel.from_pretrained(text_models["feature-extraction"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(text_models["feature-extraction"])
+    ids = [tokenizer(t)["input_ids"] for t in TEXTS[:4]]
+    sequences = PackedSequences.from_lengths([len(i) for i in ids])
+    row = torch.tensor([[token for sequence in ids for token in sequence]])
+    positions = sequences.position_ids()
+    with torch.no_grad():
+        alone = torch.cat([model(input_ids=torch.tensor([i])).last_hidden_state[0] for i in ids])
+        with packing(sequences):
+            packed = model(input_ids=row, position_ids=positions).last_hidden_state[0]
+        mask = prepare_attention_mask(None, 1, sequences.total, torch.float32, cu_seqlens=sequences.cu_seqlens)
+        masked = model(input_ids=row, position_ids=positions, attention_mask=mask).last_hidden_state[0]
+        crossed = model(input_ids=row, position_ids=positions).last_hidden_state[0]
+    assert torch.allclose(packed, alone, atol=1e-5) and torch.allclose(masked, alone, atol=1e-5)
+    assert not torch.allclose(crossed, alone, atol=1e-3)  # without either, the sequences would see each other
+
+
 def test_a_model_that_mixes_positions_is_caught_and_run_padded(text_models):
     """A base model that mixes positions outside attention cannot be packed: the first batch's check says so."""
     from plugformers import AutoModelForSequenceClassification

@@ -5,15 +5,16 @@ batch costs only its real tokens: the base model receives ``(1, total)`` ids who
 for each text, and attention runs separately inside each text (texts of equal length share one fused call),
 so no text sees another and no work goes to padding.
 
-The family's code is not changed. :func:`padding_free` hooks the model's base module (``model.base_model``):
-a forward pre-hook packs the padded inputs the head passes in, the attention backend the layers look up
-(:func:`plugformers.attention.get_attention_function`) is wrapped for the duration of that call, and a forward
-hook scatters the per-token outputs back to ``(B, longest, ...)`` so the head (pooling, classifier) sees the
-layout it expects. What a family must keep for this to hold:
+This rides on the shared model blocks. :func:`padding_free` hooks the model's base module
+(``model.base_model``): a forward pre-hook packs the padded inputs the head passes in and enters
+:func:`plugformers.masking_utils.packing`, under which the shared attention block
+(:class:`plugformers.modeling_layers.MultiHeadAttention`) attends per text and a first-token head does not trim
+its last layer; a forward hook scatters the per-token outputs back to ``(B, longest, ...)`` so the head
+(pooling, classifier) sees the layout it expects. What a family keeps for this to hold:
 
-- the base model's ``forward`` takes ``attention_mask`` and ``position_ids`` (positions restart per text);
-- the layers look the attention function up at call time with ``get_attention_function`` and give it
-  ``(batch, heads, seq, head_dim)`` tensors; nothing else mixes positions (no convolution over the sequence);
+- its attention is the shared :class:`~plugformers.modeling_layers.MultiHeadAttention` (or a subclass);
+- the base model's ``forward`` takes ``attention_mask`` and ``position_ids``; nothing else mixes positions
+  (no convolution or pooling over the sequence inside the base model);
 - outputs are per-token tensors ``(batch, seq, ...)``; a ``pooler_output`` is recomputed by the base module's
   ``pooler`` on the restored hidden states.
 
@@ -31,67 +32,22 @@ from typing import Any
 
 import torch
 
-from plugformers.attention import PACKED_ATTENTION, AttentionFunction
+from plugformers.masking_utils import PackedSequences, packing
+from plugformers.modeling_layers import MultiHeadAttention
 
-__all__ = ["Segments", "can_pack", "padding_free"]
-
-
-class Segments:
-    """Where each text lies in the packed sequence, grouped by length (one fused attention call per length)."""
-
-    def __init__(self, lengths: list[int], device: torch.device) -> None:
-        self.lengths = lengths
-        self.total = sum(lengths)
-        by_length: dict[int, list[int]] = {}
-        start = 0
-        for n in lengths:
-            by_length.setdefault(n, []).append(start)
-            start += n
-        # (texts of that length, length) token indices into the packed sequence.
-        self.groups = [
-            (torch.tensor(starts, device=device)[:, None] + torch.arange(n, device=device)[None, :])
-            for n, starts in by_length.items()
-            if n > 0
-        ]
-
-    def position_ids(self, device: torch.device) -> torch.Tensor:
-        """``(1, total)``: 0, 1, ... restarting at each text."""
-        return torch.cat([torch.arange(n, device=device) for n in self.lengths])[None, :]
-
-    def wrap(self, backend: AttentionFunction) -> AttentionFunction:
-        """``backend`` applied within each packed text instead of across the whole packed sequence."""
-
-        def segmented(
-            module: Any,
-            query: torch.Tensor,
-            key: torch.Tensor,
-            value: torch.Tensor,
-            attention_mask: torch.Tensor | None,
-            **kwargs: Any,
-        ) -> tuple[torch.Tensor, torch.Tensor | None]:
-            if query.shape[0] != 1 or query.shape[2] != self.total or key.shape[2] != self.total:
-                # Not the packed self-attention (a head's own attention, say): leave it alone.
-                return backend(module, query, key, value, attention_mask, **kwargs)
-            kwargs["output_attentions"] = False
-            out = query.new_empty((*query.shape[:3], value.shape[-1]))
-            for index in self.groups:
-                # (heads, texts, length, dim) -> (texts, heads, length, dim)
-                q, k, v = (t[0][:, index].transpose(0, 1) for t in (query, key, value))
-                part, _ = backend(module, q, k, v, None, **kwargs)
-                out[0][:, index] = part.transpose(0, 1).to(out.dtype)
-            return out, None
-
-        return segmented
+__all__ = ["can_pack", "padding_free"]
 
 
 def can_pack(model: torch.nn.Module) -> bool:
-    """Whether the model's base module takes what packing passes (``attention_mask`` and ``position_ids``)."""
+    """Whether the model's base module attends through the shared block and takes ``attention_mask`` and ``position_ids``."""
     base = getattr(model, "base_model", model)
     try:
         params = inspect.signature(base.forward).parameters
     except (TypeError, ValueError):
         return False
-    return "attention_mask" in params and "position_ids" in params and "input_ids" in params
+    if not {"input_ids", "attention_mask", "position_ids"} <= set(params):
+        return False
+    return any(isinstance(module, MultiHeadAttention) for module in base.modules())
 
 
 class _Plan:
@@ -102,7 +58,7 @@ class _Plan:
         self.signature = inspect.signature(base.forward)
         self.index: torch.Tensor | None = None  # flat (B*L) positions of the real tokens
         self.shape: tuple[int, int] = (0, 0)
-        self.token: Any = None
+        self.scope: contextlib.ExitStack | None = None
         self.packed_calls = 0
         self.padded_calls = 0
         self.original: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
@@ -115,34 +71,32 @@ class _Plan:
         except TypeError:
             return None
         arguments = dict(bound.arguments)
-        extra = arguments.pop(next((p.name for p in self.signature.parameters.values() if p.kind is p.VAR_KEYWORD), ""), {})
-        arguments.update(extra)
+        variadic = next((p.name for p in self.signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
+        arguments.update(arguments.pop(variadic, {}) if variadic else {})
         mask = arguments.get("attention_mask")
         ids = arguments.get("input_ids")
-        unsupported = (
+        if (
             not isinstance(mask, torch.Tensor)
             or not isinstance(ids, torch.Tensor)
             or mask.dim() != 2
             or tuple(ids.shape) != tuple(mask.shape)
             or arguments.get("inputs_embeds") is not None
             or arguments.get("output_attentions")
-        )
-        if unsupported:
+        ):
             self.padded_calls += 1
             return None
-        assert isinstance(mask, torch.Tensor)
         batch, length = mask.shape
         keep = mask.bool()
         lengths = keep.sum(1)
         if not torch.equal(keep, torch.arange(length, device=mask.device)[None, :] < lengths[:, None]):
             self.padded_calls += 1  # not right padding: run as it is
             return None
-        segments = Segments(lengths.tolist(), mask.device)
+        sequences = PackedSequences.from_lengths(lengths.tolist())
         index = keep.flatten().nonzero().squeeze(1)
         packed: dict[str, Any] = {}
         for name, value in arguments.items():
             if name.startswith("_"):
-                continue  # private switches (e.g. "compute the first position only") assume the padded layout
+                continue  # private switches assume the padded layout
             if name == "attention_mask":
                 packed[name] = None
             elif isinstance(value, torch.Tensor) and value.dim() >= 2 and tuple(value.shape[:2]) == (batch, length):
@@ -150,16 +104,17 @@ class _Plan:
             else:
                 packed[name] = value
         if packed.get("position_ids") is None:
-            packed["position_ids"] = segments.position_ids(mask.device)
+            packed["position_ids"] = sequences.position_ids(mask.device)
         self.index, self.shape = index, (batch, length)
-        self.token = PACKED_ATTENTION.set(segments.wrap)
+        self.scope = contextlib.ExitStack()
+        self.scope.enter_context(packing(sequences))
         self.packed_calls += 1
         return (), packed
 
     def post(self, module: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> Any:
         if self.index is None:
             return None
-        self.reset()
+        self.close()
         restored = self._restore(output)
         if restored is None:  # an output packing cannot map back: run the padded forward after all
             self.packed_calls -= 1
@@ -168,10 +123,10 @@ class _Plan:
             return module.forward(*args, **kwargs)
         return restored
 
-    def reset(self) -> None:
-        if self.token is not None:
-            PACKED_ATTENTION.reset(self.token)
-            self.token = None
+    def close(self) -> None:
+        if self.scope is not None:
+            self.scope.close()
+            self.scope = None
 
     def _unpack(self, value: torch.Tensor) -> torch.Tensor | None:
         assert self.index is not None
@@ -195,9 +150,8 @@ class _Plan:
                 if value is _FAIL:
                     return None
                 restored[key] = value
-            pooler = getattr(self.base, "pooler", None)
             if "pooler_output" in restored:
-                hidden = restored.get("last_hidden_state")
+                pooler, hidden = getattr(self.base, "pooler", None), restored.get("last_hidden_state")
                 if not callable(pooler) or hidden is None:
                     return None
                 restored["pooler_output"] = pooler(hidden)
@@ -207,10 +161,8 @@ class _Plan:
         return None
 
     def _restore_field(self, key: str, value: Any) -> Any:
-        if key == "pooler_output":
-            return value  # recomputed from the restored hidden states
-        if value is None:
-            return None
+        if key == "pooler_output" or value is None:
+            return value  # a pooler output is recomputed from the restored hidden states
         if isinstance(value, torch.Tensor):
             unpacked = self._unpack(value)
             return _FAIL if unpacked is None else unpacked
@@ -235,8 +187,6 @@ def padding_free(model: torch.nn.Module) -> Iterator[_Plan]:
     try:
         yield plan
     finally:
-        plan.reset()
+        plan.close()
         for handle in handles:
             handle.remove()
-
-
