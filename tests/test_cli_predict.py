@@ -178,22 +178,9 @@ def test_segmentation_writes_an_overlay_and_names_the_classes(tmp_path, capsys):
     pytest.importorskip("plugformers_maskformer")
     from PIL import Image
 
-    from plugformers import (
-        MaskFormerConfig,
-        MaskFormerForInstanceSegmentation,
-        MaskFormerImageProcessor,
-        ResNetConfig,
-    )
+    from pipeline_checkpoints import maskformer_checkpoint
 
-    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], layer_type="basic",
-                            out_features=["stage1", "stage2", "stage3", "stage4"])
-    decoder = {"model_type": "detr", "d_model": 32, "decoder_layers": 1, "decoder_attention_heads": 2,
-               "decoder_ffn_dim": 64, "num_queries": 4}
-    config = MaskFormerConfig(backbone_config=backbone, decoder_config=decoder, fpn_feature_size=32,
-                              mask_feature_size=32, id2label={0: "sky", 1: "tree", 2: "road"})
-    folder = tmp_path / "maskformer"
-    MaskFormerForInstanceSegmentation(config).save_pretrained(folder)
-    MaskFormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
+    folder = maskformer_checkpoint(tmp_path / "maskformer")  # classes sky, tree, road
     photo = _photo(tmp_path / "street.png", size=(50, 36))
     out_dir = tmp_path / "overlays" / "nested"
     out = _predict(capsys, str(folder), str(photo), "--output-dir", str(out_dir), "--subtask", "semantic")
