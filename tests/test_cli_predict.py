@@ -177,7 +177,6 @@ def test_an_unreadable_image_is_named(tmp_path, capsys):
 def test_segmentation_writes_an_overlay_and_names_the_classes(tmp_path, capsys):
     pytest.importorskip("plugformers_maskformer")
     from PIL import Image
-
     from pipeline_checkpoints import maskformer_checkpoint
 
     folder = maskformer_checkpoint(tmp_path / "maskformer")  # classes sky, tree, road
