@@ -218,3 +218,32 @@ def task_pipeline_prepare(args: dict[str, Any]) -> dict[str, Any]:
     return {"checkpoints": folders, "family": "bert" if bert else "distilbert",
             "model": "all-MiniLM-L6-v2" if bert else "DistilBERT-base size, random weights",
             "vocabulary": "bert-base-uncased (from all-MiniLM-L6-v2)" if minilm else "generated"}
+
+
+def task_predict_scaling(args: dict[str, Any]) -> dict[str, Any]:
+    """Wall time of ``plugformers predict`` over the corpus in one process and under ``torchrun`` with N processes."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from plugformers import AutoTokenizer
+
+    folder = args["checkpoint"]
+    texts = build_corpus(AutoTokenizer.from_pretrained(folder), args["sentences"], corpus_source(args.get("corpus")))
+    env = {**os.environ, "OMP_NUM_THREADS": str(args["threads"])}
+    result: dict[str, Any] = {"sentences": len(texts), "threads_per_process": args["threads"], "wall_s": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp) / "texts.txt"
+        inputs.write_text("".join(t.replace("\n", " ") + "\n" for t in texts), encoding="utf-8")
+        for procs in args["procs"]:
+            out = Path(tmp) / f"out-{procs}.jsonl"
+            job = ["-m", "plugformers", "predict", folder, "--input-file", str(inputs), "--output", str(out),
+                   "--batch-size", str(args.get("batch", 32))]
+            launcher = [] if procs == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
+            start = time.perf_counter()
+            subprocess.run([sys.executable, *launcher, *job], env=env, check=True, capture_output=True)
+            result["wall_s"][str(procs)] = time.perf_counter() - start
+            assert out.read_text(encoding="utf-8").count("\n") == len(texts)
+    one = result["wall_s"].get("1")
+    result["speedup"] = {p: one / s for p, s in result["wall_s"].items()} if one else {}
+    return result

@@ -123,6 +123,12 @@ def _pipeline_rows(section: dict[str, Any] | None) -> list[dict[str, Any]]:
                              higher_is_better=True, note=f"encode(); max abs diff {diff['sentence_transformers']:.1e}"))
         rows.append(_row(f"pipeline {task} batch-1 latency ({corpus['short_tokens']} tokens)", family,
                          entry["ours"]["median_latency_s"], entry["reference"]["median_latency_s"], "s", target=0.7))
+    scaling = section.get("scaling")
+    if scaling:
+        many = max(scaling["wall_s"], key=int)
+        rows.append(_row(f"predict, torchrun {many} processes against 1 ({scaling['sentences']} texts, wall time)", family,
+                         scaling["wall_s"][many], scaling["wall_s"]["1"], "s", target=None,
+                         note=f"{scaling['threads_per_process']} thread(s) per process; startup included"))
     return rows
 
 

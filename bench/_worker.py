@@ -370,6 +370,12 @@ def task_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     return measure(args)
 
 
+def task_predict_scaling(args: dict[str, Any]) -> dict[str, Any]:
+    from _pipelines import task_predict_scaling as measure
+
+    return measure(args)
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "prepare": task_prepare,
     "import": task_import,
@@ -380,6 +386,7 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "gpu": task_gpu,
     "pipeline_prepare": task_pipeline_prepare,
     "pipeline": task_pipeline,
+    "predict_scaling": task_predict_scaling,
 }
 
 

@@ -172,6 +172,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pipeline-sentences", type=int, default=None, help="override the pipeline section's corpus size")
     parser.add_argument("--pipeline-reps", type=int, default=None, help="override the pipeline section's rounds")
     parser.add_argument("--corpus", default=None, help="folder of .txt files the pipeline corpus is cut from")
+    parser.add_argument("--pipeline-scaling", type=int, default=0, metavar="N",
+                        help="also time `plugformers predict` in 1 process against torchrun with N processes")
     args = parser.parse_args(argv)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = sorted(set(families) - set(FAMILIES))
@@ -316,6 +318,12 @@ def pipeline_section(ckpt_root: Path, settings: Settings, args: argparse.Namespa
                            "short_tokens": first["short_tokens"]}
         entry["max_abs_diff"] = {impl: max_sample_diff(runs[impl][0]["sample"], first["sample"]) for impl in impls if impl != "ours"}
         section["tasks"][task] = entry
+    if args.pipeline_scaling:
+        log(f"predict: 1 process against torchrun with {args.pipeline_scaling} ({settings.pipeline_sentences} texts)")
+        section["scaling"] = run_worker("predict_scaling", {
+            "checkpoint": info["checkpoints"]["text-classification"], "sentences": settings.pipeline_sentences,
+            "threads": args.threads, "procs": [1, args.pipeline_scaling], "corpus": args.corpus,
+        }, timeout=7200)
     return section
 
 
