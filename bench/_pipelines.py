@@ -126,7 +126,7 @@ def _sample(outputs: list[Any], task: str) -> list[list[float]]:
 
 
 def task_pipeline(args: dict[str, Any]) -> dict[str, Any]:
-    """Throughput over the corpus at ``batch`` and the batch-1 latency of a short input, for one implementation."""
+    """Throughput over the corpus at ``batch`` for one implementation."""
     import torch
 
     torch.set_num_threads(args["threads"])
@@ -138,35 +138,57 @@ def task_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     texts = build_corpus(tokenizer, args["sentences"], source)
     lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     if impl == "reference":
-        run, one = _reference(task, folder, batch)
+        run, _ = _reference(task, folder, batch)
     elif impl == "sentence_transformers":
-        run, one = _sentence_transformers(folder, batch)
+        run, _ = _sentence_transformers(folder, batch)
     else:
-        run, one = _ours(task, folder, impl, batch)
+        run, _ = _ours(task, folder, impl, batch)
     run(texts[: 2 * batch])  # warm-up
     start = time.perf_counter()
     outputs = run(texts)
     seconds = time.perf_counter() - start
-    for _ in range(3):
-        one(SHORT_INPUT)
-    latencies = []
-    deadline = time.perf_counter() + args.get("latency_budget_s", 10.0)
-    while len(latencies) < args.get("latency_min_reps", 10) or (time.perf_counter() < deadline and len(latencies) < 200):
-        t0 = time.perf_counter()
-        one(SHORT_INPUT)
-        latencies.append(time.perf_counter() - t0)
     return {
         "impl": impl,
         "task": task,
         "sentences": len(texts),
         "seconds": seconds,
         "throughput": len(texts) / seconds,
-        "latency_s": statistics.median(latencies),
-        "latency_reps": len(latencies),
-        "short_tokens": len(tokenizer(SHORT_INPUT)["input_ids"]),
         "tokens": {"total": sum(lengths), "min": min(lengths), "median": statistics.median(lengths), "max": max(lengths)},
         "corpus": str(source) if source else "generated words",
         "sample": _sample(outputs[:64], task),
+    }
+
+
+def task_pipeline_latency(args: dict[str, Any]) -> dict[str, Any]:
+    """Batch-1 latency of a short input: ours and the reference in one process, calls alternating.
+
+    Alternating call by call puts both under the same load (a shared machine swings between measurements).
+    """
+    import torch
+
+    torch.set_num_threads(args["threads"])
+    task, folder = args["task"], args["checkpoint"]
+    calls = {"ours": _ours(task, folder, "ours", 1)[1], "reference": _reference(task, folder, 1)[1]}
+    for call in calls.values():
+        for _ in range(3):
+            call(SHORT_INPUT)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    deadline = time.perf_counter() + args.get("budget_s", 20.0)
+    order = list(calls)
+    while min(len(t) for t in times.values()) < args.get("min_reps", 10) or (
+        time.perf_counter() < deadline and len(times["ours"]) < 300
+    ):
+        order.reverse()
+        for name in order:
+            t0 = time.perf_counter()
+            calls[name](SHORT_INPUT)
+            times[name].append(time.perf_counter() - t0)
+    from plugformers import AutoTokenizer
+
+    return {
+        "median_s": {name: statistics.median(t) for name, t in times.items()},
+        "reps": len(times["ours"]),
+        "short_tokens": len(AutoTokenizer.from_pretrained(folder)(SHORT_INPUT)["input_ids"]),
     }
 
 

@@ -370,6 +370,12 @@ def task_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     return measure(args)
 
 
+def task_pipeline_latency(args: dict[str, Any]) -> dict[str, Any]:
+    from _pipelines import task_pipeline_latency as measure
+
+    return measure(args)
+
+
 def task_predict_scaling(args: dict[str, Any]) -> dict[str, Any]:
     from _pipelines import task_predict_scaling as measure
 
@@ -386,6 +392,7 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "gpu": task_gpu,
     "pipeline_prepare": task_pipeline_prepare,
     "pipeline": task_pipeline,
+    "pipeline_latency": task_pipeline_latency,
     "predict_scaling": task_predict_scaling,
 }
 
