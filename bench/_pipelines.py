@@ -100,12 +100,15 @@ def _reference(task: str, folder: str, batch: int) -> tuple[Any, Any]:
         return (lambda texts: pipe(texts, top_k=None, batch_size=batch)), (lambda text: pipe(text))
     pipe = transformers.pipeline("feature-extraction", model=folder, tokenize_kwargs={"truncation": True})
 
-    def pooled(tokens: Any) -> Any:  # what sentence-transformers' mean pooling and normalisation compute
-        return torch.nn.functional.normalize(tokens[0].mean(0), dim=-1)
+    def pooled(tokens: Any, text: str) -> Any:  # what sentence-transformers' mean pooling and normalisation compute
+        # In a batch the reference returns every text's vectors padded to the batch's longest: average the real ones.
+        real = len(pipe.tokenizer(text, truncation=True)["input_ids"])
+        return torch.nn.functional.normalize(tokens[0, :real].mean(0), dim=-1)
 
-    return (lambda texts: [pooled(t) for t in pipe(texts, return_tensors=True, batch_size=batch)]), (
-        lambda text: pooled(pipe(text, return_tensors=True))
-    )
+    def run(texts: list[str]) -> list[Any]:
+        return [pooled(t, text) for t, text in zip(pipe(texts, return_tensors=True, batch_size=batch), texts)]
+
+    return run, (lambda text: pooled(pipe(text, return_tensors=True), text))
 
 
 def _sentence_transformers(folder: str, batch: int) -> tuple[Any, Any]:
