@@ -134,14 +134,18 @@ def pipeline(
 
 
 def _infer_task(model: Any, config: Any, registry: Any) -> str:
-    """The first task of the model's class (a loaded model), or of the checkpoint's ``architectures``."""
+    """The first task of the model's class (a loaded model), or of the checkpoint's ``architectures``.
+
+    A class of a family that declares no modality and serves tasks of several (a bare model: text or image
+    features?) does not decide it.
+    """
     names = [type(model)] if not isinstance(model, (str, os.PathLike)) else list(getattr(config, "architectures", None) or [])
     for name in names:
         tasks = registry.tasks_of(name)
-        if tasks:
+        if tasks and len({TASKS[t].modality for t in tasks}) == 1:
             return str(tasks[0])
     shown = ", ".join(n if isinstance(n, str) else n.__name__ for n in names) or "none"
-    raise ValueError(f"cannot tell the task from the model (architectures: {shown}); pass task=, one of {', '.join(TASKS)}.")
+    raise ValueError(f"cannot infer the task from the model (architectures: {shown}); pass task=, one of {', '.join(TASKS)}.")
 
 
 def _auto_class(task: str, config: Any, registry: Any) -> Any:
