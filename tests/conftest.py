@@ -10,6 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# The conformance suite over every installed family (tests/conftest.py::test_conformance[...]).
+pytest_plugins = ["plugformers.testing.conformance"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _tiny_family_registered():

@@ -46,16 +46,23 @@ def _assert_ranked(top: list[dict[str, Any]], k: int, labels: set[str]) -> None:
 @pytest.fixture
 def distilbert_folder(tmp_path: Path):
     pytest.importorskip("plugformers_distilbert")
-    from plugformers import DistilBertConfig, DistilBertTokenizerFast
-    from plugformers.demo import _SMALL, _vocab_file
+    from plugformers import DistilBertTokenizerFast
+    from plugformers.plugins import get_registry
+
+    # Whole words, so token-level results read as words; letters, so any other word still tokenizes.
+    words = sorted({w for s in SENTENCES for w in s.split()} | {"jumps", "what"})
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *[f"##{c}" for c in letters], *words]
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
 
     def build(head: str, **config: Any) -> Path:
         import plugformers
 
         folder = tmp_path / head
-        tokenizer = DistilBertTokenizerFast(vocab_file=str(_vocab_file(tmp_path)))
+        tokenizer = DistilBertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
         torch.manual_seed(0)
-        model = getattr(plugformers, head)(DistilBertConfig(**_SMALL["distilbert"], vocab_size=len(tokenizer), **config))
+        tiny = get_registry().family("distilbert").build_config(tiny=True, vocab_size=len(tokenizer), **config)
+        model = getattr(plugformers, head)(tiny)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         return folder
@@ -211,10 +218,9 @@ def _wav(path: Path, seconds: float = 0.5, rate: int = 16000) -> Path:
 
 
 def _wav2vec2_config(**extra: Any) -> Any:
-    from plugformers import Wav2Vec2Config
-    from plugformers.demo import _SMALL
+    from plugformers.plugins import get_registry
 
-    return Wav2Vec2Config(**_SMALL["wav2vec2"], **extra)
+    return get_registry().family("wav2vec2").build_config(tiny=True, **extra)
 
 
 def test_ctc_transcribes_with_the_tokenizer_vocabulary(tmp_path, capsys):

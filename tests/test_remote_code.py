@@ -452,7 +452,8 @@ def test_auto_model_loads_code_in_fresh_process_only_when_trusted(resnet_checkpo
     for message in result["untrusted"]:
         assert "trust_remote_code=True" in message and ".py" in message, message
     assert result["imported_before_trust"] == []
-    assert result["max_diff"] == 0.0
+    # Same weights and inputs; only the float summation order may differ (another process, another thread split).
+    assert result["max_diff"] < 1e-6
     assert result["model_class"].startswith("plugformers_remote_")
     assert result["model_class"].endswith("modeling_resnet.ResnetModelForImageClassification")
     assert result["same_config_class"] is True

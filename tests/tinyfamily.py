@@ -95,7 +95,10 @@ class TinyForSequenceClassification(TinyPreTrainedModel):
 
 
 class TinyPlugin:
-    """The plugin object: what an entry-point module would contain."""
+    """The plugin object: what an entry-point module would contain; ``fields`` adds registration fields."""
+
+    def __init__(self, **fields):
+        self.fields = fields
 
     @hookimpl
     def plugformers_register_families(self, register):
@@ -107,4 +110,16 @@ class TinyPlugin:
                 "AutoModelForMaskedLM": "tinyfamily:TinyForMaskedLM",
                 "AutoModelForSequenceClassification": "tinyfamily:TinyForSequenceClassification",
             },
+            **self.fields,
         )
+
+
+def tiny_inputs(config: TinyConfig, model_class: type, batch_size: int = 2, labels: bool = False) -> dict:
+    """Example inputs in the registration's format, for tests that give the tiny family registration data."""
+    g = torch.Generator().manual_seed(0)
+    inputs = {"input_ids": torch.randint(0, config.vocab_size, (batch_size, 5), generator=g)}
+    if labels and issubclass(model_class, TinyForMaskedLM):
+        inputs["labels"] = torch.randint(0, config.vocab_size, (batch_size, 5), generator=g)
+    elif labels and issubclass(model_class, TinyForSequenceClassification):
+        inputs["labels"] = torch.randint(0, config.num_labels, (batch_size,), generator=g)
+    return inputs

@@ -300,7 +300,7 @@ def verify_backbone_config_arguments(
     if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
         raise ConfigError(f"backbone_kwargs must be a dict, got {type(backbone_kwargs).__name__}.")
     if use_timm_backbone and not backbone:
-        raise ConfigError("use_timm_backbone=True needs backbone=<timm model name> (for example 'resnet50').")
+        raise ConfigError("use_timm_backbone=True needs backbone=<timm model name> (one of timm.list_models()).")
     if use_pretrained_backbone and not backbone:
         raise ConfigError(
             "use_pretrained_backbone=True needs backbone=<checkpoint dir or repo id> to load the weights from."
@@ -317,7 +317,7 @@ def _backbone_config_object(backbone_config: PretrainedConfig | dict[str, Any]) 
         model_type = data.pop("model_type", None)
         if not model_type:
             raise ConfigError(
-                "backbone_config given as a dict needs a 'model_type' key (for example 'resnet')."
+                "backbone_config given as a dict needs a 'model_type' key (the backbone family's, as `plugformers plugins` lists)."
             )
         if model_type == TimmBackboneConfig.model_type:  # a host class, not a plugin family
             return TimmBackboneConfig(**data)
@@ -412,7 +412,7 @@ def _build_timm_backbone_class() -> type:
             timm = _import_timm()
             if not config.backbone:
                 raise ConfigError(
-                    "TimmBackboneConfig.backbone must name a timm model (for example 'resnet50')."
+                    "TimmBackboneConfig.backbone must name a timm model (one of timm.list_models())."
                 )
             if not config.features_only:
                 raise ConfigError("TimmBackbone only supports features_only=True.")

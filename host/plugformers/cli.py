@@ -18,32 +18,6 @@ from plugformers.vocabulary import CONFIG_NAME
 
 __all__ = ["main"]
 
-TEXT_TASKS = ("text-classification", "token-classification", "question-answering", "fill-mask")
-IMAGE_TASKS = ("image-classification", "image-segmentation")
-AUDIO_TASKS = ("automatic-speech-recognition", "audio-classification")
-
-# Which task each head class name suffix serves.
-_HEAD_TASKS = (
-    ("ForSequenceClassification", "text-classification"),
-    ("ForTokenClassification", "token-classification"),
-    ("ForQuestionAnswering", "question-answering"),
-    ("ForMaskedLM", "fill-mask"),
-    ("ForImageClassification", "image-classification"),
-    ("ForInstanceSegmentation", "image-segmentation"),
-    ("ForCTC", "automatic-speech-recognition"),
-    ("ForAudioClassification", "audio-classification"),
-)
-_TASK_AUTO = {
-    "text-classification": "AutoModelForSequenceClassification",
-    "token-classification": "AutoModelForTokenClassification",
-    "question-answering": "AutoModelForQuestionAnswering",
-    "fill-mask": "AutoModelForMaskedLM",
-    "image-classification": "AutoModelForImageClassification",
-    "image-segmentation": "AutoModelForInstanceSegmentation",
-    "automatic-speech-recognition": "AutoModelForCTC",
-    "audio-classification": "AutoModelForSequenceClassification",
-}
-
 
 class CLIError(Exception):
     """A user-facing error: printed as one line."""
@@ -120,6 +94,14 @@ def _local_folder(source: str, args: argparse.Namespace) -> Path:
         raise CLIError(f"cannot fetch {source!r}: {exc}") from exc
 
 
+def _tasks(architectures: list[str]) -> list[str]:
+    """The tasks of the checkpoint's classes, from the Auto classes their families register them under."""
+    from plugformers.plugins import get_registry
+
+    registry = get_registry()
+    return list(dict.fromkeys(task for arch in architectures for task in registry.tasks_of(arch)))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from plugformers.plugins import get_registry
 
@@ -154,7 +136,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "checkpoint": str(folder),
         "model_type": model_type,
         "architectures": architectures,
-        "tasks": sorted({task for task in map(_arch_task, architectures) if task is not None}),
+        "tasks": _tasks(architectures),
         "heads_available": sorted(spec.models) if spec else [],
         "parameters": params,
         "weight_dtypes": sorted(dtypes),
@@ -181,27 +163,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 # ----- predict ---------------------------------------------------------------------------------------------
 
 
-def _arch_task(arch: str) -> str | None:
-    """The task a head class serves, by its name (None for a class with no known head)."""
-    for suffix, task in _HEAD_TASKS:
-        if arch.endswith(suffix):
-            if task == "text-classification" and arch.startswith("Wav2Vec2"):
-                return "audio-classification"
-            return task
-    return None
-
-
-def _infer_task(architectures: list[str]) -> str:
-    for arch in architectures:
-        task = _arch_task(arch)
-        if task is not None:
-            return task
-    raise CLIError(f"cannot infer the task from architectures {architectures}; pass --task")
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from plugformers.predict import PredictError, run
 
+    args.checkpoint = str(_local_folder(args.checkpoint, args))
     try:
         return run(args)
     except PredictError as exc:

@@ -1,13 +1,16 @@
 """``plugformers demo``: the user's guide, run end to end over every installed family.
 
-For each family: build the default config and print it, build the model (random weights), save it in
-the reference layout, reload it through the Auto classes and check the weights survived, preprocess a
-real sample input (a sentence, a photograph, a spoken WAV file shipped in ``plugformers/data``) and run
-the model on it, timing each step.
+For each family: build the default config (with ``small``, the family's registered ``tiny_config``) and
+print it, build the model (random weights), save it in the reference layout, reload it through the Auto
+classes and check the weights survived, run the host's sample input of the family's modality (a
+sentence, a photograph, a spoken WAV file shipped in ``plugformers/data``) through the family's
+registered ``example_preprocessor`` and the model, timing each step. Then the trained checkpoints the
+installed plugins ship. Everything family-specific comes from the registry.
 """
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 import time
 from pathlib import Path
@@ -15,34 +18,40 @@ from typing import Any
 
 DATA = Path(__file__).parent / "data"
 SENTENCE = "The quick brown fox jumps over the lazy dog."
-
-# Families whose default config is too large to build quickly get smaller stand-ins with `small=True`.
-_SMALL: dict[str, dict[str, Any]] = {
-    "distilbert": {"dim": 64, "hidden_dim": 128, "n_layers": 2, "n_heads": 4},
-    "vit": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4},
-    "wav2vec2": {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "conv_dim": [32, 32],
-        "conv_stride": [5, 4],
-        "conv_kernel": [10, 8],
-        "num_conv_pos_embeddings": 16,
-        "num_conv_pos_embedding_groups": 4,
-    },
-    "resnet": {"embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1], "layer_type": "basic"},
-}
+#: The host's sample input of each modality (text: :data:`SENTENCE`).
+SAMPLES = {"image": DATA / "cat.jpg", "audio": DATA / "speech.wav"}
+#: The Auto class that reloads a saved preprocessor of each modality, and the demo's name for running it.
+PREPROCESSOR_AUTO = {"text": "AutoTokenizer", "image": "AutoImageProcessor", "audio": "AutoFeatureExtractor"}
+_STEP = {"text": "tokenize", "image": "preprocess photo", "audio": "extract features"}
 
 
-def _vocab_file(folder: Path) -> Path:
-    """A small WordPiece vocabulary covering the demo sentence (a real tokenizer needs a real vocab)."""
-    words = sorted({w.strip(".,").lower() for w in SENTENCE.split()})
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", *letters, *[f"##{c}" for c in letters], *words]
-    path = folder / "vocab.txt"
-    path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
-    return path
+def read_sample(modality: str, path: str | Path | None = None) -> Any:
+    """A sample input of ``modality`` from ``path`` (default: the host's): text, an RGB image, or ``(audio, rate)``."""
+    if modality == "text":
+        return SENTENCE if path is None else Path(path).read_text(encoding="utf-8").strip()
+    path = SAMPLES[modality] if path is None else Path(path)
+    if modality == "image":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    from plugformers.audio_utils import load_wav
+
+    return load_wav(path)
+
+
+def preprocess(modality: str, preprocessor: Any, sample: Any) -> Any:
+    """Run one sample (as :func:`read_sample` returns it) through a preprocessor, as PyTorch tensors."""
+    if modality == "audio":
+        audio, rate = sample
+        return preprocessor(audio, sampling_rate=rate, return_tensors="pt")
+    return preprocessor(sample, return_tensors="pt")
+
+
+def model_inputs(model: Any, batch: Any) -> dict[str, Any]:
+    """The preprocessor's outputs that ``model.forward`` takes (a tokenizer may add what a model ignores)."""
+    accepted = inspect.signature(model.forward).parameters
+    return {k: v for k, v in batch.items() if k in accepted}
 
 
 def _timed(label: str, fn: Any) -> Any:
@@ -59,50 +68,30 @@ def _demo_family(model_type: str, workdir: Path, small: bool) -> None:
     from plugformers.plugins import get_registry, import_object
 
     spec = get_registry().family(model_type)
-    config = plugformers.AutoConfig.for_model(model_type, **(_SMALL.get(model_type, {}) if small else {}))
+    config = spec.build_config(tiny=small)
     text = repr(config)
     print("    config:", text if len(text) < 1200 else text[:1200] + "  ...")
-    model_class = import_object(spec.models.get("AutoModel") or next(iter(spec.models.values())))
+    auto_key = "AutoModel" if "AutoModel" in spec.models else next(iter(spec.models))
+    model_class = import_object(spec.models[auto_key])
     model = _timed(f"build {model_class.__name__}", lambda: model_class(config).eval())
     print(f"    parameters                   {model.num_parameters():,}")
     folder = workdir / model_type
     _timed("save_pretrained", lambda: model.save_pretrained(folder))
-    reloaded = _timed("AutoModel.from_pretrained", lambda: plugformers.AutoModel.from_pretrained(folder))
+    reloaded = _timed(f"{auto_key}.from_pretrained", lambda: getattr(plugformers, auto_key).from_pretrained(folder))
     for key, value in model.state_dict().items():
         if not torch.equal(value, reloaded.state_dict()[key]):
             raise AssertionError(f"{key} changed through save/load")
-    inputs: dict[str, Any]
-    if spec.feature_extractor:
-        from plugformers.audio_utils import load_wav
-
-        extractor = import_object(spec.feature_extractor)()
-        extractor.save_pretrained(folder)
-        extractor = plugformers.AutoFeatureExtractor.from_pretrained(folder)
-        audio, rate = load_wav(DATA / "speech.wav")
-        batch = _timed("extract features", lambda: extractor(audio, sampling_rate=rate, return_tensors="pt"))
-        inputs = {"input_values": batch["input_values"]}
-    elif spec.image_processor:
-        from PIL import Image
-
-        processor = import_object(spec.image_processor)()
-        processor.save_pretrained(folder)
-        processor = plugformers.AutoImageProcessor.from_pretrained(folder)
-        image = Image.open(DATA / "cat.jpg").convert("RGB")
-        batch = _timed("preprocess photo", lambda: processor(image, return_tensors="pt"))
-        inputs = {"pixel_values": batch["pixel_values"]}
-        size = getattr(config, "image_size", None)
-        if isinstance(size, int) and inputs["pixel_values"].shape[-1] != size:
-            inputs["interpolate_pos_encoding"] = True
-    elif spec.tokenizer_fast or spec.tokenizer:
-        tok_class = import_object(spec.tokenizer_fast or spec.tokenizer)
-        tokenizer = tok_class(vocab_file=str(_vocab_file(workdir)))
-        tokenizer.save_pretrained(folder)
-        tokenizer = plugformers.AutoTokenizer.from_pretrained(folder)
-        inputs = dict(_timed("tokenize", lambda: tokenizer(SENTENCE, return_tensors="pt")))
-        print(f"    tokens                       {tokenizer.convert_ids_to_tokens(inputs['input_ids'][0].tolist())}")
-    else:
-        print("    (no preprocessing class registered; skipping the forward pass)")
+    modality = spec.modality
+    if spec.example_preprocessor is None or modality not in PREPROCESSOR_AUTO:
+        print("    (no example preprocessor registered; skipping the forward pass)")
         return
+    spec.build_example_preprocessor(config).save_pretrained(folder)
+    preprocessor = getattr(plugformers, PREPROCESSOR_AUTO[modality]).from_pretrained(folder)
+    sample = read_sample(modality)
+    batch = _timed(_STEP[modality], lambda: preprocess(modality, preprocessor, sample))
+    if modality == "text":
+        print(f"    tokens                       {preprocessor.convert_ids_to_tokens(batch['input_ids'][0].tolist())}")
+    inputs = model_inputs(reloaded, batch)
     with torch.no_grad():
         out = _timed("forward", lambda: reloaded(**inputs))
     shapes = {k: tuple(v.shape) for k, v in out.items() if isinstance(v, torch.Tensor)}
@@ -116,7 +105,10 @@ def run_demo(output_dir: str | None = None, families: list[str] | None = None, s
     registry = get_registry()
     types = [t for t in sorted(registry.families) if families is None or t in families]
     if not types:
-        print("No model families are installed. Install one, e.g. `pip install plugformers-distilbert`.")
+        from plugformers.plugins import known_families
+
+        known = sorted({str(entry.get("distribution")) for entry in known_families().values() if entry.get("distribution")})
+        print("No model families are installed. Install one" + (f", e.g. `pip install {known[0]}` ({', '.join(known)})" if known else "") + ".")
         return 1
     failures = []
     with tempfile.TemporaryDirectory(prefix="plugformers-demo-") as tmp:
@@ -136,12 +128,14 @@ def run_demo(output_dir: str | None = None, families: list[str] | None = None, s
                 print(f"    FAILED: {type(exc).__name__}: {exc}")
     from plugformers.demo_trained import show_trained_models
 
-    print("\n== trained checkpoints shipped with plugformers (8x8 digits, held-out accuracy and predictions)")
+    print("\n== trained checkpoints shipped by the installed plugins (recorded results and sample predictions)")
     try:
-        show_trained_models()
+        wrong = show_trained_models()
     except Exception as exc:
-        failures.append("trained checkpoints")
+        wrong = 1
         print(f"    FAILED: {type(exc).__name__}: {exc}")
+    if wrong:
+        failures.append("trained checkpoints")
     ok = ran - len([f for f in failures if f != "trained checkpoints"])
     print(f"\n{ok} of {ran} famil{'y' if ran == 1 else 'ies'} ran end to end"
           + (f"; failed: {', '.join(failures)}" if failures else "."))

@@ -1,67 +1,70 @@
-"""The trained checkpoints shipped in ``plugformers/data/models``: their data split and a demo of them.
+"""The trained checkpoints installed plugins ship as package data, shown by ``plugformers demo``.
 
-``vit-digits`` and ``resnet-digits`` are tiny image classifiers trained by
-``docs/examples/train_digits.py`` on scikit-learn's bundled 8x8 handwritten digits, so that
-``plugformers predict`` gives right answers with no network. The split and the digit-to-image
-conversion live here so that the training script, the tests and the demo agree on them exactly.
-Nothing here imports torch or scikit-learn at module level.
+A plugin lists them in its registration (``checkpoints={name: "package:relative/folder"}``). Each folder
+is a checkpoint in the reference layout that carries, as data, what the demo prints: ``eval_results.json``
+with a ``"summary"`` line (how it was trained and scored) and ``"samples"`` (``{relative path: expected
+label}``), and the sample files those paths name. The demo loads each checkpoint through the Auto class
+its architecture is registered under and predicts every sample, timed, marking each ok or WRONG.
+Nothing here knows a family or a dataset; nothing imports torch at module level.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import numpy as np
-    from PIL import Image
+from plugformers.vocabulary import CONFIG_NAME
 
-DATA = Path(__file__).parent / "data"
-MODELS_DIR = DATA / "models"
-DIGITS_DIR = DATA / "digits"
-CHECKPOINTS = ("vit-digits", "resnet-digits")
-# The checkpoints' plugins, by folder, so a missing plugin gives a clear line rather than a traceback.
-_PLUGIN_OF = {"vit-digits": "plugformers_vit", "resnet-digits": "plugformers_resnet"}
-# Where the held-out part starts, as a fraction of the dataset (its order is fixed, so no shuffling).
-HELDOUT_FRACTION = 0.2
+__all__ = [
+    "RESULTS_FILE",
+    "ShippedCheckpoint",
+    "checkpoint_folder",
+    "load_checkpoint",
+    "predict_label",
+    "recorded_results",
+    "shipped_checkpoints",
+    "show_trained_models",
+]
+
 RESULTS_FILE = "eval_results.json"
 
 
-def digit_image(pixels: Any) -> Image.Image:
-    """An 8x8 grayscale PIL image from one digit's 64 values in [0, 16] (bright ink on black, like the data)."""
-    import numpy as np
-    from PIL import Image
+@dataclass(frozen=True)
+class ShippedCheckpoint:
+    """One trained checkpoint a plugin ships: its name, family, plugin and folder."""
 
-    arr = np.asarray(pixels, dtype=np.float64).reshape(8, 8)
-    if arr.min() < 0 or arr.max() > 16:
-        raise ValueError(f"digit pixels must lie in [0, 16], got the range [{arr.min()}, {arr.max()}].")
-    return Image.fromarray(np.rint(arr * (255 / 16)).astype(np.uint8), mode="L")
-
-
-def load_digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(train_x, train_y, heldout_x, heldout_y)``: the first 80% of the digits to train on, the last 20% held out.
-
-    ``*_x`` are ``(n, 64)`` float arrays in [0, 16], ``*_y`` integer labels. Needs scikit-learn, which
-    ships the dataset inside its wheel (no download).
-    """
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as exc:
-        raise ImportError("the digits dataset comes from scikit-learn: `pip install scikit-learn`") from exc
-    digits = load_digits()
-    x, y = digits.data, digits.target
-    cut = int(len(x) * (1 - HELDOUT_FRACTION))
-    return x[:cut], y[:cut], x[cut:], y[cut:]
+    name: str
+    model_type: str
+    plugin: str
+    folder: Path
 
 
-def recorded_results(checkpoint: str | Path) -> dict[str, Any]:
+def checkpoint_folder(ref: str) -> Path:
+    """The folder a ``"package:relative/folder"`` reference names, inside the installed package."""
+    import importlib.resources
+
+    package, _, relative = ref.partition(":")
+    return Path(str(importlib.resources.files(package).joinpath(relative)))
+
+
+def shipped_checkpoints() -> list[ShippedCheckpoint]:
+    """Every checkpoint the installed plugins register, by name."""
+    from plugformers.plugins import get_registry
+
+    found = [
+        ShippedCheckpoint(name, model_type, spec.plugin, checkpoint_folder(ref))
+        for model_type, spec in list(get_registry().families.items())
+        for name, ref in spec.checkpoints.items()
+    ]
+    return sorted(found, key=lambda c: c.name)
+
+
+def recorded_results(folder: str | Path) -> dict[str, Any]:
     """The training run's results written next to a checkpoint (``eval_results.json``); ``{}`` if absent."""
-    path = Path(checkpoint)
-    if not path.is_absolute() and not path.exists():
-        path = MODELS_DIR / path
-    path = path / RESULTS_FILE
+    path = Path(folder) / RESULTS_FILE
     if not path.is_file():
         return {}
     try:
@@ -73,96 +76,62 @@ def recorded_results(checkpoint: str | Path) -> dict[str, Any]:
     return data
 
 
-def heldout_accuracy(model: Any, processor: Any, images: list[Any], labels: Any, batch_size: int = 128) -> float:
-    """Top-1 accuracy of ``model`` on PIL ``images`` preprocessed by ``processor`` (labels are class ids)."""
+def load_checkpoint(folder: str | Path) -> tuple[Any, Any, str]:
+    """``(model, preprocessor, modality)`` of a checkpoint folder, through the Auto classes its family uses."""
+    import plugformers
+    from plugformers.demo import PREPROCESSOR_AUTO
+    from plugformers.plugins import get_registry
+
+    config = plugformers.AutoConfig.from_pretrained(folder)
+    spec = get_registry().family(config.model_type)
+    keys = [k for arch in config.architectures or [] for k in spec.model_names().get(arch, [])] or list(spec.models)
+    model = getattr(plugformers, keys[0]).from_pretrained(folder).eval()
+    modality = spec.modality or ""
+    if modality not in PREPROCESSOR_AUTO:
+        raise ValueError(f"model type {spec.model_type!r} declares no modality, so no sample can be read for it.")
+    return model, getattr(plugformers, PREPROCESSOR_AUTO[modality]).from_pretrained(folder), modality
+
+
+def predict_label(model: Any, preprocessor: Any, modality: str, path: str | Path) -> tuple[str, float]:
+    """The top label (by ``config.id2label``) and its probability for one sample file."""
     import torch
 
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels.")
-    if not images:
-        raise ValueError("no images to evaluate.")
-    correct = 0
-    model.eval()
+    from plugformers.demo import model_inputs, preprocess, read_sample
+
+    batch = preprocess(modality, preprocessor, read_sample(modality, path))
     with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            pixel_values = processor([im.convert("RGB") for im in chunk], return_tensors="pt")["pixel_values"]
-            predicted = model(pixel_values=pixel_values).logits.argmax(-1)
-            truth = torch.as_tensor([int(v) for v in labels[start : start + batch_size]])
-            correct += int((predicted == truth).sum())
-    return correct / len(images)
+        logits = model(**model_inputs(model, batch)).logits[0]
+    probs = logits.float().softmax(-1)
+    top = int(probs.argmax())
+    return model.config.id2label.get(top, str(top)), float(probs[top])
 
 
-def sample_pngs() -> list[Path]:
-    """The shipped sample digits, ``digit-<label>.png`` each."""
-    return sorted(DIGITS_DIR.glob("digit-*.png"))
+def show_trained_models() -> int:
+    """Print each shipped checkpoint's recorded results and its predictions on its samples, with timings.
 
-
-def _plugin_missing(name: str) -> str | None:
-    import importlib.util
-
-    module = _PLUGIN_OF.get(name)
-    if module is not None and importlib.util.find_spec(module) is None:
-        return f"the plugin {module.replace('_', '-')} is not installed"
-    return None
-
-
-def show_trained_models() -> None:
-    """Print each shipped checkpoint's held-out accuracy and its predictions on the sample PNGs, with timings."""
-    from PIL import Image
-
-    import plugformers
-
-    try:
-        split = load_digits_split()
-    except ImportError:
-        split = None
-    samples = sample_pngs()
-    for name in CHECKPOINTS:
-        folder = MODELS_DIR / name
-        print(f"\n== trained checkpoint {name} ({folder})")
-        missing = _plugin_missing(name)
-        if missing:
-            print(f"    skipped: {missing}")
-            continue
-        if not (folder / "config.json").is_file():
-            print("    skipped: the checkpoint is not there (run docs/examples/train_digits.py)")
+    Returns how many samples got a wrong label (0 when every prediction matches).
+    """
+    checkpoints = shipped_checkpoints()
+    if not checkpoints:
+        print("    (no installed plugin ships a trained checkpoint)")
+    wrong = 0
+    for ckpt in checkpoints:
+        print(f"\n== trained checkpoint {ckpt.name} ({ckpt.model_type}, plugin {ckpt.plugin}; {ckpt.folder})")
+        if not (ckpt.folder / CONFIG_NAME).is_file():
+            print(f"    skipped: the plugin registers it, but {ckpt.folder} holds no {CONFIG_NAME}")
             continue
         start = time.perf_counter()
-        model = plugformers.AutoModelForImageClassification.from_pretrained(folder)
-        processor = plugformers.AutoImageProcessor.from_pretrained(folder)
-        model.eval()
+        model, preprocessor, modality = load_checkpoint(ckpt.folder)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"    {'load':<28} {time.perf_counter() - start:7.3f} s  ({type(model).__name__}, {n_params:,} parameters)")
-        recorded = recorded_results(folder)
-        if split is not None:
-            _, _, heldout_x, heldout_y = split
+        recorded = recorded_results(ckpt.folder)
+        if recorded.get("summary"):
+            print(f"    {'recorded':<28}            {recorded['summary']}")
+        for relative, expected in (recorded.get("samples") or {}).items():
             start = time.perf_counter()
-            acc = heldout_accuracy(model, processor, [digit_image(x) for x in heldout_x], heldout_y)
-            print(
-                f"    {'held-out accuracy':<28} {time.perf_counter() - start:7.3f} s  "
-                f"{acc:.2%} on {len(heldout_y)} digits (recorded at training: "
-                f"{recorded.get('heldout_accuracy', float('nan')):.2%})"
-            )
-        elif recorded:
-            print(
-                f"    {'held-out accuracy':<28}    (recorded) {recorded['heldout_accuracy']:.2%} on "
-                f"{recorded.get('heldout_samples', '?')} digits; install scikit-learn to recompute it"
-            )
-        for path in samples:
-            import torch
-
-            start = time.perf_counter()
-            with Image.open(path) as im:
-                image = im.convert("RGB")
-            with torch.no_grad():
-                logits = model(**processor(image, return_tensors="pt")).logits[0]
-            probs = logits.softmax(-1)
-            top = int(probs.argmax())
-            label = model.config.id2label.get(top, str(top))
-            expected = path.stem.split("-", 1)[-1]
-            mark = "ok" if label == expected else f"WRONG, expected {expected}"
-            print(
-                f"    {'predict ' + path.name:<28} {time.perf_counter() - start:7.3f} s  "
-                f"-> {label} ({float(probs[top]):.3f}) {mark}"
-            )
+            label, score = predict_label(model, preprocessor, modality, ckpt.folder / relative)
+            ok = label == str(expected)
+            wrong += not ok
+            mark = "ok" if ok else f"WRONG, expected {expected}"
+            print(f"    {'predict ' + Path(relative).name:<28} {time.perf_counter() - start:7.3f} s  -> {label} ({score:.3f}) {mark}")
+    return wrong

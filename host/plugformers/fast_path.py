@@ -196,6 +196,8 @@ def _usable_state(owner: nn.Module, x: torch.Tensor, params: list[torch.Tensor])
 def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], activation: str | None) -> Any:
     if activation is not None and activation not in FUSABLE_ACTIVATIONS:
         raise ValueError(f"The fast path fuses only {sorted(FUSABLE_ACTIVATIONS)}, not {activation!r}.")
+    if not all(type(layer) in (nn.Linear, FastLinear) for layer in layers):
+        return None  # replaced or parametrized (a LoRA adapter, quantisation): its own forward must run
     params = _params(layers)
     state = _usable_state(owner, x, params)
     if state is None:
@@ -210,6 +212,8 @@ def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], acti
 
 
 def _fast_conv(owner: nn.Module, x: torch.Tensor, conv: nn.Conv2d, norm: nn.BatchNorm2d | None) -> Any:
+    if type(conv) not in (nn.Conv2d, FoldedConv2d):
+        return None  # replaced or parametrized (a LoRA adapter, quantisation): its own forward must run
     if conv.padding_mode != "zeros" or x.dim() != 4 or isinstance(conv.padding, str):
         return None
     if norm is not None and (norm.training or norm.running_mean is None or norm.running_var is None):

@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -167,6 +168,10 @@ def classification_loss(
     if config.problem_type == "single_label_classification":
         return nn.functional.cross_entropy(logits.view(-1, n), labels.view(-1))
     return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def _output_requires_grad(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+    output.requires_grad_(True)
 
 
 # ----- the base class -----------------------------------------------------------------------------------
@@ -444,6 +449,25 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
     def is_gradient_checkpointing(self) -> bool:
         return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
 
+    def enable_input_require_grads(self) -> None:
+        """Make the input embeddings' output require grad (adapter libraries call this with checkpointing on).
+
+        With frozen embeddings and *reentrant* checkpointing, the checkpointed blocks would otherwise get
+        no gradient. The default non-reentrant checkpointing needs none of it, and models without input
+        embeddings (audio, some vision encoders) get no hook rather than an error.
+        """
+        try:
+            embeddings = self.get_input_embeddings()
+        except NotImplementedError:
+            return
+        self.disable_input_require_grads()
+        self._require_grads_hook = embeddings.register_forward_hook(_output_requires_grad)
+
+    def disable_input_require_grads(self) -> None:
+        hook = self.__dict__.pop("_require_grads_hook", None)
+        if hook is not None:
+            hook.remove()
+
     # ----- opt-in inference fast path (see plugformers.fast_path) ---------------------------------------
 
     def enable_fast_path(self: M) -> M:
@@ -516,9 +540,10 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         limit = _parse_size(max_shard_size)
         if state_dict is None:
             state_dict = self.state_dict()
+        _refuse_sharded(state_dict)
         tensors = _dedupe_shared(state_dict, self)
         config = self.config
-        config.architectures = [type(self).__name__]
+        config.architectures = [_own_class(self).__name__]
         config.dtype = self.dtype
         before = folder_state(save_directory) if push_to_hub else {}
         with atomic_directory(save_directory) as staging:
@@ -680,7 +705,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         if mismatched and not ignore_mismatched_sizes:
             lines = "\n".join(f"  {n}: checkpoint {list(a)} vs model {list(b)}" for n, a, b in mismatched)
             raise WeightsLoadingError(
-                f"Some weights in {where!r} do not fit {type(self).__name__}:\n{lines}\n"
+                f"Some weights in {where!r} do not fit {_own_class(self).__name__}:\n{lines}\n"
                 "Pass ignore_mismatched_sizes=True to initialise them randomly instead."
             )
         self._retie_loaded(tied, loaded)
@@ -771,7 +796,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             return
         if os.path.isfile(where):
             where = os.path.dirname(where)
-        parts = [f"Loading {type(self).__name__} from {where!r}:"]
+        parts = [f"Loading {_own_class(self).__name__} from {where!r}:"]
         if missing:
             parts.append(f"newly initialised (not in the checkpoint; train before use): {missing}")
         if mismatched:
@@ -975,13 +1000,44 @@ def _iter_state_dict(state_dict: dict[str, torch.Tensor]) -> Iterator[tuple[str,
 def _assign(model: nn.Module, name: str, tensor: torch.Tensor, current: torch.Tensor) -> None:
     module_name, _, attr = name.rpartition(".")
     module = model.get_submodule(module_name) if module_name else model
-    if attr in module._parameters:
+    existing = module._parameters[attr] if attr in module._parameters else module._buffers.get(attr)
+    if existing is not None and _is_dtensor(existing):  # an FSDP2 shard (distributed.load_sharded): FSDP holds it
+        if tensor is not existing:
+            with torch.no_grad():
+                existing.copy_(tensor)
+    elif attr in module._parameters:
         module._parameters[attr] = nn.Parameter(tensor, requires_grad=current.requires_grad)
     elif attr in module._buffers:
         module._buffers[attr] = tensor
     else:  # a parametrization or other attribute: copy in place
         with torch.no_grad():
             getattr(module, attr).copy_(tensor)
+
+
+def _own_class(model: nn.Module) -> type:
+    """The model's class, not the ``FSDP<Name>`` subclass that FSDP2's ``fully_shard`` swaps in."""
+    cls = type(model)
+    fsdp = sys.modules.get("torch.distributed.fsdp")  # not imported: nothing can be sharded (and no import cost)
+    if fsdp is not None and issubclass(cls, fsdp.FSDPModule):
+        return next(b for b in cls.__mro__[1:] if not issubclass(b, fsdp.FSDPModule))
+    return cls
+
+
+def _is_dtensor(tensor: Any) -> bool:
+    """Whether ``tensor`` is a DTensor (sharded by FSDP2); never imports torch.distributed to find out."""
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    return dtensor is not None and isinstance(tensor, dtensor.DTensor)
+
+
+def _refuse_sharded(state_dict: dict[str, Any]) -> None:
+    """A sharded tensor saved as it is would write one rank's part only: point to the gathering save instead."""
+    sharded = [k for k, v in state_dict.items() if _is_dtensor(v)]
+    if sharded:
+        raise ValueError(
+            f"save_pretrained got sharded (DTensor) weights such as {sharded[0]!r}, e.g. from a model wrapped by "
+            "fully_shard; each rank holds only part of them. Call plugformers.distributed.save_pretrained(model, "
+            "path) on every rank, or pass state_dict=plugformers.distributed.full_state_dict(model)."
+        )
 
 
 def _dedupe_shared(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

@@ -340,7 +340,7 @@ def _merge(output: Path, world: int, items: list[Item]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the job described by the parsed ``predict`` arguments; the exit code."""
+    """Run the job described by the parsed ``predict`` arguments (``checkpoint`` a local folder); the exit code."""
     if args.resume and not args.output:
         raise PredictError("--resume needs --output FILE (the results to resume from)")
     if args.num_workers < 0:
@@ -353,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
         options["dtype"] = args.dtype
     if args.revision:
         options["revision"] = args.revision
-    pipe = pipeline(args.task, model=_local(args.checkpoint, args.revision), **options)
+    pipe = pipeline(args.task, model=args.checkpoint, **options)
     task = pipe.task
     modality = TASKS[task].modality
     params = _call_parameters(task, args)
@@ -419,22 +419,6 @@ def run(args: argparse.Namespace) -> int:
         stopped = "; stopped (--fail-fast)" if args.fail_fast else ""
         raise PredictError(f"{len(failures)} of {len(todo)} input(s) failed{stopped}: {first['input']}: {first['error']}{more}")
     return 0
-
-
-def _local(source: str, revision: str | None) -> str:
-    """A folder as it is; a Hub repository id through the cache (offline when ``HF_HUB_OFFLINE=1``)."""
-    if os.path.isdir(source):
-        return source
-    from plugformers.utils.hub import is_offline, looks_like_repo_id
-
-    if not looks_like_repo_id(source):
-        raise PredictError(f"{source!r} is neither a folder nor a Hub repository id")
-    import huggingface_hub
-
-    try:
-        return str(huggingface_hub.snapshot_download(source, revision=revision, local_files_only=is_offline()))
-    except Exception as exc:
-        raise PredictError(f"cannot fetch {source!r}: {exc}") from exc
 
 
 def _progress(total: int, what: str, *, enabled: bool) -> Any:

@@ -137,7 +137,7 @@ class AutoConfig:
             if not model_type:
                 raise ConfigError(
                     f"{path!r} has no 'model_type' field, so plugformers cannot tell which family it belongs to. "
-                    "Add \"model_type\" (e.g. \"distilbert\") or load it with the family's config class."
+                    "Add \"model_type\" (one of the types `plugformers plugins` lists) or load it with the family's config class."
                 )
             if not isinstance(model_type, str):
                 raise ConfigError(f"{path!r}: field 'model_type' must be a string, got {model_type!r}.")

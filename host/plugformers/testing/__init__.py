@@ -1,1 +1,2 @@
-"""Shared helpers for tests: model test mixins and a local Hub server."""
+"""Shared helpers for tests: the conformance suite (a pytest plugin), model and preprocessing test mixins,
+the digits data behind the shipped digit checkpoints, and a local Hub server."""

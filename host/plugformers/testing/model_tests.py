@@ -1,11 +1,14 @@
-"""Generic model tests every family runs, in the spirit of timm's suite over all registered models.
+"""Model tests a family's own test classes mix in, next to the conformance suite the registry drives.
 
-A family's test class inherits :class:`ModelTesterMixin`, lists ``all_model_classes`` and implements
-``get_config()`` (a tiny config) and ``prepare_inputs(config, model_class)``; pytest then runs every
-``test_*`` below for it: forward, backward, save/load, loading between base and head checkpoints,
-tuple outputs, attention backends, dtypes, ``torch.compile``, ``torch.export`` and the Auto classes. What a
-class declares it supports (``supports_compile_fullgraph``, ``supports_export``, ``supports_fast_path``, ...)
-decides which of them apply.
+:mod:`plugformers.testing.conformance` runs every registered class on the family's registered
+``tiny_config``. A family's test class adds what it cannot: :class:`ModelExtraTestsMixin` (sharded
+checkpoints, eager/SDPA agreement, the opt-in fast path, ``torch.compile`` with generated kernels, CUDA
+half precision) for any config, and :class:`ModelTesterMixin` (those plus the generic battery: forward,
+backward, save/load, loading between base and head checkpoints, tuple outputs, dtypes, the Auto classes)
+for configs other than the registered one (``torch.export`` too). What a class declares it supports
+(``supports_compile_fullgraph``, ``supports_export``, ``supports_fast_path``, ...) decides which apply. A test
+class lists ``all_model_classes`` and implements ``get_config()`` and ``prepare_inputs(config, model_class)``.
+Importing this module does not import pytest.
 """
 
 from __future__ import annotations
@@ -13,46 +16,39 @@ from __future__ import annotations
 import copy
 import os
 import pickle
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pytest
 import torch
 
 from plugformers import fast_path
 from plugformers.configuration_utils import PretrainedConfig
 from plugformers.modeling_utils import PreTrainedModel
+from plugformers.testing.checks import MARKS_ATTRIBUTE, assert_close_outputs
+from plugformers.testing.checks import output_tensors as _tensors
 
-__all__ = ["ModelTesterMixin", "assert_close_outputs"]
+if TYPE_CHECKING:
+    import pytest
 
+__all__ = ["ModelExtraTestsMixin", "ModelTesterMixin", "assert_close_outputs", "needs_gpu"]
 
-def _tensors(output: Any) -> list[torch.Tensor]:
-    """Flatten a model output (ModelOutput, tuple, nested tuples) into its tensors, in order."""
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, dict):
-        output = list(output.values())
-    if isinstance(output, (list, tuple)):
-        out: list[torch.Tensor] = []
-        for item in output:
-            out.extend(_tensors(item))
-        return out
-    return []
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def assert_close_outputs(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-5) -> None:
-    """Every tensor of output ``a`` equals the matching tensor of ``b`` within the tolerance."""
-    ta, tb = _tensors(a), _tensors(b)
-    assert len(ta) == len(tb), f"different number of output tensors: {len(ta)} vs {len(tb)}"
-    for i, (x, y) in enumerate(zip(ta, tb)):
-        assert x.shape == y.shape, f"output {i}: shape {tuple(x.shape)} vs {tuple(y.shape)}"
 
-        def message(m: str, i: int = i) -> str:
-            return f"output {i}: {m}"
-
-        torch.testing.assert_close(x.float(), y.float(), atol=atol, rtol=rtol, msg=message)
+def needs_gpu(function: F) -> F:
+    """Mark a test ``gpu`` (deselected by ``-m "not gpu"``) without importing pytest; it skips without CUDA."""
+    setattr(function, MARKS_ATTRIBUTE, (*getattr(function, MARKS_ATTRIBUTE, ()), "gpu"))
+    return function
 
 
-class ModelTesterMixin:
+def _skip(reason: str) -> None:
+    import pytest
+
+    pytest.skip(reason)
+
+
+class ModelExtraTestsMixin:
     """Mix into a pytest class; set ``all_model_classes`` and implement the two factory methods."""
 
     all_model_classes: tuple[type[PreTrainedModel], ...] = ()
@@ -91,45 +87,10 @@ class ModelTesterMixin:
             model = cls(probe_cfg)
             if not prefix or not hasattr(model, prefix):
                 return cls
-        pytest.skip("no base model class among all_model_classes")
+        _skip("no base model class among all_model_classes")
         raise AssertionError  # unreachable
 
-    # ----- the generic tests -----------------------------------------------------------------------------
-
-    def test_forward_is_deterministic_in_eval(self) -> None:
-        for cls in self.all_model_classes:
-            model, inputs = self._build(cls)
-            with torch.no_grad():
-                first = model(**inputs)
-                second = model(**inputs)
-            assert _tensors(first), f"{cls.__name__} returned no tensors"
-            for t in _tensors(first):
-                assert torch.isfinite(t.float()).all(), f"{cls.__name__} produced non-finite values"
-            assert_close_outputs(first, second, atol=0, rtol=0)
-
-    def test_backward_reaches_every_trainable_weight_of_the_base(self) -> None:
-        for cls in self.all_model_classes:
-            model, inputs = self._build(cls)
-            model.train()
-            out = model(**inputs)
-            loss = out["loss"] if isinstance(out, dict) and out.get("loss") is not None else sum(
-                t.float().sum() for t in _tensors(out) if t.is_floating_point()
-            )
-            assert isinstance(loss, torch.Tensor) and loss.requires_grad, f"{cls.__name__}: loss has no grad"
-            loss.backward()
-            grads = [p.grad for p in model.parameters() if p.requires_grad]
-            assert any(g is not None and g.abs().sum() > 0 for g in grads), f"{cls.__name__}: no gradient reached a weight"
-
-    def test_save_and_reload_gives_identical_outputs(self, tmp_path: Any) -> None:
-        for cls in self.all_model_classes:
-            model, inputs = self._build(cls)
-            folder = tmp_path / cls.__name__
-            model.save_pretrained(folder)
-            assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
-            reloaded, info = cls.from_pretrained(folder, output_loading_info=True)
-            assert not info["missing_keys"] and not info["unexpected_keys"], f"{cls.__name__}: {info}"
-            with torch.no_grad():
-                assert_close_outputs(model(**inputs), reloaded(**inputs), atol=0, rtol=0)
+    # ----- beyond the conformance suite -------------------------------------------------------------------
 
     def test_sharded_save_reloads(self, tmp_path: Any) -> None:
         cls = self.all_model_classes[0]
@@ -141,47 +102,6 @@ class ModelTesterMixin:
         reloaded = cls.from_pretrained(tmp_path)
         with torch.no_grad():
             assert_close_outputs(model(**inputs), reloaded(**inputs), atol=0, rtol=0)
-
-    def test_base_checkpoint_loads_into_every_head_and_back(self, tmp_path: Any) -> None:
-        base_cls = self._base_class()
-        base, _ = self._build(base_cls)
-        base.save_pretrained(tmp_path / "base")
-        base_state = base.state_dict()
-        for cls in self.all_model_classes:
-            if cls is base_cls:
-                continue
-            head, info = cls.from_pretrained(tmp_path / "base", output_loading_info=True)
-            prefix = cls.base_model_prefix
-            inner = getattr(head, prefix)
-            for key, value in inner.state_dict().items():
-                torch.testing.assert_close(value, base_state[key], msg=f"{cls.__name__}: {key} not loaded")
-            assert not info["unexpected_keys"], f"{cls.__name__}: {info['unexpected_keys']}"
-            head.save_pretrained(tmp_path / cls.__name__)
-            back, info_back = base_cls.from_pretrained(tmp_path / cls.__name__, output_loading_info=True)
-            assert not info_back["missing_keys"], f"{cls.__name__} -> base: {info_back['missing_keys']}"
-            for key, value in back.state_dict().items():
-                torch.testing.assert_close(value, base_state[key])
-
-    def test_return_dict_false_gives_the_same_tensors_as_a_tuple(self) -> None:
-        for cls in self.all_model_classes:
-            model, inputs = self._build(cls)
-            with torch.no_grad():
-                as_dict = model(**inputs)
-                model.config.return_dict = False
-                as_tuple = model(**inputs)
-            assert isinstance(as_tuple, tuple), f"{cls.__name__} ignored return_dict=False"
-            assert_close_outputs(as_dict.to_tuple(), as_tuple, atol=0, rtol=0)
-
-    def test_hidden_states_and_attentions_on_request(self) -> None:
-        for cls in self.all_model_classes:
-            model, inputs = self._build(cls)
-            with torch.no_grad():
-                out = model(**inputs, output_hidden_states=True, **({"output_attentions": True} if self.has_attentions else {}))
-            assert out.get("hidden_states") is not None, f"{cls.__name__}: no hidden_states"
-            if self.has_attentions:
-                assert out.get("attentions") is not None, f"{cls.__name__}: no attentions"
-                for a in out["attentions"]:
-                    torch.testing.assert_close(a.sum(-1), torch.ones_like(a.sum(-1)), atol=1e-4, rtol=1e-4)
 
     def test_eager_and_sdpa_agree(self) -> None:
         for cls in self.all_model_classes:
@@ -195,41 +115,11 @@ class ModelTesterMixin:
                 sdpa = model(**inputs)
             assert_close_outputs(eager, sdpa, atol=1e-5, rtol=1e-4)
 
-    def test_bfloat16_loading_converts_every_float_weight(self, tmp_path: Any) -> None:
-        cls = self.all_model_classes[0]
-        model, inputs = self._build(cls)
-        model.save_pretrained(tmp_path)
-        half = cls.from_pretrained(tmp_path, dtype=torch.bfloat16)
-        assert {p.dtype for p in half.parameters() if p.is_floating_point()} == {torch.bfloat16}
-        assert half.config.dtype is torch.bfloat16
-        cast = {k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in inputs.items()}
-        with torch.no_grad():
-            out = half(**self._without_labels(cast))
-        assert all(torch.isfinite(t.float()).all() for t in _tensors(out))
-
-    def test_auto_classes_build_the_same_class(self, tmp_path: Any) -> None:
-        from plugformers.plugins import get_registry, import_object
-
-        config = self.get_config()
-        spec = get_registry().family(config.model_type)
-        assert import_object(spec.config) is type(config)
-        import plugformers.auto as auto
-
-        for key, ref in spec.models.items():
-            cls = import_object(ref)
-            if cls not in self.all_model_classes:
-                continue
-            model = getattr(auto, key).from_config(self.get_config())
-            assert type(model) is cls, f"{key}.from_config built {type(model).__name__}, expected {cls.__name__}"
-            model.save_pretrained(tmp_path / key)
-            loaded = getattr(auto, key).from_pretrained(tmp_path / key)
-            assert type(loaded) is cls
-
     def test_torch_compile_fullgraph_matches_eager(self) -> None:
         base_cls = self._base_class()
         if not self.test_compile or not base_cls.supports_compile_fullgraph:
-            pytest.skip("compile test disabled for this family" if base_cls.supports_compile_fullgraph else
-                        f"{base_cls.__name__} does not declare supports_compile_fullgraph")
+            _skip("compile test disabled for this family" if base_cls.supports_compile_fullgraph else
+                  f"{base_cls.__name__} does not declare supports_compile_fullgraph")
         model, inputs = self._build(base_cls)
         inputs = self._without_labels(inputs)
         with torch.no_grad():
@@ -238,30 +128,27 @@ class ModelTesterMixin:
             got = compiled(**inputs)
         assert_close_outputs(expected, got, atol=self.compile_atol, rtol=self.compile_atol)
 
-    def test_torch_export_matches_eager(self) -> None:
-        base_cls = self._base_class()
-        if not base_cls.supports_export:
-            pytest.skip(f"{base_cls.__name__} does not declare supports_export")
-        model, inputs = self._build(base_cls)
-        inputs = self._without_labels(inputs)
-        exported = torch.export.export(model, args=(), kwargs=inputs)
-        with torch.no_grad():
-            assert_close_outputs(model(**inputs), exported.module()(**inputs), atol=1e-5, rtol=1e-5)
-
     # ----- the opt-in fast path (families whose modules support it) ------------------------------------
 
     def _fast_path_model(self, cls: type[PreTrainedModel]) -> tuple[PreTrainedModel, dict[str, Any]]:
         model, inputs = self._build(cls)
         if not cls.supports_fast_path:
-            with pytest.raises(NotImplementedError, match="no fast path"):
+            try:
                 model.enable_fast_path()
-            pytest.skip(f"{cls.__name__} has no fast path")
+            except NotImplementedError as exc:
+                assert "no fast path" in str(exc), exc
+            else:
+                raise AssertionError(f"{cls.__name__} says it has no fast path, yet enable_fast_path() worked")
+            _skip(f"{cls.__name__} has no fast path")
         return model, inputs
 
-    # Both matmul flavours, whichever one this CPU would pick by default (see fast_path.onednn_preferred).
-    @pytest.mark.parametrize("onednn", ["1", "0"], ids=["onednn", "plain-weights"])
-    def test_fast_path_matches_and_follows_weight_changes(self, onednn: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv(fast_path.ONEDNN_ENV, onednn)
+    def test_fast_path_matches_and_follows_weight_changes(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Both matmul flavours, whichever one this CPU would pick by default (see fast_path.onednn_preferred).
+        for onednn in ("1", "0"):
+            monkeypatch.setenv(fast_path.ONEDNN_ENV, onednn)
+            self._fast_path_follows_weight_changes()
+
+    def _fast_path_follows_weight_changes(self) -> None:
         for cls in self.all_model_classes:
             model, inputs = self._fast_path_model(cls)
             keys = {k: v.shape for k, v in model.state_dict().items()}
@@ -326,10 +213,10 @@ class ModelTesterMixin:
             missing = [name for name, layer in covered if layer.weight.grad is None]
             assert not missing, f"{cls.__name__}: no gradient reached {missing}"
 
-    @pytest.mark.gpu
+    @needs_gpu
     def test_cuda_half_precision_forward(self) -> None:
         if not torch.cuda.is_available():
-            pytest.skip("needs CUDA")
+            _skip("needs CUDA")
         for dtype in (torch.float16, torch.bfloat16):
             for cls in self.all_model_classes:
                 model, inputs = self._build(cls)
@@ -341,3 +228,125 @@ class ModelTesterMixin:
                 with torch.no_grad():
                     out = model(**cast)
                 assert all(torch.isfinite(t.float()).all() for t in _tensors(out)), f"{cls.__name__} {dtype}"
+
+
+class ModelTesterMixin(ModelExtraTestsMixin):
+    """The extra tests plus the generic battery (and export), for configs other than the registered tiny one."""
+
+    # ----- the generic battery (what the conformance suite runs on the registered config) -----------------------------------------------------------------------------
+
+    def test_forward_is_deterministic_in_eval(self) -> None:
+        for cls in self.all_model_classes:
+            model, inputs = self._build(cls)
+            with torch.no_grad():
+                first = model(**inputs)
+                second = model(**inputs)
+            assert _tensors(first), f"{cls.__name__} returned no tensors"
+            for t in _tensors(first):
+                assert torch.isfinite(t.float()).all(), f"{cls.__name__} produced non-finite values"
+            assert_close_outputs(first, second, atol=0, rtol=0)
+
+    def test_backward_reaches_every_trainable_weight_of_the_base(self) -> None:
+        for cls in self.all_model_classes:
+            model, inputs = self._build(cls)
+            model.train()
+            out = model(**inputs)
+            loss = out["loss"] if isinstance(out, dict) and out.get("loss") is not None else sum(
+                t.float().sum() for t in _tensors(out) if t.is_floating_point()
+            )
+            assert isinstance(loss, torch.Tensor) and loss.requires_grad, f"{cls.__name__}: loss has no grad"
+            loss.backward()
+            grads = [p.grad for p in model.parameters() if p.requires_grad]
+            assert any(g is not None and g.abs().sum() > 0 for g in grads), f"{cls.__name__}: no gradient reached a weight"
+
+    def test_save_and_reload_gives_identical_outputs(self, tmp_path: Any) -> None:
+        for cls in self.all_model_classes:
+            model, inputs = self._build(cls)
+            folder = tmp_path / cls.__name__
+            model.save_pretrained(folder)
+            assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+            reloaded, info = cls.from_pretrained(folder, output_loading_info=True)
+            assert not info["missing_keys"] and not info["unexpected_keys"], f"{cls.__name__}: {info}"
+            with torch.no_grad():
+                assert_close_outputs(model(**inputs), reloaded(**inputs), atol=0, rtol=0)
+
+    def test_base_checkpoint_loads_into_every_head_and_back(self, tmp_path: Any) -> None:
+        base_cls = self._base_class()
+        base, _ = self._build(base_cls)
+        base.save_pretrained(tmp_path / "base")
+        base_state = base.state_dict()
+        for cls in self.all_model_classes:
+            if cls is base_cls:
+                continue
+            head, info = cls.from_pretrained(tmp_path / "base", output_loading_info=True)
+            prefix = cls.base_model_prefix
+            inner = getattr(head, prefix)
+            for key, value in inner.state_dict().items():
+                torch.testing.assert_close(value, base_state[key], msg=f"{cls.__name__}: {key} not loaded")
+            assert not info["unexpected_keys"], f"{cls.__name__}: {info['unexpected_keys']}"
+            head.save_pretrained(tmp_path / cls.__name__)
+            back, info_back = base_cls.from_pretrained(tmp_path / cls.__name__, output_loading_info=True)
+            assert not info_back["missing_keys"], f"{cls.__name__} -> base: {info_back['missing_keys']}"
+            for key, value in back.state_dict().items():
+                torch.testing.assert_close(value, base_state[key])
+
+    def test_return_dict_false_gives_the_same_tensors_as_a_tuple(self) -> None:
+        for cls in self.all_model_classes:
+            model, inputs = self._build(cls)
+            with torch.no_grad():
+                as_dict = model(**inputs)
+                model.config.return_dict = False
+                as_tuple = model(**inputs)
+            assert isinstance(as_tuple, tuple), f"{cls.__name__} ignored return_dict=False"
+            assert_close_outputs(as_dict.to_tuple(), as_tuple, atol=0, rtol=0)
+
+    def test_hidden_states_and_attentions_on_request(self) -> None:
+        for cls in self.all_model_classes:
+            model, inputs = self._build(cls)
+            with torch.no_grad():
+                out = model(**inputs, output_hidden_states=True, **({"output_attentions": True} if self.has_attentions else {}))
+            assert out.get("hidden_states") is not None, f"{cls.__name__}: no hidden_states"
+            if self.has_attentions:
+                assert out.get("attentions") is not None, f"{cls.__name__}: no attentions"
+                for a in out["attentions"]:
+                    torch.testing.assert_close(a.sum(-1), torch.ones_like(a.sum(-1)), atol=1e-4, rtol=1e-4)
+
+    def test_bfloat16_loading_converts_every_float_weight(self, tmp_path: Any) -> None:
+        cls = self.all_model_classes[0]
+        model, inputs = self._build(cls)
+        model.save_pretrained(tmp_path)
+        half = cls.from_pretrained(tmp_path, dtype=torch.bfloat16)
+        assert {p.dtype for p in half.parameters() if p.is_floating_point()} == {torch.bfloat16}
+        assert half.config.dtype is torch.bfloat16
+        cast = {k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in inputs.items()}
+        with torch.no_grad():
+            out = half(**self._without_labels(cast))
+        assert all(torch.isfinite(t.float()).all() for t in _tensors(out))
+
+    def test_auto_classes_build_the_same_class(self, tmp_path: Any) -> None:
+        from plugformers.plugins import get_registry, import_object
+
+        config = self.get_config()
+        spec = get_registry().family(config.model_type)
+        assert import_object(spec.config) is type(config)
+        import plugformers.auto as auto
+
+        for key, ref in spec.models.items():
+            cls = import_object(ref)
+            if cls not in self.all_model_classes:
+                continue
+            model = getattr(auto, key).from_config(self.get_config())
+            assert type(model) is cls, f"{key}.from_config built {type(model).__name__}, expected {cls.__name__}"
+            model.save_pretrained(tmp_path / key)
+            loaded = getattr(auto, key).from_pretrained(tmp_path / key)
+            assert type(loaded) is cls
+
+    def test_torch_export_matches_eager(self) -> None:
+        base_cls = self._base_class()
+        if not base_cls.supports_export:
+            _skip(f"{base_cls.__name__} does not declare supports_export")
+        model, inputs = self._build(base_cls)
+        inputs = self._without_labels(inputs)
+        exported = torch.export.export(model, args=(), kwargs=inputs)
+        with torch.no_grad():
+            assert_close_outputs(model(**inputs), exported.module()(**inputs), atol=1e-5, rtol=1e-5)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import pytest
 
 __all__ = ["TokenizerTesterMixin"]
 
@@ -46,6 +45,8 @@ class TokenizerTesterMixin:
         raise NotImplementedError
 
     def _all(self, tmp_path: Path, **kwargs: Any) -> list[Any]:
+        import pytest
+
         out = []
         if self.tokenizer_class is not None:
             out.append(self.get_tokenizer(tmp_path, **kwargs))
@@ -56,6 +57,8 @@ class TokenizerTesterMixin:
         return out
 
     def _pair(self, tmp_path: Path, **kwargs: Any) -> tuple[Any, Any]:
+        import pytest
+
         if self.tokenizer_class is None or self.rust_tokenizer_class is None:
             pytest.skip("needs both a Python and a fast tokenizer")
         return self.get_tokenizer(tmp_path, **kwargs), self.get_rust_tokenizer(tmp_path, **kwargs)
@@ -97,6 +100,8 @@ class TokenizerTesterMixin:
         assert from_fast(self.corpus)["input_ids"] == fast(self.corpus)["input_ids"]
 
     def test_from_pretrained_overrides_and_errors(self, tmp_path: Path) -> None:
+        import pytest
+
         for n, tok in enumerate(self._all(tmp_path)):
             tok.save_pretrained(tmp_path / f"d{n}")
             loaded = type(tok).from_pretrained(tmp_path / f"d{n}", model_max_length=7, padding_side="left")
@@ -131,6 +136,8 @@ class TokenizerTesterMixin:
             assert tok.all_special_ids == tok.convert_tokens_to_ids(tok.all_special_tokens)
 
     def test_padding_sides_and_lengths(self, tmp_path: Path) -> None:
+        import pytest
+
         texts = ["hello world the quick", "hello"]
         for tok in self._all(tmp_path):
             pad = tok.pad_token_id
@@ -154,6 +161,8 @@ class TokenizerTesterMixin:
                 tok(texts, padding="sideways")
 
     def test_truncation_strategies(self, tmp_path: Path) -> None:
+        import pytest
+
         first, second = "hello world " * 4, "the quick brown fox"
         for tok in self._all(tmp_path):
             n_pair = tok.num_special_tokens_to_add(pair=True)
@@ -177,6 +186,8 @@ class TokenizerTesterMixin:
                 tok(first, second, truncation="only_second", max_length=n_pair + len(a))
 
     def test_pairs_batches_and_pretokenized(self, tmp_path: Path) -> None:
+        import pytest
+
         for tok in self._all(tmp_path):
             firsts = [p[0] for p in self.pair_corpus]
             seconds = [p[1] for p in self.pair_corpus]
@@ -192,6 +203,8 @@ class TokenizerTesterMixin:
                 tok(123)
 
     def test_return_types(self, tmp_path: Path) -> None:
+        import pytest
+
         torch = pytest.importorskip("torch")
         for tok in self._all(tmp_path):
             texts = ["hello world", "hello"]
@@ -213,6 +226,8 @@ class TokenizerTesterMixin:
             assert enc["length"] == [len(enc["input_ids"])]
 
     def test_pad_method(self, tmp_path: Path) -> None:
+        import pytest
+
         torch = pytest.importorskip("torch")
         for tok in self._all(tmp_path):
             rows = [tok("hello world the fox"), tok("hello")]
@@ -227,6 +242,8 @@ class TokenizerTesterMixin:
             assert isinstance(tensors["input_ids"], torch.Tensor) and tensors["input_ids"].shape == (1, 4)
 
     def test_decode(self, tmp_path: Path) -> None:
+        import pytest
+
         for tok in self._all(tmp_path):
             ids = tok.encode("hello world")
             assert tok.decode(ids, skip_special_tokens=True) == "hello world"
@@ -241,6 +258,8 @@ class TokenizerTesterMixin:
                 tok.decode([-1])
 
     def test_added_tokens(self, tmp_path: Path) -> None:
+        import pytest
+
         for tok in self._all(tmp_path):
             before = len(tok)
             assert tok.add_tokens(["brandnewtoken", "brandnewtoken"]) == 1

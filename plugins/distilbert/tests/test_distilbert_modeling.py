@@ -1,4 +1,4 @@
-"""DistilBERT model tests: the shared ModelTesterMixin suite plus family-specific behaviour."""
+"""DistilBERT model tests: the shared extra model tests plus family-specific behaviour (conformance: conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from plugformers_distilbert.modeling_distilbert import (
 from plugformers import AutoConfig
 from plugformers.configuration_utils import ConfigError
 from plugformers.plugins import get_registry
-from plugformers.testing.model_tests import ModelTesterMixin, assert_close_outputs
+from plugformers.testing.model_tests import ModelExtraTestsMixin, assert_close_outputs
 
 SPEC = get_registry().family("distilbert")
 VOCAB = SPEC.tiny_config["vocab_size"]
@@ -44,7 +44,9 @@ def tiny_inputs(model_class: type) -> dict[str, torch.Tensor]:
     return SPEC.build_example_inputs(tiny_config(), model_class, labels=True)
 
 
-class TestDistilBertModels(ModelTesterMixin):
+class TestDistilBertModels(ModelExtraTestsMixin):
+    """The mixin's extras; the conformance suite (conftest.py) runs the generic checks on this config."""
+
     all_model_classes = ALL
 
     def get_config(self) -> DistilBertConfig:
@@ -52,25 +54,6 @@ class TestDistilBertModels(ModelTesterMixin):
 
     def prepare_inputs(self, config: DistilBertConfig, model_class: type) -> dict[str, torch.Tensor]:
         return tiny_inputs(model_class)
-
-    def test_save_and_reload_gives_identical_outputs(self, tmp_path) -> None:
-        """The mixin's round trip, with 1e-6 instead of bit equality.
-
-        ``from_pretrained`` keeps the memory-mapped safetensors views, whose data are not 64-byte aligned;
-        the one-output classifier of the multiple-choice head then takes another BLAS kernel (GEMV) than
-        with freshly allocated weights, and the last bit of a logit can differ (seen: 4.7e-10). The weights
-        themselves are compared bit for bit.
-        """
-        for cls in self.all_model_classes:
-            model, inputs = self._build(cls)
-            folder = tmp_path / cls.__name__
-            model.save_pretrained(folder)
-            reloaded, info = cls.from_pretrained(folder, output_loading_info=True)
-            assert not info["missing_keys"] and not info["unexpected_keys"], f"{cls.__name__}: {info}"
-            for key, value in model.state_dict().items():
-                assert torch.equal(value, reloaded.state_dict()[key]), key
-            with torch.no_grad():
-                assert_close_outputs(model(**inputs), reloaded(**inputs), atol=1e-6, rtol=1e-6)
 
 
 # ----- configuration ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from plugformers import (
 )
 from plugformers.configuration_utils import ConfigError, PretrainedConfig
 from plugformers.plugins import get_registry
-from plugformers.testing.model_tests import ModelTesterMixin
+from plugformers.testing.model_tests import ModelExtraTestsMixin
 
 ALL_STAGES = ["stage1", "stage2", "stage3", "stage4"]
 
@@ -41,7 +41,9 @@ def labels_for(batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     return inputs["mask_labels"], inputs["class_labels"]
 
 
-class TestMaskFormerShared(ModelTesterMixin):
+class TestMaskFormerShared(ModelExtraTestsMixin):
+    """The registered config: the conformance suite (conftest.py) runs the generic checks, these the extras."""
+
     all_model_classes = (MaskFormerModel, MaskFormerForInstanceSegmentation)
 
     def get_config(self) -> PretrainedConfig:

@@ -15,7 +15,7 @@ from plugformers_resnet.modeling_resnet import (
 
 from plugformers.configuration_utils import ConfigError
 from plugformers.plugins import get_registry
-from plugformers.testing.model_tests import ModelTesterMixin
+from plugformers.testing.model_tests import ModelExtraTestsMixin, ModelTesterMixin
 
 SPEC = get_registry().family("resnet")
 
@@ -33,9 +33,10 @@ def _inputs(config: ResNetConfig, model_class: type) -> dict[str, Any]:
     return SPEC.build_example_inputs(config, model_class, labels=True)
 
 
-class TestResNetBottleneck(ModelTesterMixin):
+class TestResNetBottleneck(ModelExtraTestsMixin):
+    """The registered config: the conformance suite (conftest.py) runs the generic checks, these the extras."""
+
     all_model_classes = (ResNetModel, ResNetForImageClassification)
-    has_attentions = False
     test_compile = False  # compiled once, on the backbone below
 
     def get_config(self) -> ResNetConfig:

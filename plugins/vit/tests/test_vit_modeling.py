@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from plugformers.configuration_utils import ConfigError
 from plugformers.plugins import get_registry
-from plugformers.testing.model_tests import ModelTesterMixin, assert_close_outputs
+from plugformers.testing.model_tests import ModelExtraTestsMixin, assert_close_outputs
 
 SPEC = get_registry().family("vit")
 
@@ -32,7 +32,9 @@ def pixels(batch: int = 2, size: int | tuple[int, int] = 32, seed: int = 0) -> t
     return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-class TestViTModels(ModelTesterMixin):
+class TestViTModels(ModelExtraTestsMixin):
+    """The mixin's extras; the conformance suite (conftest.py) runs the generic checks on this config."""
+
     all_model_classes = (ViTModel, ViTForImageClassification, ViTForMaskedImageModeling)
 
     def get_config(self) -> ViTConfig:
@@ -40,28 +42,6 @@ class TestViTModels(ModelTesterMixin):
 
     def prepare_inputs(self, config: ViTConfig, model_class: type) -> dict[str, Any]:
         return SPEC.build_example_inputs(config, model_class, labels=True)
-
-    def test_base_checkpoint_loads_into_every_head_and_back(self, tmp_path: Any) -> None:
-        # ViT heads have no pooler (and the MIM head has a mask token the base lacks), so the generic
-        # check is adapted: those keys, and only those, are expected to differ.
-        torch.manual_seed(0)
-        base = ViTModel(self.get_config()).eval()
-        base.save_pretrained(tmp_path / "base")
-        base_state = base.state_dict()
-        for cls in (ViTForImageClassification, ViTForMaskedImageModeling):
-            head, info = cls.from_pretrained(tmp_path / "base", output_loading_info=True)
-            for key, value in head.vit.state_dict().items():
-                if key != "embeddings.mask_token":
-                    torch.testing.assert_close(value, base_state[key], msg=f"{cls.__name__}: {key}")
-            # The heads have no pooler; like the reference, a base checkpoint's pooler is reported as unused.
-            assert sorted(info["unexpected_keys"]) == ["pooler.dense.bias", "pooler.dense.weight"]
-            assert all(not k.startswith("vit.") or k == "vit.embeddings.mask_token" for k in info["missing_keys"])
-            head.save_pretrained(tmp_path / cls.__name__)
-            back, info_back = ViTModel.from_pretrained(tmp_path / cls.__name__, output_loading_info=True)
-            assert sorted(info_back["missing_keys"]) == ["pooler.dense.bias", "pooler.dense.weight"]
-            for key, value in back.state_dict().items():
-                if not key.startswith("pooler."):
-                    torch.testing.assert_close(value, base_state[key])
 
 
 # ----- config ------------------------------------------------------------------------------------------

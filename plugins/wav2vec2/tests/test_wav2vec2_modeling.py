@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from plugformers.configuration_utils import ConfigError
 from plugformers.plugins import get_registry
-from plugformers.testing.model_tests import ModelTesterMixin
+from plugformers.testing.model_tests import ModelExtraTestsMixin, ModelTesterMixin
 
 SPEC = get_registry().family("wav2vec2")
 
@@ -45,7 +45,9 @@ def audio_batch(batch: int = 2, samples: int = 800, seed: int = 0) -> tuple[torc
     return values * mask, mask
 
 
-class TestWav2Vec2ModelSuite(ModelTesterMixin):
+class TestWav2Vec2ModelSuite(ModelExtraTestsMixin):
+    """The registered config: the conformance suite (conftest.py) runs the generic checks, these the extras."""
+
     all_model_classes = (
         Wav2Vec2Model,
         Wav2Vec2ForCTC,
@@ -63,7 +65,7 @@ class TestWav2Vec2ModelSuite(ModelTesterMixin):
         return SPEC.build_example_inputs(config, model_class, labels=True)
 
 
-class TestWav2Vec2StableSuite(TestWav2Vec2ModelSuite):
+class TestWav2Vec2StableSuite(ModelTesterMixin, TestWav2Vec2ModelSuite):
     """The large-model layout: layer-normed conv encoder, pre-norm layers, MMS attention adapters."""
 
     test_compile = False  # one compile per family is enough on small CPUs

@@ -9,6 +9,17 @@ from plugformers import hookimpl
 _PKG = "plugformers_distilbert"
 _M = f"{_PKG}.modeling_distilbert"
 
+_MODELS = {
+    "AutoModel": f"{_M}:DistilBertModel",
+    "AutoModelForMaskedLM": f"{_M}:DistilBertForMaskedLM",
+    # DistilBERT was pretrained as a masked language model only, so that is its pretraining head.
+    "AutoModelForPreTraining": f"{_M}:DistilBertForMaskedLM",
+    "AutoModelForSequenceClassification": f"{_M}:DistilBertForSequenceClassification",
+    "AutoModelForQuestionAnswering": f"{_M}:DistilBertForQuestionAnswering",
+    "AutoModelForTokenClassification": f"{_M}:DistilBertForTokenClassification",
+    "AutoModelForMultipleChoice": f"{_M}:DistilBertForMultipleChoice",
+}
+
 
 @hookimpl
 def plugformers_register_families(register: Any) -> None:
@@ -16,16 +27,7 @@ def plugformers_register_families(register: Any) -> None:
     register(
         "distilbert",
         config=f"{_PKG}.configuration_distilbert:DistilBertConfig",
-        models={
-            "AutoModel": f"{_M}:DistilBertModel",
-            "AutoModelForMaskedLM": f"{_M}:DistilBertForMaskedLM",
-            # DistilBERT was pretrained as a masked language model only, so that is its pretraining head.
-            "AutoModelForPreTraining": f"{_M}:DistilBertForMaskedLM",
-            "AutoModelForSequenceClassification": f"{_M}:DistilBertForSequenceClassification",
-            "AutoModelForQuestionAnswering": f"{_M}:DistilBertForQuestionAnswering",
-            "AutoModelForTokenClassification": f"{_M}:DistilBertForTokenClassification",
-            "AutoModelForMultipleChoice": f"{_M}:DistilBertForMultipleChoice",
-        },
+        models=_MODELS,
         tokenizer=f"{_PKG}.tokenization_distilbert:DistilBertTokenizer",
         tokenizer_fast=f"{_PKG}.tokenization_distilbert_fast:DistilBertTokenizerFast",
         exports={"DistilBertPreTrainedModel": f"{_M}:DistilBertPreTrainedModel"},

@@ -12,17 +12,26 @@ _PKG = "plugformers_maskformer"
 _CFG = f"{_PKG}.configuration_maskformer"
 _MOD = f"{_PKG}.modeling_maskformer"
 
+_MODELS = {
+    "AutoModel": f"{_MOD}:MaskFormerModel",
+    "AutoModelForInstanceSegmentation": f"{_MOD}:MaskFormerForInstanceSegmentation",
+    "AutoModelForUniversalSegmentation": f"{_MOD}:MaskFormerForInstanceSegmentation",
+}
+# The modeling code does not declare these two capabilities yet, so each class skips their checks; every
+# class passes both (PLUGFORMERS_CONFORMANCE_RUN_SKIPPED=1 runs them). Remove once the classes declare
+# supports_compile_fullgraph / supports_export (issue 22).
+_UNDECLARED = {
+    "compile": "passes, but the class does not declare supports_compile_fullgraph yet (issue 22)",
+    "export": "passes, but the class does not declare supports_export yet (issue 22)",
+}
+
 
 @hookimpl
 def plugformers_register_families(register: RegisterFamily) -> None:
     register(
         "maskformer",
         config=f"{_CFG}:MaskFormerConfig",
-        models={
-            "AutoModel": f"{_MOD}:MaskFormerModel",
-            "AutoModelForInstanceSegmentation": f"{_MOD}:MaskFormerForInstanceSegmentation",
-            "AutoModelForUniversalSegmentation": f"{_MOD}:MaskFormerForInstanceSegmentation",
-        },
+        models=_MODELS,
         image_processor=f"{_PKG}.image_processing_maskformer:MaskFormerImageProcessor",
         exports={
             "MaskFormerPreTrainedModel": f"{_MOD}:MaskFormerPreTrainedModel",
@@ -55,6 +64,7 @@ def plugformers_register_families(register: RegisterFamily) -> None:
         },
         example_inputs=f"{_PKG}.examples:example_inputs",
         example_preprocessor=f"{_PKG}.examples:example_preprocessor",
+        skips={ref.rpartition(":")[2]: dict(_UNDECLARED) for ref in _MODELS.values()},
     )
     # MaskFormer's transformer decoder is configured by a DETR-layout config (model_type "detr"), nested in
     # config.json as "decoder_config"; registering the type lets it round-trip through AutoConfig.

@@ -10,6 +10,12 @@ _PKG = "plugformers_vit"
 _M = f"{_PKG}.modeling_vit"
 _P = f"{_PKG}.image_processing_vit"
 
+_MODELS = {
+    "AutoModel": f"{_M}:ViTModel",
+    "AutoModelForImageClassification": f"{_M}:ViTForImageClassification",
+    "AutoModelForMaskedImageModeling": f"{_M}:ViTForMaskedImageModeling",
+}
+
 
 @hookimpl
 def plugformers_register_families(register: Any) -> None:
@@ -17,11 +23,7 @@ def plugformers_register_families(register: Any) -> None:
     register(
         "vit",
         config=f"{_PKG}.configuration_vit:ViTConfig",
-        models={
-            "AutoModel": f"{_M}:ViTModel",
-            "AutoModelForImageClassification": f"{_M}:ViTForImageClassification",
-            "AutoModelForMaskedImageModeling": f"{_M}:ViTForMaskedImageModeling",
-        },
+        models=_MODELS,
         image_processor=f"{_P}:ViTImageProcessor",
         exports={
             "ViTPreTrainedModel": f"{_M}:ViTPreTrainedModel",
@@ -40,4 +42,5 @@ def plugformers_register_families(register: Any) -> None:
         },
         example_inputs=f"{_PKG}.examples:example_inputs",
         example_preprocessor=f"{_PKG}.examples:example_preprocessor",
+        checkpoints={"vit-digits": f"{_PKG}:checkpoints/vit-digits"},
     )

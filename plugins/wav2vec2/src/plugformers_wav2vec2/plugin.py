@@ -9,6 +9,22 @@ from plugformers import hookimpl
 _PKG = "plugformers_wav2vec2"
 _M = f"{_PKG}.modeling_wav2vec2"
 
+_MODELS = {
+    "AutoModel": f"{_M}:Wav2Vec2Model",
+    "AutoModelForCTC": f"{_M}:Wav2Vec2ForCTC",
+    "AutoModelForAudioClassification": f"{_M}:Wav2Vec2ForSequenceClassification",
+    "AutoModelForAudioFrameClassification": f"{_M}:Wav2Vec2ForAudioFrameClassification",
+    "AutoModelForAudioXVector": f"{_M}:Wav2Vec2ForXVector",
+    "AutoModelForPreTraining": f"{_M}:Wav2Vec2ForPreTraining",
+}
+# The modeling code does not declare these two capabilities yet, so each class skips their checks; every
+# class passes both (PLUGFORMERS_CONFORMANCE_RUN_SKIPPED=1 runs them). Remove once the classes declare
+# supports_compile_fullgraph / supports_export (issue 22).
+_UNDECLARED = {
+    "compile": "passes, but the class does not declare supports_compile_fullgraph yet (issue 22)",
+    "export": "passes, but the class does not declare supports_export yet (issue 22)",
+}
+
 
 @hookimpl
 def plugformers_register_families(register: Any) -> None:
@@ -16,14 +32,7 @@ def plugformers_register_families(register: Any) -> None:
     register(
         "wav2vec2",
         config=f"{_PKG}.configuration_wav2vec2:Wav2Vec2Config",
-        models={
-            "AutoModel": f"{_M}:Wav2Vec2Model",
-            "AutoModelForCTC": f"{_M}:Wav2Vec2ForCTC",
-            "AutoModelForAudioClassification": f"{_M}:Wav2Vec2ForSequenceClassification",
-            "AutoModelForAudioFrameClassification": f"{_M}:Wav2Vec2ForAudioFrameClassification",
-            "AutoModelForAudioXVector": f"{_M}:Wav2Vec2ForXVector",
-            "AutoModelForPreTraining": f"{_M}:Wav2Vec2ForPreTraining",
-        },
+        models=_MODELS,
         tokenizer=f"{_PKG}.tokenization_wav2vec2:Wav2Vec2CTCTokenizer",
         feature_extractor=f"{_PKG}.feature_extraction_wav2vec2:Wav2Vec2FeatureExtractor",
         processor=f"{_PKG}.processing_wav2vec2:Wav2Vec2Processor",
@@ -61,4 +70,5 @@ def plugformers_register_families(register: Any) -> None:
         },
         example_inputs=f"{_PKG}.examples:example_inputs",
         example_preprocessor=f"{_PKG}.examples:example_preprocessor",
+        skips={ref.rpartition(":")[2]: dict(_UNDECLARED) for ref in _MODELS.values()},
     )

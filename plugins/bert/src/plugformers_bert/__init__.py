@@ -1,0 +1,1 @@
+"""BERT for plugformers: classes are reached through ``plugformers`` (this module imports nothing heavy)."""

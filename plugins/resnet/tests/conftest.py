@@ -1,0 +1,4 @@
+"""The plugformers conformance suite for this plugin's family (conftest.py::test_conformance[...])."""
+
+pytest_plugins = ["plugformers.testing.conformance"]
+plugformers_conformance_families = ["resnet"]
