@@ -321,6 +321,9 @@ def pipeline_section(ckpt_root: Path, settings: Settings, args: argparse.Namespa
         })
         log(f"  batch-1 latency (alternating, one process): {entry['latency']['median_s']}")
         entry["max_abs_diff"] = {impl: max_sample_diff(runs[impl][0]["sample"], first["sample"]) for impl in impls if impl != "ours"}
+        for items in runs.values():
+            for run in items:
+                run.pop("sample")  # compared above; the outputs themselves need not be kept
         section["tasks"][task] = entry
     if args.pipeline_scaling:
         log(f"predict: 1 process against torchrun with {args.pipeline_scaling} ({settings.pipeline_sentences} texts)")

@@ -231,32 +231,41 @@ def test_a_bert_encoder_packs_with_its_pooler_and_token_types(tmp_path):
     _close(vectors, [embed(t, pooling="mean", normalize=True, return_tensors=True) for t in texts])
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_pretrained(str(minilm.MODEL_DIR), num_labels=3).save_pretrained(tmp_path)
-    classify = pipeline("text-classification", model=tmp_path, tokenizer=str(minilm.MODEL_DIR), batch_size=8)
+    classify = pipeline("text-classification", model=tmp_path, tokenizer=str(minilm.MODEL_DIR), batch_size=8,
+                        padding_free=True)
     _close(classify(texts, top_k=None), [classify(t, top_k=None) for t in texts])
-    assert classify.padding_free
 
 
 def test_a_model_that_mixes_positions_is_caught_and_run_padded(text_models):
     """A base model that mixes positions outside attention cannot be packed: the first batch's check says so."""
-    from plugformers import AutoModelForSequenceClassification
+    from plugformers import AutoModel
 
-    model = AutoModelForSequenceClassification.from_pretrained(text_models["text-classification"]).eval()
-    embeddings = model.base_model.embeddings
-    original = embeddings.forward
+    model = AutoModel.from_pretrained(text_models["feature-extraction"]).eval()
+    original = model.embeddings.forward
 
     def mixing(*args: Any, **kwargs: Any) -> torch.Tensor:
         out = original(*args, **kwargs)
         return out + out.mean(dim=1, keepdim=True)  # depends on every position of the (padded or packed) row
 
-    embeddings.forward = mixing
-    classify = pipeline("text-classification", model=model, tokenizer=str(text_models["text-classification"]), batch_size=8)
+    model.embeddings.forward = mixing
+    extract = pipeline("feature-extraction", model=model, tokenizer=str(text_models["feature-extraction"]), batch_size=8)
+    assert extract.padding_free
     texts = ["a b c", "a b c d e f g", "a"]
     with pytest.warns(RuntimeWarning, match="packed and padded"):
-        first = classify(texts, top_k=None)
-    assert not classify.padding_free
+        first = extract(texts, return_tensors=True)
+    assert not extract.padding_free
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        assert classify(texts, top_k=None) == first
+        _close(extract(texts, return_tensors=True), first)
+
+
+def test_first_token_heads_default_to_sorted_padded_batches(text_models):
+    """A [CLS] head computes its last layer for one position in a padded batch, which beat packing: auto keeps it."""
+    classify = pipeline("text-classification", model=text_models["text-classification"])
+    assert not classify.padding_free
+    assert pipeline("text-classification", model=text_models["text-classification"], padding_free=True).padding_free
+    assert pipeline("text-classification", model=text_models["text-classification"], bucketing=False).padding_free
+    assert pipeline("token-classification", model=text_models["token-classification"]).padding_free
 
 
 def test_results_come_back_in_input_order(text_models):

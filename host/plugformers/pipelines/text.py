@@ -3,7 +3,9 @@
 :class:`TextPipeline` tokenizes a whole window of inputs in one tokenizer call, batches the sequences by
 length and runs each batch padding-free (:mod:`plugformers.pipelines.packing`) when the model allows it: the
 first packed batch of a pipeline is checked against the padded run, and a model whose outputs differ is run
-padded from then on, with a warning.
+padded from then on, with a warning. ``padding_free="auto"`` (the default) leaves a head that reads only the
+first position (``first_token_only``, a [CLS] classifier) on length-sorted padded batches, where its last
+layer computes that position alone; ``True`` packs it anyway.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ class TextPipeline(Pipeline):
                 f"{type(self.model).__name__} cannot run padding-free: its base model's forward must take "
                 "input_ids, attention_mask and position_ids."
             )
-        self.padding_free = bool(padding_free) and packable
+        # A head that reads only the first position computes its last layer for that row alone in a padded
+        # batch, which measured faster than packing once batches are sorted by length: "auto" keeps it padded.
+        trims = bool(getattr(type(self.model), "first_token_only", False)) and self.bucketing
+        self.padding_free = packable and (padding_free is True or (padding_free == "auto" and not trims))
         self._packing_checked = padding_free is True
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.max_length = _max_length(tokenizer, self.model.config)
