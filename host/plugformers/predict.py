@@ -363,6 +363,8 @@ def run(args: argparse.Namespace) -> int:
     sink: JsonlSink | None = None
     if output is not None:
         if world > 1:
+            if output.exists() and output.stat().st_size and not args.resume:
+                raise PredictError(f"{output} already exists; pass --resume to skip the ids it holds, or remove it")
             sink = JsonlSink(_part(output, rank, world), resume=args.resume, also_done=[output])
         else:
             sink = JsonlSink(output, resume=args.resume)
