@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,7 +240,7 @@ def _key(ident: Any) -> str:
 class JsonlSink:
     """Appends records as whole, flushed lines; knows the ids a previous run already wrote."""
 
-    def __init__(self, path: Path, *, resume: bool, also_done: list[Path] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, path: Path, *, resume: bool, also_done: Sequence[Path] = ()) -> None:
         self.path = path
         self.done: set[str] = set()
         if path.exists() and path.stat().st_size and not resume:
