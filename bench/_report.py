@@ -12,6 +12,7 @@ PHOTOS = f"{PHOTO_HW[1]}x{PHOTO_HW[0]}"  # as the table writes image sizes: widt
 
 DOCS_START = "<!-- bench:table:start -->"
 DOCS_END = "<!-- bench:table:end -->"
+DEPLOY_MARKERS = ("<!-- bench:deploy:start -->", "<!-- bench:deploy:end -->")
 # Families that are transformers, for which the issue asks a fast path at <= 0.8 of the reference.
 TRANSFORMER_FAMILIES = {"distilbert", "vit", "wav2vec2"}
 
@@ -240,13 +241,14 @@ def write_chart(result: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def update_docs(doc: Path, markdown: str) -> None:
+def update_docs(doc: Path, markdown: str, markers: tuple[str, str] = (DOCS_START, DOCS_END)) -> None:
     """Replace the table between the markers in ``doc`` (appended with markers when they are missing)."""
+    start, end = markers
     text = doc.read_text()
-    block = f"{DOCS_START}\n{markdown}{DOCS_END}"
-    if DOCS_START in text and DOCS_END in text:
-        head, rest = text.split(DOCS_START, 1)
-        tail = rest.split(DOCS_END, 1)[1]
+    block = f"{start}\n{markdown}{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1]
         text = head + block + tail
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"

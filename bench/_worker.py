@@ -382,6 +382,18 @@ def task_predict_scaling(args: dict[str, Any]) -> dict[str, Any]:
     return measure(args)
 
 
+def task_deploy_export(args: dict[str, Any]) -> dict[str, Any]:
+    from _deploy import export_onnx
+
+    return export_onnx(args)
+
+
+def task_deploy(args: dict[str, Any]) -> dict[str, Any]:
+    from _deploy import run_shape
+
+    return run_shape(args)
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "prepare": task_prepare,
     "import": task_import,
@@ -394,6 +406,8 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "pipeline": task_pipeline,
     "pipeline_latency": task_pipeline_latency,
     "predict_scaling": task_predict_scaling,
+    "deploy_export": task_deploy_export,
+    "deploy": task_deploy,
 }
 
 

@@ -26,8 +26,10 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
+from _deploy import SHAPES as DEPLOY_SHAPES  # noqa: E402
+from _deploy import render as render_deploy  # noqa: E402
 from _families import FAMILIES, PHOTO_HW, SPECS  # noqa: E402
-from _report import build_rows, render_markdown, update_docs, write_chart  # noqa: E402
+from _report import DEPLOY_MARKERS, build_rows, render_markdown, update_docs, write_chart  # noqa: E402
 
 WORKER = BENCH / "_worker.py"
 RESULT_MARK = "BENCH_RESULT "
@@ -49,14 +51,17 @@ class Settings:
     tokenizer_reps: int
     images: int
     image_reps: int
+    deploy_min_reps: int
+    deploy_max_reps: int
+    deploy_budget_s: float
     pipeline_sentences: int = 2000
     pipeline_reps: int = 1
 
 
 # Forward: 5 to 11 alternating runs of each (fewer left ratios swinging +-10% between runs). Loading: 3, after an
 # untimed round that warms the page cache (else whichever loads a checkpoint first pays for the disk).
-FULL = Settings(4, 3, True, 5, 11, 45.0, True, 10_000, 3, 64, 2)
-QUICK = Settings(2, 1, False, 2, 2, 1.0, False, 1_000, 2, 8, 1, pipeline_sentences=200)
+FULL = Settings(4, 3, True, 5, 11, 45.0, True, 10_000, 3, 64, 2, 3, 9, 60.0)
+QUICK = Settings(2, 1, False, 2, 2, 1.0, False, 1_000, 2, 8, 1, 1, 1, 1.0, pipeline_sentences=200)
 
 
 class BenchError(RuntimeError):
@@ -132,6 +137,7 @@ def machine_info(threads: int, name: str | None) -> dict[str, Any]:
     import torch
 
     from plugformers import fast_path
+    from plugformers.precision import cpu_support
 
     raw = name or platform.node() or "machine"
     return {
@@ -140,6 +146,8 @@ def machine_info(threads: int, name: str | None) -> dict[str, Any]:
         # The vector instruction set torch dispatches to; it decides whether the fast path uses oneDNN.
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "fast_path_onednn": fast_path.onednn_preferred(),
+        # What bfloat16 and int8 run on here (bf16 matrix instructions, 8-bit dot products), for the deploy table.
+        "reduced_precision": cpu_support().describe(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "gpu": gpu,
@@ -164,7 +172,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--docs", type=Path, default=BENCH.parent / "docs" / "performance.md")
     parser.add_argument("--machine", default=None, help="machine name used in the results file name")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: import,load,forward,tokenizer,image,gpu,pipeline")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated sections to skip: import,load,forward,tokenizer,image,deploy,gpu,pipeline"
+    )
+    parser.add_argument(
+        "--deploy-threads", type=int, default=2,
+        help="threads on every side in the deployment section (default 2, as the issue asks)",
+    )
     parser.add_argument("--gpu-dry-run", action="store_true", help="run the GPU section's code on the CPU, tiny")
     parser.add_argument("--load-reps", type=int, default=None, help="override the from_pretrained repetitions")
     parser.add_argument("--forward-budget", type=float, default=None, help="override seconds per forward shape")
@@ -257,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     if "pipeline" not in args.skip_set:
         result["pipeline"] = pipeline_section(ckpt_root, settings, args)
 
+    if "deploy" not in args.skip_set:
+        result["deploy"] = deploy_section(args, settings, ckpt_root)
+
     if "gpu" not in args.skip_set:
         gpu_args: dict[str, Any] = {"dir": str(ckpt_root), "families": args.family_list}
         if args.gpu_dry_run:
@@ -334,6 +351,28 @@ def pipeline_section(ckpt_root: Path, settings: Settings, args: argparse.Namespa
     return section
 
 
+def deploy_section(args: argparse.Namespace, settings: Settings, ckpt_root: Path) -> dict[str, Any]:
+    """Reduced precision and ONNX Runtime at the deployment shapes (``bench/_deploy.py``)."""
+    shapes = [s for s in DEPLOY_SHAPES if s[0] in args.family_list]
+    section: dict[str, Any] = {"threads": args.deploy_threads, "shapes": []}
+    for family in sorted({s[0] for s in shapes}):
+        log(f"{family}: exporting to ONNX (verified) and quantizing with onnxruntime")
+        section.setdefault("exports", {})[family] = info = run_worker("deploy_export", {
+            "checkpoint": str(ckpt_root / family), "dir": str(ckpt_root / "onnx" / family),
+        })
+        section["onnxruntime"] = info["onnxruntime"]
+    for family, batch, length in shapes:
+        log(f"{family}: deployment latency {batch}x{length}, {args.deploy_threads} threads, every precision")
+        section["shapes"].append(run_worker("deploy", {
+            "family": family, "batch": batch, "length": length, "threads": args.deploy_threads,
+            "checkpoint": str(ckpt_root / family), "onnx_dir": str(ckpt_root / "onnx" / family),
+            "min_reps": settings.deploy_min_reps, "max_reps": settings.deploy_max_reps,
+            "budget_s": settings.deploy_budget_s,
+        }, timeout=3600))
+    section["load_average"] = os.getloadavg()
+    return section
+
+
 def write_outputs(result: dict[str, Any], args: argparse.Namespace) -> None:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{result['machine']['name']}-{result['date'][:10]}" + ("-quick" if args.quick else "")
@@ -342,9 +381,20 @@ def write_outputs(result: dict[str, Any], args: argparse.Namespace) -> None:
     markdown = render_markdown(result)
     print(markdown)
     log(f"wrote {json_path}")
+    deploy = render_deploy(result["deploy"]) if result.get("deploy", {}).get("shapes") else None
+    if deploy is not None:
+        print(deploy)
     if args.no_publish or args.quick:
-        (args.results_dir / f"{stem}.md").write_text(markdown)
+        (args.results_dir / f"{stem}.md").write_text(markdown + ("\n" + deploy if deploy else ""))
         return
+    if deploy is not None:
+        (args.results_dir / "deploy-latest.md").write_text(deploy)
+        for doc in (args.docs, args.docs.parent / "deployment.md"):
+            if doc.exists():
+                update_docs(doc, deploy, DEPLOY_MARKERS)
+                log(f"updated the deployment table in {doc}")
+    if not result["rows"]:
+        return  # only the deployment section ran: the main table keeps its last full run
     (args.results_dir / "latest.md").write_text(markdown)
     chart = args.results_dir / "latest.png"
     if write_chart(result, chart):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from plugformers.vocabulary import CONFIG_NAME
+from plugformers.vocabulary import AUTO_MODEL_CLASSES, CONFIG_NAME, EXPORT_FORMATS, TASKS
 
 __all__ = ["main"]
 
@@ -173,6 +173,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from exc
 
 
+# ----- export ----------------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from plugformers.exporting import export
+
+    result = export(
+        args.checkpoint,
+        args.output_dir,
+        format=args.format,
+        dtype=args.dtype,
+        opset=args.opset,
+        task=args.task,
+        auto_class=args.auto_class,
+        verify=not args.no_verify,
+        tolerance=args.tolerance,
+        revision=args.revision,
+    )
+    if args.json:
+        print(json.dumps({
+            "path": str(result.path), "format": result.format, "model_class": result.model_class,
+            "dtype": str(result.dtype).removeprefix("torch."), "inputs": result.input_names,
+            "outputs": result.output_names, "dynamic_axes": result.dynamic_axes, "tolerance": result.tolerance,
+            "max_abs_diff": result.max_abs_diff, "checks": result.checks, "files": result.files,
+        }, indent=2))
+    else:
+        print(result.summary())
+    return 0
+
+
 # ----- demo ------------------------------------------------------------------------------------------------
 
 
@@ -218,6 +248,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(p, _positive_int)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "export", parents=[debug],
+        help="export a checkpoint to ONNX or a torch.export program, checked against eager PyTorch",
+    )
+    p.add_argument("checkpoint")
+    p.add_argument("output_dir")
+    p.add_argument("--format", choices=sorted(EXPORT_FORMATS), default="onnx", help="model.onnx (default) or model.pt2")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="convert the weights first")
+    p.add_argument("--opset", type=_positive_int, help="ONNX opset (default: the exporter's)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--task", choices=sorted(TASKS), help="export the model that serves this task")
+    which.add_argument("--auto-class", choices=sorted(AUTO_MODEL_CLASSES), help="load through this Auto class")
+    p.add_argument("--tolerance", type=float, help="largest difference to eager allowed (default: 1e-4 in float32)")
+    p.add_argument("--no-verify", action="store_true", help="skip running the exported file against eager")
+    p.add_argument("--revision")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", parents=[debug], help="walk through every installed family: build, save, reload, preprocess, run")
     p.add_argument("--output-dir", default=None, help="keep the saved checkpoints here (default: a temporary folder)")

@@ -197,7 +197,9 @@ def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], acti
     if activation is not None and activation not in FUSABLE_ACTIVATIONS:
         raise ValueError(f"The fast path fuses only {sorted(FUSABLE_ACTIVATIONS)}, not {activation!r}.")
     if not all(type(layer) in (nn.Linear, FastLinear) for layer in layers):
-        return None  # replaced or parametrized (a LoRA adapter, quantisation): its own forward must run
+        # Replaced or parametrized (a LoRA adapter, quantisation): its own forward must run, except that int8
+        # layers from to_inference(quantize="int8") that read the same input still make one matmul.
+        return _fast_int8(owner, x, layers, activation)
     params = _params(layers)
     state = _usable_state(owner, x, params)
     if state is None:
@@ -209,6 +211,23 @@ def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], acti
         attr, algorithm = (activation, "none" if activation == "gelu" else "") if activation else ("none", "")
         return torch.ops.mkldnn._linear_pointwise(x, entry.packed, entry.bias, attr, [], algorithm)
     return _activate(torch.nn.functional.linear(x, entry.weight, entry.bias), activation)
+
+
+def _fast_int8(owner: nn.Module, x: torch.Tensor, layers: tuple[Any, ...], activation: str | None) -> Any:
+    """Int8 layers (``to_inference(quantize="int8")``): one int8 matmul for several layers; None for other layers."""
+    from plugformers.precision import Int8Linear, fuse_int8
+
+    state = owner.__dict__.get(_STATE)
+    if state is None or torch.compiler.is_compiling() or not all(isinstance(layer, Int8Linear) for layer in layers):
+        return None
+    if len(layers) == 1:
+        return layers[0](x, activation)
+    key = tuple(id(layer) for layer in layers)
+    signature = tuple(id(layer.kernel) for layer in layers)
+    entry = state.entries.get(key)
+    if entry is None or entry.signature != signature:
+        entry = state.entries[key] = _Entry(signature, None, None, fuse_int8(layers))
+    return entry.packed(x, activation)
 
 
 def _fast_conv(owner: nn.Module, x: torch.Tensor, conv: nn.Conv2d, norm: nn.BatchNorm2d | None) -> Any:

@@ -505,6 +505,21 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             fast_path.disable(module)
         return self
 
+    def to_inference(
+        self: M, dtype: torch.dtype | str | None = None, quantize: str | None = None, *, fast_path: bool = False
+    ) -> M:
+        """Reduced-precision CPU inference, opt in: ``dtype="bfloat16"`` and/or ``quantize="int8"``. Returns ``self``.
+
+        bfloat16 converts the model and casts floating-point inputs on each call (fast where the CPU has
+        bfloat16 matrix instructions; :func:`plugformers.precision.cpu_support` says); int8 replaces every
+        linear layer by an int8 one with activations quantized per call, on any CPU, after which the model
+        cannot be trained or saved. ``fast_path=True`` also enables the fast path, whose fusions apply on
+        top. See :func:`plugformers.precision.to_inference`.
+        """
+        from plugformers.precision import to_inference
+
+        return to_inference(self, dtype, quantize, fast_path=fast_path)  # type: ignore[return-value]
+
     # ----- saving ----------------------------------------------------------------------------------------
 
     @classmethod
@@ -537,6 +552,13 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         """Write ``config.json`` and the weights (safetensors, sharded past ``max_shard_size``) atomically."""
         if not is_main_process:
             return
+        from plugformers.precision import inference_settings
+
+        if inference_settings(self)["quantize"] is not None:
+            raise ValueError(
+                f"This model was quantized for inference ({inference_settings(self)['quantize']}): its linear layers "
+                "hold no float weights any more. Save the model before calling to_inference(quantize=...)."
+            )
         limit = _parse_size(max_shard_size)
         if state_dict is None:
             state_dict = self.state_dict()

@@ -16,6 +16,7 @@ __all__ = [
     "AUTO_PREPROCESSING_CLASSES",
     "CONFIG_NAME",
     "CONFORMANCE_CHECKS",
+    "EXPORT_FORMATS",
     "MODALITIES",
     "PICKLE_WEIGHTS_INDEX_NAME",
     "PICKLE_WEIGHTS_NAME",
@@ -48,6 +49,9 @@ SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 ADDED_TOKENS_FILE = "added_tokens.json"
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 PROCESSOR_CONFIG_NAME = "processor_config.json"
+
+#: ``plugformers export`` formats and the file each writes.
+EXPORT_FORMATS: dict[str, str] = {"onnx": "model.onnx", "torch-export": "model.pt2"}
 
 # ----- modalities: what a family's models read, and the input names its forward takes -------------------
 

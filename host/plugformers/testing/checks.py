@@ -9,7 +9,6 @@ raises ``AssertionError`` on a failure and :class:`CheckSkipped` where the check
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 import random
@@ -432,16 +431,27 @@ def check_export(case: Case, folder: Path) -> None:
 
 
 def check_onnx(case: Case, folder: Path) -> None:
-    # A stub until the exporter exists (issue 21): it fills this in through plugformers.export.
-    if importlib.util.find_spec("plugformers.export") is None:
-        raise CheckSkipped("plugformers.export does not exist yet: the ONNX check runs once the exporter lands")
-    from plugformers import export  # type: ignore[attr-defined]
+    """``plugformers.export`` to ONNX, which runs the file in onnxruntime against eager at two batch sizes;
+    then the file itself: inputs named and ordered as ``forward`` takes them, the batch axis dynamic, the
+    dynamic axes under the names the export reports, outputs named after the output class."""
+    from plugformers.exporting import export, onnx_requirements
 
-    run = getattr(export, "check_onnx_conformance", None)
-    if run is None:
-        raise CheckSkipped("plugformers.export has no check_onnx_conformance(model, inputs, folder) yet")
-    model, config = case.build()
-    run(model, case.inputs(config), folder)
+    missing = [name for name, version in onnx_requirements().items() if version is None]
+    if missing:
+        raise CheckSkipped(f"ONNX export needs {', '.join(missing)}: pip install 'plugformers[onnx]'")
+    import onnx
+
+    model, _ = case.build()
+    result = export(model, folder / "onnx")  # raises VerificationError past 1e-4, with the difference
+    assert [c["batch_size"] for c in result.checks] == [2, 3] and result.max_abs_diff <= 1e-4, result.checks
+    proto = onnx.load(str(result.path), load_external_data=False)
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+    order = list(inspect.signature(model.forward).parameters)
+    assert list(dims) == result.input_names == sorted(result.input_names, key=order.index), (list(dims), order)
+    assert result.dynamic_axes[result.input_names[0]].get(0) == "batch", result.dynamic_axes
+    for name, axes in result.dynamic_axes.items():
+        assert all(dims[name][axis] == label for axis, label in axes.items()), (name, dims[name], axes)
+    assert [o.name for o in proto.graph.output] == result.output_names
 
 
 CHECKS: dict[str, Callable[[Case, Path], None]] = {
