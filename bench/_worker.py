@@ -358,6 +358,30 @@ def task_gpu(args: dict[str, Any]) -> dict[str, Any]:
     return run_gpu_section(args)
 
 
+def task_pipeline_prepare(args: dict[str, Any]) -> dict[str, Any]:
+    from _pipelines import task_pipeline_prepare as prepare
+
+    return prepare(args)
+
+
+def task_pipeline(args: dict[str, Any]) -> dict[str, Any]:
+    from _pipelines import task_pipeline as measure
+
+    return measure(args)
+
+
+def task_pipeline_latency(args: dict[str, Any]) -> dict[str, Any]:
+    from _pipelines import task_pipeline_latency as measure
+
+    return measure(args)
+
+
+def task_predict_scaling(args: dict[str, Any]) -> dict[str, Any]:
+    from _pipelines import task_predict_scaling as measure
+
+    return measure(args)
+
+
 def task_deploy_export(args: dict[str, Any]) -> dict[str, Any]:
     from _deploy import export_onnx
 
@@ -378,6 +402,10 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "tokenizer": task_tokenizer,
     "image": task_image,
     "gpu": task_gpu,
+    "pipeline_prepare": task_pipeline_prepare,
+    "pipeline": task_pipeline,
+    "pipeline_latency": task_pipeline_latency,
+    "predict_scaling": task_predict_scaling,
     "deploy_export": task_deploy_export,
     "deploy": task_deploy,
 }

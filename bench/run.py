@@ -54,12 +54,14 @@ class Settings:
     deploy_min_reps: int
     deploy_max_reps: int
     deploy_budget_s: float
+    pipeline_sentences: int = 2000
+    pipeline_reps: int = 1
 
 
 # Forward: 5 to 11 alternating runs of each (fewer left ratios swinging +-10% between runs). Loading: 3, after an
 # untimed round that warms the page cache (else whichever loads a checkpoint first pays for the disk).
 FULL = Settings(4, 3, True, 5, 11, 45.0, True, 10_000, 3, 64, 2, 3, 9, 60.0)
-QUICK = Settings(2, 1, False, 2, 2, 1.0, False, 1_000, 2, 8, 1, 1, 1, 1.0)
+QUICK = Settings(2, 1, False, 2, 2, 1.0, False, 1_000, 2, 8, 1, 1, 1, 1.0, pipeline_sentences=200)
 
 
 class BenchError(RuntimeError):
@@ -171,7 +173,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--docs", type=Path, default=BENCH.parent / "docs" / "performance.md")
     parser.add_argument("--machine", default=None, help="machine name used in the results file name")
     parser.add_argument(
-        "--skip", default="", help="comma-separated sections to skip: import,load,forward,tokenizer,image,deploy,gpu"
+        "--skip", default="", help="comma-separated sections to skip: import,load,forward,tokenizer,image,deploy,gpu,pipeline"
     )
     parser.add_argument(
         "--deploy-threads", type=int, default=2,
@@ -181,6 +183,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load-reps", type=int, default=None, help="override the from_pretrained repetitions")
     parser.add_argument("--forward-budget", type=float, default=None, help="override seconds per forward shape")
     parser.add_argument("--no-publish", action="store_true", help="do not update latest.md/latest.png/docs")
+    parser.add_argument("--pipeline-sentences", type=int, default=None, help="override the pipeline section's corpus size")
+    parser.add_argument("--pipeline-reps", type=int, default=None, help="override the pipeline section's rounds")
+    parser.add_argument("--corpus", default=None, help="folder of .txt files the pipeline corpus is cut from")
+    parser.add_argument("--pipeline-scaling", type=int, default=0, metavar="N",
+                        help="also time `plugformers predict` in 1 process against torchrun with N processes")
     args = parser.parse_args(argv)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = sorted(set(families) - set(FAMILIES))
@@ -198,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = QUICK if args.quick else FULL
     if args.load_reps is not None:
         settings = replace(settings, load_reps=max(1, args.load_reps))
+    if args.pipeline_sentences is not None:
+        settings = replace(settings, pipeline_sentences=max(32, args.pipeline_sentences))
+    if args.pipeline_reps is not None:
+        settings = replace(settings, pipeline_reps=max(1, args.pipeline_reps))
     if args.forward_budget is not None:
         settings = replace(settings, forward_budget_s=args.forward_budget, forward_max_reps=max(settings.forward_max_reps, 9))
     started = time.time()
@@ -218,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {result['load_average_start']}")
 
     log(f"preparing reference checkpoints in {ckpt_root}")
-    run_worker("prepare", {"dir": str(ckpt_root), "families": args.family_list, "tokenizer": "tokenizer" not in args.skip_set})
+    wants_tokenizer = "tokenizer" not in args.skip_set or "pipeline" not in args.skip_set
+    run_worker("prepare", {"dir": str(ckpt_root), "families": args.family_list, "tokenizer": wants_tokenizer})
 
     if "import" not in args.skip_set:
         log("import overhead over `import torch` (fresh processes)")
@@ -256,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
             "sentences": settings.sentences, "reps": settings.tokenizer_reps,
         })
 
+    if "pipeline" not in args.skip_set:
+        result["pipeline"] = pipeline_section(ckpt_root, settings, args)
+
     if "deploy" not in args.skip_set:
         result["deploy"] = deploy_section(args, settings, ckpt_root)
 
@@ -282,6 +297,58 @@ def main(argv: list[str] | None = None) -> int:
     raw.unlink()
     log(f"done in {result['wall_s']:.0f} s")
     return 0
+
+
+def pipeline_section(ckpt_root: Path, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Issue 19: pipeline throughput at batch 32 and batch-1 latency, ours in three batchings and the others.
+
+    The implementations run in fresh processes, in rotating order, ``pipeline_reps`` rounds each.
+    """
+    from _pipelines import max_sample_diff
+
+    info = run_worker("pipeline_prepare", {"dir": str(ckpt_root)})
+    section: dict[str, Any] = {"model": info["model"], "family": info["family"], "vocabulary": info["vocabulary"],
+                               "batch": 32, "tasks": {}}
+    try:
+        import sentence_transformers  # noqa: F401
+
+        has_st = True
+    except ImportError:
+        has_st = False
+    for task, folder in info["checkpoints"].items():
+        impls = ["ours", "reference", "ours_padded", "ours_bucketed"]
+        if task == "sentence-embeddings" and has_st:
+            impls.append("sentence_transformers")
+        log(f"pipeline {task} ({info['model']}): {settings.pipeline_sentences} texts, batch 32, {impls}")
+        runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
+        for rep in range(settings.pipeline_reps):
+            for impl in impls[rep % len(impls):] + impls[: rep % len(impls)]:
+                runs[impl].append(run_worker("pipeline", {
+                    "task": "feature-extraction" if task == "sentence-embeddings" else task, "checkpoint": folder,
+                    "impl": impl, "batch": 32, "threads": args.threads, "sentences": settings.pipeline_sentences,
+                    "corpus": args.corpus,
+                }, timeout=7200))
+                log(f"  {impl}: {runs[impl][-1]['throughput']:.1f} texts/s")
+        entry = summarise(runs, ["throughput"])
+        first = runs["ours"][0]
+        entry["corpus"] = {"source": first["corpus"], "sentences": first["sentences"], "tokens": first["tokens"]}
+        entry["latency"] = run_worker("pipeline_latency", {
+            "task": "feature-extraction" if task == "sentence-embeddings" else task, "checkpoint": folder,
+            "threads": args.threads, "budget_s": 5.0 if args.quick else 30.0,
+        })
+        log(f"  batch-1 latency (alternating, one process): {entry['latency']['median_s']}")
+        entry["max_abs_diff"] = {impl: max_sample_diff(runs[impl][0]["sample"], first["sample"]) for impl in impls if impl != "ours"}
+        for items in runs.values():
+            for run in items:
+                run.pop("sample")  # compared above; the outputs themselves need not be kept
+        section["tasks"][task] = entry
+    if args.pipeline_scaling:
+        log(f"predict: 1 process against torchrun with {args.pipeline_scaling} ({settings.pipeline_sentences} texts)")
+        section["scaling"] = run_worker("predict_scaling", {
+            "checkpoint": info["checkpoints"]["text-classification"], "sentences": settings.pipeline_sentences,
+            "threads": args.threads, "procs": [1, args.pipeline_scaling], "corpus": args.corpus,
+        }, timeout=7200)
+    return section
 
 
 def deploy_section(args: argparse.Namespace, settings: Settings, ckpt_root: Path) -> dict[str, Any]:

@@ -3,13 +3,15 @@
 Random weights cannot give right answers, so these tests check what the command promises whatever the
 weights: the task inferred from ``architectures``, one result per input, labels from ``id2label``, scores
 that are probabilities in order, the segmentation overlay written as a PNG the size of the input, and
-the CTC transcription drawn from the tokenizer's vocabulary. A family whose plugin is not installed is
+the CTC transcription drawn from the tokenizer's vocabulary. Each result carries the pipeline's output for
+that input (``output``), as ``plugformers.pipeline`` returns it. A family whose plugin is not installed is
 skipped.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +76,19 @@ def test_text_classification_ranks_the_configured_labels(distilbert_folder, caps
     assert out["task"] == "text-classification"
     assert [r["input"] for r in out["results"]] == SENTENCES
     for r in out["results"]:
-        _assert_ranked(r["top"], 2, set(LABELS.values()))
+        _assert_ranked(r["output"], 2, set(LABELS.values()))
 
 
 def test_token_classification_labels_every_word_piece_but_specials(distilbert_folder, capsys):
     folder = distilbert_folder("DistilBertForTokenClassification", id2label={0: "O", 1: "B-ANIMAL"})
-    out = _predict(capsys, str(folder), "the lazy dog")
+    out = _predict(capsys, str(folder), "the lazy dog", "--ignore-labels", "")
     (result,) = out["results"]
     assert out["task"] == "token-classification"
-    assert [t["token"] for t in result["tokens"]] == ["the", "lazy", "dog"]
-    assert {t["label"] for t in result["tokens"]} <= {"O", "B-ANIMAL"}
+    assert [t["word"] for t in result["output"]] == ["the", "lazy", "dog"]
+    assert {t["entity"] for t in result["output"]} <= {"O", "B-ANIMAL"}
+    # By default "O" is left out, as in pipeline(); --aggregation-strategy groups words into entities.
+    kept = _predict(capsys, str(folder), "the lazy dog", "--aggregation-strategy", "first")["results"][0]["output"]
+    assert all(e["entity_group"] == "ANIMAL" for e in kept)
 
 
 def test_question_answering_answers_with_a_span_of_the_context(distilbert_folder, capsys):
@@ -91,7 +96,7 @@ def test_question_answering_answers_with_a_span_of_the_context(distilbert_folder
     out = _predict(capsys, str(folder), "what jumps", "the quick brown fox jumps over the lazy dog")
     (result,) = out["results"]
     assert out["task"] == "question-answering"
-    assert result["answer"] in "the quick brown fox jumps over the lazy dog what jumps"
+    assert result["output"]["answer"] in "the quick brown fox jumps over the lazy dog"
 
 
 def test_question_answering_needs_exactly_question_and_context(distilbert_folder, capsys):
@@ -106,14 +111,14 @@ def test_fill_mask_fills_each_mask_from_the_vocabulary(distilbert_folder, capsys
     out = _predict(capsys, str(folder), "the [MASK] fox [MASK] over", "--top-k", "4")
     (result,) = out["results"]
     assert out["task"] == "fill-mask"
-    assert len(result["fills"]) == 2
-    for fill in result["fills"]:
-        assert len(fill) == 4 and {c["token"] for c in fill} <= vocab
+    assert len(result["output"]) == 2
+    for fill in result["output"]:
+        assert len(fill) == 4 and {c["token_str"] for c in fill} <= vocab
         scores = [c["score"] for c in fill]
         assert scores == sorted(scores, reverse=True)
     # More than the vocabulary holds lists the whole vocabulary instead of failing.
     (result,) = _predict(capsys, str(folder), "the [MASK] fox", "--top-k", "100000")["results"]
-    assert len(result["fills"][0]) == len(vocab)
+    assert len(result["output"]) == len(vocab)
 
 
 def test_fill_mask_without_a_mask_is_a_clear_error(distilbert_folder, capsys):
@@ -159,7 +164,7 @@ def test_image_classification_on_an_image_file(tmp_path, capsys):
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
     out = _predict(capsys, str(tmp_path / "vit"), str(_photo(tmp_path / "a.png")), "--top-k", "3")
     assert out["task"] == "image-classification"
-    _assert_ranked(out["results"][0]["top"], 3, set(LABELS.values()))
+    _assert_ranked(out["results"][0]["output"], 3, set(LABELS.values()))
 
 
 def test_an_unreadable_image_is_named(tmp_path, capsys):
@@ -179,29 +184,16 @@ def test_an_unreadable_image_is_named(tmp_path, capsys):
 def test_segmentation_writes_an_overlay_and_names_the_classes(tmp_path, capsys):
     pytest.importorskip("plugformers_maskformer")
     from PIL import Image
+    from pipeline_checkpoints import maskformer_checkpoint
 
-    from plugformers import (
-        MaskFormerConfig,
-        MaskFormerForInstanceSegmentation,
-        MaskFormerImageProcessor,
-        ResNetConfig,
-    )
-
-    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], layer_type="basic",
-                            out_features=["stage1", "stage2", "stage3", "stage4"])
-    decoder = {"model_type": "detr", "d_model": 32, "decoder_layers": 1, "decoder_attention_heads": 2,
-               "decoder_ffn_dim": 64, "num_queries": 4}
-    config = MaskFormerConfig(backbone_config=backbone, decoder_config=decoder, fpn_feature_size=32,
-                              mask_feature_size=32, id2label={0: "sky", 1: "tree", 2: "road"})
-    folder = tmp_path / "maskformer"
-    MaskFormerForInstanceSegmentation(config).save_pretrained(folder)
-    MaskFormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
+    folder = maskformer_checkpoint(tmp_path / "maskformer")  # classes sky, tree, road
     photo = _photo(tmp_path / "street.png", size=(50, 36))
     out_dir = tmp_path / "overlays" / "nested"
-    out = _predict(capsys, str(folder), str(photo), "--output-dir", str(out_dir))
+    out = _predict(capsys, str(folder), str(photo), "--output-dir", str(out_dir), "--subtask", "semantic")
     (result,) = out["results"]
     assert out["task"] == "image-segmentation"
-    assert result["classes"] and set(result["classes"]) <= {"sky", "tree", "road"}
+    labels = [s["label"] for s in result["output"]]
+    assert labels and set(labels) <= {"sky", "tree", "road"}
     overlay = Path(result["overlay"])
     assert overlay.parent == out_dir and overlay.name == "street.segmentation.png"
     with Image.open(overlay) as im:
@@ -209,7 +201,7 @@ def test_segmentation_writes_an_overlay_and_names_the_classes(tmp_path, capsys):
     # Two inputs with the same file name (from different folders) get one overlay each, not one overwritten.
     (tmp_path / "other").mkdir()
     twin = _photo(tmp_path / "other" / "street.png", size=(40, 30))
-    out = _predict(capsys, str(folder), str(photo), str(twin), "--output-dir", str(out_dir))
+    out = _predict(capsys, str(folder), str(photo), str(twin), "--output-dir", str(out_dir), "--subtask", "semantic")
     overlays = [Path(r["overlay"]) for r in out["results"]]
     assert len(set(overlays)) == 2 and overlays[0].name == "street.segmentation.png"
     with Image.open(overlays[1]) as im:
@@ -250,7 +242,8 @@ def test_ctc_transcribes_with_the_tokenizer_vocabulary(tmp_path, capsys):
     out = _predict(capsys, str(folder), str(_wav(tmp_path / "tone.wav")))
     (result,) = out["results"]
     assert out["task"] == "automatic-speech-recognition"
-    assert set(result["text"]) <= set("abc ")
+    # Greedy CTC over the tokenizer's vocabulary; like the reference's pipeline, <s>/</s>/<unk> stay in the text.
+    assert re.fullmatch(r"(<s>|</s>|<unk>|[abc ])+", result["output"]["text"])
 
 
 def test_audio_classification_and_a_wrong_sampling_rate(tmp_path, capsys):
@@ -262,7 +255,7 @@ def test_audio_classification_and_a_wrong_sampling_rate(tmp_path, capsys):
     Wav2Vec2FeatureExtractor().save_pretrained(folder)
     out = _predict(capsys, str(folder), str(_wav(tmp_path / "tone.wav")), "--top-k", "2")
     assert out["task"] == "audio-classification"
-    _assert_ranked(out["results"][0]["top"], 2, set(LABELS.values()))
+    _assert_ranked(out["results"][0]["output"], 2, set(LABELS.values()))
 
     assert main(["predict", str(folder), str(_wav(tmp_path / "8k.wav", rate=8000))]) == 1
     err = capsys.readouterr().err

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-GUIDES = sorted((Path(__file__).resolve().parents[1] / "docs" / "guides").glob("*.md"))
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+GUIDES = [*sorted((DOCS / "guides").glob("*.md")), DOCS / "batch-inference.md"]
 
 
 def _blocks(page: Path) -> list[str]:
@@ -17,7 +18,8 @@ def _blocks(page: Path) -> list[str]:
 @pytest.mark.parametrize("page", GUIDES, ids=[p.stem for p in GUIDES])
 def test_guide_code_blocks_run(page, tmp_path, monkeypatch):
     needs = {"custom-architecture": ("plugformers_distilbert", "plugformers_vit", "plugformers_wav2vec2",
-                                     "plugformers_resnet", "plugformers_maskformer")}
+                                     "plugformers_resnet", "plugformers_maskformer"),
+             "batch-inference": ("plugformers_distilbert",)}
     for module in needs.get(page.stem, ()):
         pytest.importorskip(module)
     monkeypatch.chdir(tmp_path)

@@ -278,8 +278,12 @@ def test_mask_helpers() -> None:
     assert prepare_attention_mask(None, 1, 3, torch.float32) is None
     with pytest.raises(ValueError, match=r"attention_mask has shape \(1, 4\)"):
         prepare_attention_mask(torch.ones(1, 4), 1, 3, torch.float32)
-    with pytest.raises(NotImplementedError, match="cu_seqlens"):
-        prepare_attention_mask(None, 1, 3, torch.float32, cu_seqlens=torch.tensor([0, 2, 3]))
+    # Packed rows: two sequences (2 and 1 tokens) end to end, each seeing only itself.
+    block = prepare_attention_mask(None, 1, 3, torch.float32, cu_seqlens=torch.tensor([0, 2, 3]))
+    assert block is not None and block.shape == (1, 1, 3, 3)
+    assert (block[0, 0] == 0).tolist() == [[True, True, False], [True, True, False], [False, False, True]]
+    with pytest.raises(ValueError, match="one packed row of 3 tokens"):
+        prepare_attention_mask(None, 2, 3, torch.float32, cu_seqlens=torch.tensor([0, 2, 3]))
     per_layer = prepare_head_mask(torch.tensor([1.0, 0.0]), 3, torch.float32)
     assert len(per_layer) == 3 and per_layer[2].shape == (1, 2, 1, 1)
     with pytest.raises(ValueError, match="head_mask must have shape"):

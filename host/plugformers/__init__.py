@@ -38,6 +38,7 @@ _HOST_MODULES: dict[str, tuple[str, ...]] = {
         "load_backbone",
     ),
     "plugformers.plugins": ("get_registry",),
+    "plugformers.pipelines": ("pipeline",),
     "plugformers.exporting": ("export",),
 }
 _HOST_NAMES: dict[str, str] = {name: mod for mod, names in _HOST_MODULES.items() for name in names}

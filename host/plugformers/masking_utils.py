@@ -3,13 +3,109 @@
 A model calls :func:`prepare_attention_mask` once per forward and hands the result to every layer; the
 attention backends (:mod:`plugformers.attention`) add it to the scores. Everything here is tensor arithmetic
 without host-device synchronisation, so it runs unchanged under ``torch.compile``.
+
+Packed (padding-free) batches: several sequences laid end to end in one row of ``(1, total)`` tokens, described
+by :class:`PackedSequences`. While :func:`packing` holds one for the current thread, the shared attention block
+(:class:`plugformers.modeling_layers.MultiHeadAttention`) attends within each sequence only, and the last
+layer of a first-token head is not trimmed (every sequence's first position is needed). A family that takes
+``cu_seqlens`` itself can also get the equivalent block-diagonal mask from :func:`prepare_attention_mask`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
 import torch
 
-__all__ = ["additive_mask", "prepare_attention_mask", "prepare_head_mask"]
+__all__ = [
+    "PackedSequences",
+    "additive_mask",
+    "packed_sequences",
+    "packing",
+    "prepare_attention_mask",
+    "prepare_head_mask",
+]
+
+_local = threading.local()
+
+
+class PackedSequences:
+    """Where each of several sequences lies in one packed row, from the cumulative lengths ``[0, n1, n1 + n2, ...]``."""
+
+    def __init__(self, cu_seqlens: torch.Tensor | Sequence[int]) -> None:
+        bounds = [int(v) for v in (cu_seqlens.tolist() if isinstance(cu_seqlens, torch.Tensor) else cu_seqlens)]
+        if len(bounds) < 2 or bounds[0] != 0 or any(b < a for a, b in itertools.pairwise(bounds)):
+            raise ValueError(f"cu_seqlens must rise from 0 through the cumulative lengths, got {bounds}.")
+        self.cu_seqlens = bounds
+        self.lengths = [b - a for a, b in itertools.pairwise(bounds)]
+        self.total = bounds[-1]
+        self._groups: dict[torch.device, list[torch.Tensor]] = {}
+
+    @classmethod
+    def from_lengths(cls, lengths: Sequence[int]) -> PackedSequences:
+        bounds = [0]
+        for n in lengths:
+            bounds.append(bounds[-1] + int(n))
+        return cls(bounds)
+
+    def position_ids(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """``(1, total)``: 0, 1, ... restarting at each sequence."""
+        return torch.cat([torch.arange(n, device=device) for n in self.lengths])[None, :]
+
+    def groups(self, device: torch.device) -> list[torch.Tensor]:
+        """Token indices ``(sequences, length)`` per distinct length: one fused attention call each."""
+        if device not in self._groups:
+            starts: dict[int, list[int]] = {}
+            for start, n in zip(self.cu_seqlens, self.lengths):
+                if n:
+                    starts.setdefault(n, []).append(start)
+            self._groups[device] = [
+                torch.tensor(s, device=device)[:, None] + torch.arange(n, device=device)[None, :] for n, s in starts.items()
+            ]
+        return self._groups[device]
+
+    def attend(
+        self,
+        backend: Callable[..., tuple[torch.Tensor, Any]],
+        module: Any,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """``backend`` applied within each sequence of ``(1, heads, total, head_dim)`` tensors; same shape out."""
+        out = query.new_empty((*query.shape[:3], value.shape[-1]))
+        for index in self.groups(query.device):
+            # (heads, sequences, length, dim) -> (sequences, heads, length, dim)
+            q, k, v = (t[0][:, index].transpose(0, 1) for t in (query, key, value))
+            part, _ = backend(module, q, k, v, None, **{**kwargs, "output_attentions": False})
+            out[0][:, index] = part.transpose(0, 1).to(out.dtype)
+        return out
+
+    def block_mask(self, dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:
+        """The equivalent additive mask ``(1, 1, total, total)``: each sequence sees only itself."""
+        owner = torch.repeat_interleave(torch.arange(len(self.lengths), device=device), torch.tensor(self.lengths, device=device))
+        return _additive((owner[:, None] == owner[None, :])[None, None], dtype)
+
+
+def packed_sequences() -> PackedSequences | None:
+    """The packed sequences the current thread's forward runs over, if any (see :func:`packing`)."""
+    return getattr(_local, "packed", None)
+
+
+@contextlib.contextmanager
+def packing(sequences: PackedSequences | None) -> Iterator[None]:
+    """Run the forwards inside this block over ``sequences`` packed in one row (this thread only)."""
+    previous = packed_sequences()
+    _local.packed = sequences
+    try:
+        yield
+    finally:
+        _local.packed = previous
 
 
 def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -34,7 +130,7 @@ def prepare_attention_mask(
     seq_len: int,
     dtype: torch.dtype,
     *,
-    cu_seqlens: torch.Tensor | None = None,
+    cu_seqlens: torch.Tensor | Sequence[int] | PackedSequences | None = None,
 ) -> torch.Tensor | None:
     """The additive float mask for self-attention over ``seq_len`` positions, or None when nothing is hidden.
 
@@ -43,11 +139,19 @@ def prepare_attention_mask(
     seq_len)`` with one row per query (e.g. causal), boolean (True = attend) or already additive.
 
     ``cu_seqlens`` is the entry for packed (padding-free) batches: several sequences laid end to end in one
-    row, ``cu_seqlens`` holding their cumulative lengths ``[0, n1, n1 + n2, ...]``; each sequence would attend
-    only to itself (a block-diagonal mask). Packing is not implemented yet.
+    row (``batch_size`` 1), ``cu_seqlens`` holding their cumulative lengths ``[0, n1, n1 + n2, ...]``; each
+    sequence attends only to itself (a block-diagonal mask; the position ids must restart per sequence). Faster
+    than the mask: run the forward inside :func:`packing`, where the shared attention block attends per sequence.
     """
     if cu_seqlens is not None:
-        raise NotImplementedError("Packed sequences (cu_seqlens) are not supported yet; pad the batch instead.")
+        sequences = cu_seqlens if isinstance(cu_seqlens, PackedSequences) else PackedSequences(cu_seqlens)
+        if attention_mask is not None or batch_size != 1 or seq_len != sequences.total:
+            raise ValueError(
+                f"With cu_seqlens the batch is one packed row of {sequences.total} tokens and no attention_mask; "
+                f"got batch_size={batch_size}, seq_len={seq_len}, attention_mask={'given' if attention_mask is not None else None}."
+            )
+        device = cu_seqlens.device if isinstance(cu_seqlens, torch.Tensor) else None
+        return sequences.block_mask(dtype, device)
     if attention_mask is None:
         return None
     shape = tuple(attention_mask.shape)

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from plugformers import fast_path
 from plugformers.attention import get_attention_function
+from plugformers.masking_utils import packed_sequences
 from plugformers.output_capturing import first_token_layer, is_recording
 from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
 
@@ -33,14 +34,15 @@ class GradientCheckpointingLayer(nn.Module):
       its activations are recomputed in the backward pass instead of being stored;
     - while a head that reads only the first position runs (``first_token_only`` on its class, see
       :func:`plugformers.output_capturing.model_forward`), the last layer of its encoder gets
-      ``first_token_only=True``: its ``forward`` then computes position 0 alone (still attending to every position).
+      ``first_token_only=True``: its ``forward`` then computes position 0 alone (still attending to every position);
+      not while a packed batch runs (:func:`plugformers.masking_utils.packing`), whose row holds many first positions.
     """
 
     gradient_checkpointing: bool = False
     _gradient_checkpointing_func: Callable[..., Any] = functools.partial(checkpoint, use_reentrant=False)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if first_token_layer() is self:
+        if first_token_layer() is self and packed_sequences() is None:
             kwargs["first_token_only"] = True
         if self.gradient_checkpointing and self.training:
             return self._gradient_checkpointing_func(super().__call__, *args, **kwargs)
@@ -140,17 +142,15 @@ class MultiHeadAttention(nn.Module):
         if attention_mask is not None and attention_mask.shape[-2] > q_len:
             attention_mask = attention_mask[..., :q_len, :]  # one mask row per query
         attend = get_attention_function(self.config._attn_implementation)
-        context, weights = attend(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            scaling=self.scaling,
-            dropout=self.attention_dropout if self.training else 0.0,
-            head_mask=head_mask,
-            output_attentions=is_recording("attentions"),
-        )
+        options = {"scaling": self.scaling, "dropout": self.attention_dropout if self.training else 0.0, "head_mask": head_mask}
+        packed = packed_sequences()
+        if packed is not None and query.shape[0] == 1 and q_len == key.shape[2] == packed.total:
+            # A packed batch (plugformers.masking_utils.packing): attend within each sequence, not across them.
+            context, weights = packed.attend(attend, self, query, key, value, **options), None
+        else:
+            context, weights = attend(
+                self, query, key, value, attention_mask, **options, output_attentions=is_recording("attentions")
+            )
         # (batch, heads, q_len, head_dim) -> (batch, q_len, heads * head_dim)
         context = context.transpose(1, 2).reshape(context.shape[0], q_len, -1)
         return self.projection("output")(context), weights

@@ -59,7 +59,7 @@ def test_predict_text_classification_agrees_with_the_model(checkpoint, capsys):
     assert out["task"] == "text-classification" and len(out["results"]) == 2
     direct, _ = _logits(folder, "AutoModelForSequenceClassification", "the quick brown fox")
     probs = direct.logits[0].softmax(-1)
-    top = out["results"][0]["top"]
+    top = out["results"][0]["output"]  # the pipeline's result for that input
     assert top[0]["label"] == LABELS[int(probs.argmax())]
     assert top[0]["score"] == pytest.approx(float(probs.max()), abs=1e-4)
     assert {t["label"] for t in top} == set(LABELS.values())
@@ -69,11 +69,11 @@ def test_predict_fill_mask_agrees_with_the_model(checkpoint, capsys):
     folder = checkpoint("BertForMaskedLM")
     out = _run(capsys, "predict", str(folder), "the [MASK] fox", "--top-k", "2")
     assert out["task"] == "fill-mask"
-    (fills,) = out["results"][0]["fills"]
+    fills = out["results"][0]["output"]  # one mask: the candidates, best first
     direct, tokenizer = _logits(folder, "AutoModelForMaskedLM", "the [MASK] fox")
     position = tokenizer("the [MASK] fox")["input_ids"].index(tokenizer.mask_token_id)
     best = int(direct.logits[0, position].argmax())
-    assert fills[0]["token"] == tokenizer.convert_ids_to_tokens(best) and len(fills) == 2
+    assert fills[0]["token"] == best and fills[0]["token_str"] == tokenizer.decode([best]) and len(fills) == 2
 
 
 def test_predict_fill_mask_from_the_pretraining_checkpoint_and_info_tasks(checkpoint, capsys):
@@ -85,20 +85,21 @@ def test_predict_fill_mask_from_the_pretraining_checkpoint_and_info_tasks(checkp
     direct, tokenizer = _logits(folder, "AutoModelForPreTraining", "the [MASK] fox")
     position = tokenizer("the [MASK] fox")["input_ids"].index(tokenizer.mask_token_id)
     best = int(direct.prediction_logits[0, position].argmax())
-    assert out["results"][0]["fills"][0][0]["token"] == tokenizer.convert_ids_to_tokens(best)
+    assert out["results"][0]["output"][0]["token"] == best
     info = _run(capsys, "info", str(checkpoint("BertForSequenceClassification")))
     assert info["tasks"] == ["text-classification", "zero-shot-classification"]
 
 
 def test_predict_token_classification_and_question_answering(checkpoint, capsys):
     folder = checkpoint("BertForTokenClassification", id2label={0: "O", 1: "B-ANIMAL"})
-    out = _run(capsys, "predict", str(folder), "lazy dog")
+    out = _run(capsys, "predict", str(folder), "lazy dog", "--ignore-labels", "")
     assert out["task"] == "token-classification"
-    assert [t["token"] for t in out["results"][0]["tokens"]] == ["l", "##a", "##z", "##y", "d", "##o", "##g"]
+    assert [t["word"] for t in out["results"][0]["output"]] == ["l", "##a", "##z", "##y", "d", "##o", "##g"]
     folder = checkpoint("BertForQuestionAnswering")
     out = _run(capsys, "predict", str(folder), "who", "the lazy dog")
     assert out["task"] == "question-answering"
-    assert out["results"][0]["question"] == "who" and isinstance(out["results"][0]["answer"], str)
+    result = out["results"][0]
+    assert result["input"]["question"] == "who" and isinstance(result["output"]["answer"], str)
 
 
 def test_info_on_the_real_checkpoint(capsys):
