@@ -51,8 +51,9 @@ def test_cli_predict_gives_every_sample_its_label(ckpt: ShippedCheckpoint, capsy
     out = json.loads(capsys.readouterr().out)
     assert len(out["results"]) == len(samples)
     for result, expected in zip(out["results"], samples.values()):
-        assert result["top"][0]["label"] == expected, result
-        assert result["top"][0]["score"] > result["top"][1]["score"]
+        top = result["output"]  # image-classification: [{"label", "score"}], best first
+        assert top[0]["label"] == expected, result
+        assert top[0]["score"] > top[1]["score"]
 
 
 @needs_checkpoints

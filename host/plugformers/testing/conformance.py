@@ -27,6 +27,7 @@ declared skips too, to find the ones no longer needed.
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -62,6 +63,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: larger than the tiny configs the default run uses")
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped where none is present")
     config.stash[_CLAIMED] = set()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Every family's models share the host blocks' code objects, so compiling many models in one process
+    # would exhaust dynamo's recompile limit (8 per code object) and fail fullgraph=True: start each test
+    # with empty caches. Only when some test has imported dynamo, so runs without compile pay nothing.
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is not None:
+        dynamo.reset()
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

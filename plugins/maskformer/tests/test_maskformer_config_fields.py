@@ -116,7 +116,7 @@ def test_decoder_config_auxiliary_loss_feeds_each_layer_the_normalised_output(au
     seen: dict[str, torch.Tensor] = {}
 
     def keep_output(module: Any, args: Any, out: Any) -> None:
-        seen["out0"] = out[0]
+        seen["out0"] = out  # decoder layers return their hidden states alone
 
     def keep_input(module: Any, args: Any) -> None:
         seen["in1"] = args[0]
