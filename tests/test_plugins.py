@@ -155,6 +155,35 @@ def test_explicit_override_replaces_without_error(tmp_path):
     assert out.stdout.splitlines()[1] == "BetaConfig"
 
 
+def test_an_installed_plugin_can_override_a_host_attention_backend(tmp_path):
+    # override=True replaces the host's backend, and the host records no conflict.
+    body = """
+from plugformers import hookimpl
+from plugformers.attention import eager_attention
+
+def counting(*args, **kwargs):
+    counting.calls += 1
+    return eager_attention(*args, **kwargs)
+counting.calls = 0
+
+@hookimpl
+def plugformers_register_attention(register):
+    register("eager", counting, override=True)
+"""
+    make_plugin(tmp_path, "kernel-dist", "kernels", "plug_kernels", body)
+    out = run(
+        tmp_path,
+        """
+        import plugformers, plug_kernels
+        from plugformers.attention import get_attention_function
+        r = plugformers.get_registry()
+        print(get_attention_function("eager") is plug_kernels.counting, r.plugins["plugformers (host)"].errors)
+        """,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "[]"], out.stdout + out.stderr
+
+
 def test_shadowing_a_host_name_is_refused(tmp_path):
     make_plugin(
         tmp_path,
