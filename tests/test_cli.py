@@ -22,6 +22,20 @@ def test_info_reports_family_parameters_and_files(tmp_path, capsys):
     assert info["architectures"] == ["TinyModel"]
 
 
+def test_info_counts_no_integer_buffers_as_parameters(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    model = TinyModel(TinyConfig(dim=8, vocab_size=20, n_layers=1))
+    model.save_pretrained(tmp_path)
+    tensors = dict(model.state_dict())
+    tensors["embeddings.position_ids"] = torch.arange(512)[None]  # as older BERT-style checkpoints store it
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    assert main(["info", str(tmp_path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parameters"] == 20 * 8 + 8 * 8 + 8
+    assert info["weight_dtypes"] == ["F32"]
+
+
 def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing" / "x")]) == 1
     err = capsys.readouterr().err.strip()

@@ -124,11 +124,14 @@ def cmd_info(args: argparse.Namespace) -> int:
                 with safe_open(str(folder / name), framework="np") as f:
                     for key in f.keys():
                         sl = f.get_slice(key)
+                        dtype = str(sl.get_dtype())
+                        if not dtype.startswith(("F", "BF")):
+                            continue  # integer buffers saved with the weights (position ids, counters) are no parameters
                         n = 1
                         for d in sl.get_shape():
                             n *= d
                         params += n
-                        dtypes.add(str(sl.get_dtype()))
+                        dtypes.add(dtype)
             except Exception as exc:
                 raise CLIError(f"cannot read weights file {folder / name}: {exc}") from exc
     architectures = _architectures(data)
