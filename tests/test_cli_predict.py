@@ -79,6 +79,16 @@ def test_text_classification_ranks_the_configured_labels(distilbert_folder, caps
         _assert_ranked(r["output"], 2, set(LABELS.values()))
 
 
+def test_quantized_and_fast_path_runs_score_like_float32(distilbert_folder, capsys):
+    folder = distilbert_folder("DistilBertForSequenceClassification", id2label=LABELS)
+    plain = _predict(capsys, str(folder), *SENTENCES, "--top-k", "3")["results"]
+    for flags in (["--fast-path"], ["--quantize", "int8"], ["--quantize", "int8", "--fast-path"]):
+        got = _predict(capsys, str(folder), *SENTENCES, "--top-k", "3", *flags)["results"]
+        for a, b in zip(got, plain):
+            scores = {t["label"]: t["score"] for t in b["output"]}
+            assert all(abs(t["score"] - scores[t["label"]]) < 0.02 for t in a["output"]), (flags, a, b)
+
+
 def test_token_classification_labels_every_word_piece_but_specials(distilbert_folder, capsys):
     folder = distilbert_folder("DistilBertForTokenClassification", id2label={0: "O", 1: "B-ANIMAL"})
     out = _predict(capsys, str(folder), "the lazy dog", "--ignore-labels", "")

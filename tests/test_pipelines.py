@@ -400,6 +400,24 @@ def test_dtype_and_device(text_models):
         pipeline("text-classification", model=text_models["text-classification"], dtype="int8")
 
 
+def test_quantize_and_fast_path_switches(text_models):
+    from plugformers.precision import Int8Linear
+
+    folder = text_models["feature-extraction"]
+    texts = ["the lazy dog", "john smith lives in paris and works at acme"]
+    reference = pipeline("feature-extraction", model=folder)(texts, pooling="mean", return_tensors=True)
+    fast = pipeline("feature-extraction", model=folder, fast_path=True)
+    _close(fast(texts, pooling="mean", return_tensors=True), reference)
+    int8 = pipeline("feature-extraction", model=folder, quantize="int8")
+    assert any(isinstance(m, Int8Linear) for m in int8.model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in int8.model.modules())
+    got = int8(texts, pooling="mean", return_tensors=True)
+    for a, b in zip(got, reference):
+        assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.99
+    with pytest.raises(ValueError, match="quantize"):
+        pipeline("feature-extraction", model=folder, quantize="int4")
+
+
 # ----- images -----------------------------------------------------------------------------------------------
 
 

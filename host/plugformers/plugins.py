@@ -484,7 +484,7 @@ class Registry:
                 self._attention[name] = (function, info.name)  # replaces any function resolved under the name
                 info.attention.append(name)
 
-            commit.override = override  # type: ignore[attr-defined]  (overrides commit last, see _run_hook)
+            commit.override = override  # type: ignore[attr-defined]
             staged.append(commit)
 
         return register

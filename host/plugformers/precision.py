@@ -31,9 +31,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from plugformers.vocabulary import QUANTIZE_MODES
+
 __all__ = ["QUANTIZE_MODES", "CpuSupport", "Int8Linear", "cpu_support", "fuse_int8", "to_inference"]
 
-QUANTIZE_MODES = ("int8",)
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # /proc/cpuinfo flags (x86 "flags", Arm "Features") that matter here.
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plugformers.vocabulary import TASKS
+from plugformers.vocabulary import QUANTIZE_MODES, TASKS
 
 __all__ = ["add_arguments", "run"]
 
@@ -71,6 +71,8 @@ def add_arguments(p: argparse.ArgumentParser, positive_int: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, default=8, help="inputs per forward pass (default 8)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun, cuda means one GPU per rank)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
+    p.add_argument("--quantize", choices=QUANTIZE_MODES, help="int8: int8 linear layers (CPU; see docs/deployment.md)")
+    p.add_argument("--fast-path", action="store_true", help="the model's inference fast path (fused projections)")
     p.add_argument("--num-workers", type=int, default=0, help="threads decoding images and audio (default: none)")
     p.add_argument("--top-k", type=positive_int, default=3, help="how many labels or fills to show (default 3)")
     p.add_argument("--candidate-labels", help="zero-shot-classification: the labels, comma-separated")
@@ -351,6 +353,10 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"device": args.device, "batch_size": args.batch_size, "num_workers": args.num_workers}
     if args.dtype:
         options["dtype"] = args.dtype
+    if args.quantize:
+        options["quantize"] = args.quantize
+    if args.fast_path:
+        options["fast_path"] = True
     if args.revision:
         options["revision"] = args.revision
     pipe = pipeline(args.task, model=args.checkpoint, **options)

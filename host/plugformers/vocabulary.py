@@ -22,6 +22,7 @@ __all__ = [
     "PICKLE_WEIGHTS_NAME",
     "PREPROCESSOR_CONFIG_NAME",
     "PROCESSOR_CONFIG_NAME",
+    "QUANTIZE_MODES",
     "SAFE_WEIGHTS_INDEX_NAME",
     "SAFE_WEIGHTS_NAME",
     "SPECIAL_TOKENS_MAP_FILE",
@@ -52,6 +53,8 @@ PROCESSOR_CONFIG_NAME = "processor_config.json"
 
 #: ``plugformers export`` formats and the file each writes.
 EXPORT_FORMATS: dict[str, str] = {"onnx": "model.onnx", "torch-export": "model.pt2"}
+#: What ``to_inference(quantize=...)``, ``pipeline(quantize=...)`` and ``predict --quantize`` accept.
+QUANTIZE_MODES: tuple[str, ...] = ("int8",)
 
 # ----- modalities: what a family's models read, and the input names its forward takes -------------------
 

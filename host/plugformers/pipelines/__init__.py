@@ -62,6 +62,8 @@ def pipeline(
     processor: Any = None,
     device: Any = None,
     dtype: Any = None,
+    quantize: str | None = None,
+    fast_path: bool = False,
     batch_size: int | None = None,
     num_workers: int = 0,
     revision: str | None = None,
@@ -75,7 +77,9 @@ def pipeline(
     ``task`` may be left out when the checkpoint names its head in ``architectures``. ``tokenizer`` /
     ``image_processor`` / ``feature_extractor`` / ``processor`` default to the model's own files. ``device``:
     ``"cpu"``, ``"cuda"``, ``"cuda:1"``, an index (``-1`` is the CPU) or a ``torch.device``; ``dtype``: a torch
-    dtype or its name (``"bfloat16"``, ``"auto"``). ``batch_size`` inputs run per forward pass (inputs are
+    dtype or its name (``"bfloat16"``, ``"auto"``); on the CPU a half-precision dtype and ``quantize="int8"`` go
+    through :func:`plugformers.precision.to_inference` (inputs cast on each call; int8 linear layers), and
+    ``fast_path=True`` turns on the model's inference fast path. ``batch_size`` inputs run per forward pass (inputs are
     sorted by length first, results come back in input order). Other keywords are the task's call parameters
     (their defaults for every call, e.g. ``top_k=3``) or the pipeline's options (``padding_free`` for text).
     """
@@ -126,6 +130,14 @@ def pipeline(
         model = auto.from_pretrained(os.fspath(model), config=config, trust_remote_code=trust_remote_code, **hub, **load)
     elif isinstance(torch_dtype, torch.dtype):
         model = model.to(torch_dtype)
+    on_cpu = target is None or target.type == "cpu"
+    half = torch_dtype in (torch.bfloat16, torch.float16)
+    if quantize is not None or (half and on_cpu):
+        from plugformers.precision import to_inference
+
+        to_inference(model, torch_dtype if half else None, quantize)
+    if fast_path:
+        model.enable_fast_path()
     preprocessors = _preprocessors(
         modality, task, source, hub, tokenizer=tokenizer, image_processor=image_processor,
         feature_extractor=feature_extractor, processor=processor,
