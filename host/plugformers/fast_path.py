@@ -452,20 +452,22 @@ def _fused_project_qkv(
 @dataclass(frozen=True)
 class FuseQKV(FastPathStep):
     """A :class:`~plugformers.modeling_layers.MultiHeadAttention` computes q, k and v of self-attention as one
-    matmul over the concatenated weights, and its output projection becomes a :class:`FastLinear`."""
+    matmul over the concatenated weights, and its output projection (where it owns one) becomes a :class:`FastLinear`."""
 
     def apply(self, module: nn.Module) -> None:
         attention: Any = module
         if "project_qkv" not in module.__dict__:
             enable(module)
             module.__dict__["project_qkv"] = functools.partial(_fused_project_qkv, module)
-        PackLinear(attention.projections["output"]).apply(module)
+        if "output" in attention.projections:
+            PackLinear(attention.projections["output"]).apply(module)
 
     def undo(self, module: nn.Module) -> None:
         attention: Any = module
         if module.__dict__.pop("project_qkv", None) is not None:
             disable(module)
-        PackLinear(attention.projections["output"]).undo(module)
+        if "output" in attention.projections:
+            PackLinear(attention.projections["output"]).undo(module)
 
 
 class FastPathModule(Protocol):

@@ -49,6 +49,9 @@ class GradientCheckpointingLayer(nn.Module):
         return super().__call__(*args, **kwargs)
 
 
+_UNPROJECTED = nn.Identity()
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head scaled dot-product attention: ``softmax(q k^T / sqrt(head_dim) + mask) v`` per head, then the
     output projection.
@@ -69,6 +72,9 @@ class MultiHeadAttention(nn.Module):
     """
 
     #: Attribute name of each projection ("query", "key", "value", "output"), in the order they are created.
+    #: A family whose checkpoints keep the output projection in another module (BERT's ``attention.output.dense``)
+    #: leaves "output" out: the module then returns the heads' outputs concatenated, unprojected, and that
+    #: family prunes the other module's input columns itself when heads are pruned.
     projections: ClassVar[dict[str, str]] = {"query": "q_proj", "key": "k_proj", "value": "v_proj", "output": "o_proj"}
     fast_path_plan: ClassVar[tuple[fast_path.FastPathStep, ...]] = (fast_path.FuseQKV(),)
 
@@ -93,9 +99,11 @@ class MultiHeadAttention(nn.Module):
         for name in {"eager", "sdpa", config._attn_implementation or "sdpa"}:
             get_attention_function(name)
 
-    def projection(self, role: str) -> nn.Linear:
-        """The ``"query"``, ``"key"``, ``"value"`` or ``"output"`` projection."""
-        layer: nn.Linear = self._modules[self.projections[role]]  # type: ignore[assignment]
+    def projection(self, role: str) -> nn.Module:
+        """The ``"query"``, ``"key"``, ``"value"`` or ``"output"`` projection (the identity for an output it does not own)."""
+        if role == "output" and role not in self.projections:
+            return _UNPROJECTED
+        layer: nn.Module = self._modules[self.projections[role]]  # type: ignore[assignment]
         return layer
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +169,7 @@ class MultiHeadAttention(nn.Module):
             return
         found, index = find_pruneable_heads_and_indices(heads, self.num_heads, self.head_dim, self.pruned_heads)
         for role, name in self.projections.items():
-            setattr(self, name, prune_linear_layer(self.projection(role), index, dim=1 if role == "output" else 0))
+            setattr(self, name, prune_linear_layer(getattr(self, name), index, dim=1 if role == "output" else 0))
         self.num_heads -= len(found)
         self.pruned_heads |= found
         fast_path.refresh(self)

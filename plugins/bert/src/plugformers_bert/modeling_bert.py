@@ -156,34 +156,22 @@ class BertEmbeddings(nn.Module):
 # ----- the encoder --------------------------------------------------------------------------------------------
 
 
-# What BertSelfAttention's "output" projection is: nothing (the projection lives in BertSelfOutput).
-_UNPROJECTED = nn.Identity()
-
-
 class BertSelfAttention(MultiHeadAttention):
     """Multi-head self-attention over the ``query``, ``key`` and ``value`` projections, on the host's block.
 
     BERT's checkpoints keep the attention's output projection one module up, in :class:`BertSelfOutput`
-    (``attention.output.dense``, beside the residual LayerNorm), so this module returns the heads' outputs
-    concatenated and unprojected: its ``"output"`` projection is the identity, and pruning heads also removes
-    the matching input columns of ``attention.output.dense``.
+    (``attention.output.dense``, beside the residual LayerNorm), so ``projections`` names no ``"output"``: this
+    module returns the heads' outputs concatenated, and pruning heads also removes the matching input columns
+    of ``attention.output.dense``.
     """
 
     projections = {"query": "query", "key": "key", "value": "value"}
-    # q, k and v stay three matmuls on the fast path: the host's FuseQKV step also packs an "output" projection,
-    # which this module does not own.
-    fast_path_plan = (PackLinear("query"), PackLinear("key"), PackLinear("value"))
 
     def __init__(self, config: BertConfig, output: BertSelfOutput) -> None:
         super().__init__(
             config, config.hidden_size, config.num_attention_heads, dropout=config.attention_probs_dropout_prob
         )
         self.__dict__["_output"] = output  # a reference, not a child: the block keeps its checkpoint name
-
-    def projection(self, role: str) -> nn.Linear:
-        if role == "output":
-            return _UNPROJECTED  # type: ignore[return-value]
-        return super().projection(role)
 
     def prune_heads(self, heads: list[int] | set[int]) -> None:
         if not heads:
