@@ -79,8 +79,8 @@ def recorded_results(folder: str | Path) -> dict[str, Any]:
 def load_checkpoint(folder: str | Path) -> tuple[Any, Any, str]:
     """``(model, preprocessor, modality)`` of a checkpoint folder, through the Auto classes its family uses."""
     import plugformers
-    from plugformers.demo import PREPROCESSOR_AUTO
     from plugformers.plugins import get_registry
+    from plugformers.samples import PREPROCESSOR_AUTO
 
     config = plugformers.AutoConfig.from_pretrained(folder)
     spec = get_registry().family(config.model_type)
@@ -96,7 +96,7 @@ def predict_label(model: Any, preprocessor: Any, modality: str, path: str | Path
     """The top label (by ``config.id2label``) and its probability for one sample file."""
     import torch
 
-    from plugformers.demo import model_inputs, preprocess, read_sample
+    from plugformers.samples import model_inputs, preprocess, read_sample
 
     batch = preprocess(modality, preprocessor, read_sample(modality, path))
     with torch.no_grad():
