@@ -83,3 +83,17 @@ def make_inputs(family: str, batch: int, *, vocab_size: int = 100, seed: int = 0
         return {"input_values": torch.randn(batch, spec.extra["samples"], generator=gen)}
     size = spec.extra["size"]
     return {"pixel_values": torch.randn(batch, 3, size, size, generator=gen)}
+
+
+SYLLABLES = [
+    "ka", "to", "ri", "men", "sa", "lo", "ver", "tan", "qui", "bel", "dor", "fi", "nu", "ple", "gra", "sho",
+    "win", "ter", "ex", "ab", "pro", "con", "ing", "ed", "ly", "tion", "al", "er", "re", "un",
+]
+
+
+def words(count: int, seed: int) -> list[str]:
+    """``count`` made-up words of 1-4 syllables (the generated vocabulary and corpus share them)."""
+    import random
+
+    rng = random.Random(seed)
+    return ["".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 4))) for _ in range(count)]

@@ -56,9 +56,9 @@ def build_corpus(tokenizer: Any, count: int, source: Path | None, seed: int = 0)
     if source is not None:
         words = [w for f in sorted(source.glob("*.txt")) for w in _prose(f.read_text(encoding="utf-8"))]
     else:
-        from _worker import _words
+        from _families import words as made_up_words
 
-        words = _words(20000, seed=3)
+        words = made_up_words(20000, seed=3)
     pieces = [len(ids) for ids in tokenizer(words, add_special_tokens=False)["input_ids"]]
     rng = random.Random(seed)
     texts = []

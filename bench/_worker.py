@@ -18,7 +18,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _families import PHOTO_HW, SPECS, make_inputs, reference_config
+from _families import PHOTO_HW, SPECS, SYLLABLES, make_inputs, reference_config
+from _families import words as made_up_words
 
 RESULT_MARK = "BENCH_RESULT "
 # Absolute and relative tolerance of the parity tests: every variant of ours must stay within it.
@@ -114,25 +115,12 @@ def task_prepare(args: dict[str, Any]) -> dict[str, Any]:
     return {"made": made}
 
 
-_SYLLABLES = [
-    "ka", "to", "ri", "men", "sa", "lo", "ver", "tan", "qui", "bel", "dor", "fi", "nu", "ple", "gra", "sho",
-    "win", "ter", "ex", "ab", "pro", "con", "ing", "ed", "ly", "tion", "al", "er", "re", "un",
-]
-
-
-def _words(count: int, seed: int) -> list[str]:
-    import random
-
-    rng = random.Random(seed)
-    return ["".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(1, 4))) for _ in range(count)]
-
-
 def _vocabulary() -> list[str]:
     """A WordPiece vocabulary: specials, characters, syllable pieces and ~3000 frequent whole words."""
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,;:!?'\"-()")
-    pieces = [f"##{c}" for c in chars[:36]] + [f"##{s}" for s in _SYLLABLES] + list(_SYLLABLES)
-    words = [w for w in dict.fromkeys(_words(4000, seed=1)) if w not in _SYLLABLES][:3000]
+    pieces = [f"##{c}" for c in chars[:36]] + [f"##{s}" for s in SYLLABLES] + list(SYLLABLES)
+    words = [w for w in dict.fromkeys(made_up_words(4000, seed=1)) if w not in SYLLABLES][:3000]
     return list(dict.fromkeys(specials + chars + pieces + words))
 
 
@@ -141,7 +129,7 @@ def corpus(count: int) -> list[str]:
     import random
 
     rng = random.Random(7)
-    words = _words(5000, seed=1)
+    words = made_up_words(5000, seed=1)
     out = []
     for _ in range(count):
         sentence = [rng.choice(words) for _ in range(rng.randint(5, 40))]
