@@ -182,6 +182,16 @@ def test_mlm_seed_reproduces_the_sequence_of_batches(tokenizer):
     assert not torch.equal(other["labels"], first["labels"])
 
 
+def test_mlm_seed_in_dataloader_workers_repeats_and_differs_between_workers(tokenizer):
+    from torch.utils.data import DataLoader
+
+    rows = [dict(tokenizer("the quick brown fox jumps over the lazy dog"))] * 4
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.5, seed=2)
+    runs = [[b["labels"] for b in DataLoader(rows, batch_size=2, num_workers=2, collate_fn=collator)] for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    assert not torch.equal(runs[0][0], runs[0][1])  # same rows, two workers: two different masks
+
+
 def test_mlm_false_gives_next_token_labels_and_pads_bare_id_lists(tokenizer):
     ids = [r["input_ids"] for r in _examples(tokenizer)]
     for examples in (ids, [torch.tensor(i) for i in ids]):

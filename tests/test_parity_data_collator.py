@@ -120,3 +120,13 @@ def test_parity_seeded_masking_gives_the_references_batches(tokenizers, settings
         _batches(ours, plugformers.DataCollatorForLanguageModeling(ours, **settings), 2, drop, **encode),
         _batches(ref, transformers.DataCollatorForLanguageModeling(ref, **settings), 2, drop, **encode),
     )
+
+
+def test_parity_seeded_masking_in_dataloader_workers(tokenizers):
+    """Each worker process seeds its own generator as the reference's does: the same batches, worker by worker."""
+    batches = []
+    for tok, module in zip(tokenizers, (plugformers, transformers)):
+        rows = [dict(tok(TEXTS[0]))] * 8
+        collator = module.DataCollatorForLanguageModeling(tok, mlm_probability=0.5, seed=5)
+        batches.append(list(torch.utils.data.DataLoader(rows, batch_size=2, num_workers=2, collate_fn=collator)))
+    _assert_same(*batches)
