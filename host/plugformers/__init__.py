@@ -40,6 +40,13 @@ _HOST_MODULES: dict[str, tuple[str, ...]] = {
     "plugformers.plugins": ("get_registry",),
     "plugformers.pipelines": ("pipeline",),
     "plugformers.exporting": ("export",),
+    "plugformers.data_collator": (
+        "DataCollatorWithPadding",
+        "DataCollatorForTokenClassification",
+        "DataCollatorForLanguageModeling",
+        "DefaultDataCollator",
+        "default_data_collator",
+    ),
 }
 _HOST_NAMES: dict[str, str] = {name: mod for mod, names in _HOST_MODULES.items() for name in names}
 
