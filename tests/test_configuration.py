@@ -134,12 +134,24 @@ def test_label2id_without_id2label_never_leaves_the_maps_inconsistent(caplog):
 
 def test_saved_config_leaves_out_where_it_was_loaded_from(tmp_path):
     TinyConfig(dim=3).save_pretrained(tmp_path / "a")
-    loaded = TinyConfig.from_pretrained(tmp_path / "a")
-    assert loaded.name_or_path == str(tmp_path / "a")
+    loaded = AutoConfig.from_pretrained(tmp_path / "a")
+    assert loaded.name_or_path == str(tmp_path / "a")  # AutoConfig records it, as the reference's does
     assert loaded.to_dict()["_name_or_path"] == str(tmp_path / "a")  # to_dict keeps it, like the reference
     loaded.save_pretrained(tmp_path / "b")
     saved = json.loads((tmp_path / "b" / "config.json").read_text())
     assert "_name_or_path" not in saved and "name_or_path" not in saved
+
+
+def test_config_save_and_load_round_trip_is_identity(tmp_path):
+    original = TinyConfig(dim=3, n_layers=2, id2label={0: "no", 1: "yes"}, problem_type="regression")
+    original.save_pretrained(tmp_path / "a")
+    loaded = TinyConfig.from_pretrained(tmp_path / "a")
+    assert loaded.name_or_path == ""  # the config's own loading does not record the folder
+    assert loaded.to_dict() == original.to_dict()
+    assert TinyConfig.from_pretrained(tmp_path / "a" / "config.json").to_dict() == original.to_dict()
+    named = TinyConfig(dim=3, name_or_path="my-model")
+    named.to_json_file(tmp_path / "named.json", use_diff=False)  # a full dump keeps the name ...
+    assert TinyConfig.from_pretrained(tmp_path / "named.json").name_or_path == "my-model"  # ... and it stays
 
 
 class _CheckedConfig(TinyConfig):

@@ -28,7 +28,7 @@ def test_tied_decoder_is_saved_once_and_retied_on_load(tmp_path):
         keys = set(f.keys())
     assert "tiny.embeddings.weight" in keys and "decoder.weight" not in keys
     loaded, info = TinyForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
-    assert info["missing_keys"] == []
+    assert info["missing_keys"] == set()
     assert loaded.decoder.weight is loaded.tiny.embeddings.weight
     torch.testing.assert_close(loaded(_ids()).logits, model.eval()(_ids()).logits)
 
@@ -47,7 +47,7 @@ def test_tied_weight_stored_only_under_the_output_name_loads_both(tmp_path):
     weight = model.tiny.embeddings.weight.detach().clone()
     _rewrite_weights(tmp_path, lambda t: t.__setitem__("decoder.weight", t.pop("tiny.embeddings.weight")))
     loaded, info = TinyForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
-    assert info["missing_keys"] == []
+    assert info["missing_keys"] == set()
     assert loaded.decoder.weight is loaded.tiny.embeddings.weight
     assert torch.equal(loaded.tiny.embeddings.weight, weight)
 
@@ -89,11 +89,64 @@ def test_config_object_and_overrides(tmp_path):
 
 def test_shape_mismatch_lists_keys_unless_ignored(tmp_path):
     TinyModel(TinyConfig(vocab_size=20)).save_pretrained(tmp_path)
-    with pytest.raises(WeightsLoadingError, match=r"embeddings\.weight.*\[20, 8\].*\[30, 8\]"):
+    with pytest.raises(WeightsLoadingError, match=r"embeddings\.weight.*\[20, 8\].*\[30, 8\]") as raised:
+        TinyModel.from_pretrained(tmp_path, vocab_size=30)
+    # Code written against the reference catches RuntimeError here; code written against ours, OSError.
+    assert isinstance(raised.value, RuntimeError) and isinstance(raised.value, OSError)
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes=True"):
         TinyModel.from_pretrained(tmp_path, vocab_size=30)
     model, info = TinyModel.from_pretrained(tmp_path, vocab_size=30, ignore_mismatched_sizes=True, output_loading_info=True)
-    assert info["mismatched_keys"][0][0] == "embeddings.weight"
+    assert info["mismatched_keys"] == {("embeddings.weight", torch.Size([20, 8]), torch.Size([30, 8]))}
     assert model.embeddings.weight.shape == (30, 8)
+
+
+def test_loading_info_holds_sets_of_keys_and_a_list_of_messages(tmp_path):
+    TinyForSequenceClassification(TinyConfig(num_labels=3)).save_pretrained(tmp_path)
+    _, info = TinyModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert info == {
+        "missing_keys": set(),
+        "unexpected_keys": {"classifier.weight", "classifier.bias"},
+        "mismatched_keys": set(),
+        "error_msgs": [],
+    }
+    _, info = TinyForSequenceClassification.from_pretrained(
+        tmp_path, num_labels=4, ignore_mismatched_sizes=True, output_loading_info=True
+    )
+    assert info["mismatched_keys"] == {
+        ("classifier.weight", torch.Size([3, 8]), torch.Size([4, 8])),
+        ("classifier.bias", torch.Size([3]), torch.Size([4])),
+    }
+    assert all(type(shape) is torch.Size for _, *shapes in info["mismatched_keys"] for shape in shapes)
+
+
+def test_other_unusable_weights_stay_oserrors(tmp_path):
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(OSError, match="not a valid safetensors file"):
+        TinyModel.from_pretrained(tmp_path)
+
+
+def test_from_pretrained_under_a_meta_default_device_is_refused(tmp_path):
+    TinyModel(TinyConfig()).save_pretrained(tmp_path)
+    with torch.device("meta"), pytest.raises(RuntimeError, match=r"TinyModel\.from_pretrained.*'meta'.*TinyModel\(config\)"):
+        TinyModel.from_pretrained(tmp_path)
+    with torch.device("meta"), pytest.raises(RuntimeError, match="'meta'"):
+        AutoModel.from_pretrained(tmp_path)
+    with torch.device("meta"):
+        empty = TinyModel(TinyConfig())  # building an empty model there is what the message points to
+    assert empty.embeddings.weight.is_meta
+    assert TinyModel.from_pretrained(tmp_path).embeddings.weight.device.type == "cpu"  # the context left no trace
+
+
+def test_model_loading_records_the_path_it_loaded_from(tmp_path):
+    TinyModel(TinyConfig()).save_pretrained(tmp_path / "a")
+    model = TinyModel.from_pretrained(tmp_path / "a")
+    assert model.config.name_or_path == str(tmp_path / "a") and model.name_or_path == str(tmp_path / "a")
+    model.save_pretrained(tmp_path / "b")
+    given = TinyConfig.from_pretrained(tmp_path / "a")
+    given.name_or_path = "somewhere-else"
+    assert TinyModel.from_pretrained(tmp_path / "b", config=given).config.name_or_path == str(tmp_path / "b")
+    assert given.name_or_path == "somewhere-else"  # the caller's config is left as it was
 
 
 def test_mismatched_keys_are_initialised_but_not_also_listed_as_missing(tmp_path, caplog):
@@ -102,7 +155,7 @@ def test_mismatched_keys_are_initialised_but_not_also_listed_as_missing(tmp_path
         model, info = TinyForSequenceClassification.from_pretrained(
             tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True
         )
-    assert info["missing_keys"] == []
+    assert info["missing_keys"] == set()
     assert sorted(k for k, _, _ in info["mismatched_keys"]) == ["classifier.bias", "classifier.weight"]
     assert model.classifier.weight.shape == (5, 8) and model.classifier.weight.abs().sum() > 0
     (message,) = [r.message for r in caplog.records if "classifier" in r.message]

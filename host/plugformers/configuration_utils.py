@@ -79,6 +79,10 @@ class PretrainedConfig(PushToHubMixin):
     attribute_map: ClassVar[dict[str, str]] = {}
     #: True for configs that cannot be built without arguments (their defaults are not meaningful).
     is_composition: ClassVar[bool] = False
+    #: The nested configurations a composite config holds: field name -> the class that builds it (``AutoConfig``
+    #: where any registered model type may sit). They are saved in full, and a model loaded or built in a
+    #: ``dtype`` records it on each of them too.
+    sub_configs: ClassVar[dict[str, type]] = {}
     _auto_class: ClassVar[str | None] = None
 
     def __init__(
@@ -260,7 +264,10 @@ class PretrainedConfig(PushToHubMixin):
             if key == "_name_or_path":
                 continue  # where this copy was loaded from is no part of the model, as in the reference
             nested = self.__dict__.get(key)
-            if isinstance(nested, PretrainedConfig):
+            if isinstance(nested, PretrainedConfig) and key in type(self).sub_configs:
+                # In full: a reader whose default for this field differs (another library) reads the same values.
+                diff[key] = value
+            elif isinstance(nested, PretrainedConfig):
                 reference = defaults.get(key)
                 diff[key] = _nested_diff(nested, reference if isinstance(reference, dict) else None)
             elif (
@@ -390,9 +397,9 @@ class PretrainedConfig(PushToHubMixin):
                 cls.__name__,
                 cls.model_type,
             )
+        # ``name_or_path`` is left as saved, so a save/load round trip gives back an equal config; the model's
+        # ``from_pretrained`` and ``AutoConfig`` record where they loaded from.
         config, unused = cls.from_dict(config_dict, return_unused_kwargs=True, _source=path, **kwargs)
-        if not config.name_or_path:
-            config.name_or_path = str(pretrained_model_name_or_path)
         if return_unused:
             return config, unused
         return config

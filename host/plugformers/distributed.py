@@ -34,6 +34,7 @@ from plugformers.modeling_utils import (
     _find_weights,
     _own_class,
     _parse_dtype,
+    _record_dtype,
     no_init_weights,
 )
 from plugformers.utils.hub import HubOptions
@@ -237,8 +238,7 @@ def load_sharded(
 
         config_class = AutoConfig
     config, model_kwargs = config_class.from_pretrained(source, return_unused_kwargs=True, **hub.as_kwargs(), **kwargs)
-    if not config.name_or_path:
-        config.name_or_path = source
+    config.name_or_path = source
     cls = model_class if concrete else _model_class_for(model_class, config)
     target_dtype = _parse_dtype(dtype, config, files)
     with no_init_weights(), parameters_on_meta(), _default_float_dtype(target_dtype):
@@ -258,7 +258,7 @@ def load_sharded(
     where = files[0] if len(files) == 1 else os.path.dirname(files[0])
     info = model._load_weights(entries, where, device, target_dtype, ignore_mismatched_sizes)
     if target_dtype is not None:
-        config.dtype = target_dtype
+        _record_dtype(config, target_dtype)
     model.eval()
     return (model, info) if output_loading_info else model
 

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from plugformers import fast_path
 from plugformers.attention import get_attention_function
+from plugformers.configuration_utils import ConfigError
 from plugformers.masking_utils import packed_sequences
 from plugformers.output_capturing import first_token_layer, is_recording
 from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
@@ -77,11 +78,22 @@ class MultiHeadAttention(nn.Module):
     #: family prunes the other module's input columns itself when heads are pruned.
     projections: ClassVar[dict[str, str]] = {"query": "q_proj", "key": "k_proj", "value": "v_proj", "output": "o_proj"}
     fast_path_plan: ClassVar[tuple[fast_path.FastPathStep, ...]] = (fast_path.FuseQKV(),)
+    #: The config fields that hold the width and the number of heads, named when they do not divide evenly.
+    size_fields: ClassVar[tuple[str, str]] = ("hidden_size", "num_attention_heads")
 
     def __init__(
         self, config: Any, hidden_size: int, num_heads: int, *, dropout: float = 0.0, qkv_bias: bool = True
     ) -> None:
         super().__init__()
+        if num_heads <= 0 or hidden_size % num_heads != 0:
+            # Checked here, not in the config: as in the reference, such a config loads and saves, only no model
+            # can be built from it.
+            width, heads = self.size_fields
+            raise ConfigError(
+                f"{type(config).__name__}.{width} ({hidden_size}) must be a multiple of {heads} ({num_heads}): "
+                f"each attention head gets {width} / {heads} features. Change one of them to build "
+                f"{type(self).__name__}."
+            )
         self.config = config
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads

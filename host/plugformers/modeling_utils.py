@@ -56,8 +56,13 @@ logger = get_logger(__name__)
 M = TypeVar("M", bound="PreTrainedModel")
 
 
-class WeightsLoadingError(OSError):
-    """A weights file is missing, corrupt, of the wrong format or does not fit the model; names the file."""
+class WeightsLoadingError(OSError, RuntimeError):
+    """A weights file is missing, corrupt, of the wrong format or does not fit the model; names the file.
+
+    Both an ``OSError`` (a file that cannot be used, like the missing-file errors beside it) and a
+    ``RuntimeError`` (what the reference raises for weights whose shapes do not fit), so code written
+    against either library catches it.
+    """
 
 
 # ----- skipping initialisation while loading ----------------------------------------------------------
@@ -593,7 +598,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         model = cls(config, **kwargs)
         if dtype is not None:
             model.to(dtype)
-            config.dtype = dtype
+            _record_dtype(config, dtype)
         return model
 
     @classmethod
@@ -616,9 +621,12 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         ``config`` replaces the saved configuration; other keyword arguments that name config fields
         override them. ``dtype`` is a torch dtype, its name, or ``"auto"`` (the checkpoint's). ``device_map``
         is ``"cpu"``, ``"cuda"``, ``"auto"`` or ``{"": device}``: each tensor is placed there directly.
-        ``output_loading_info=True`` also returns the missing, unexpected and mismatched keys.
+        ``output_loading_info=True`` also returns a dict of the ``missing_keys`` and ``unexpected_keys`` (sets of
+        names), the ``mismatched_keys`` (a set of ``(name, checkpoint shape, model shape)``) and ``error_msgs``.
+        Loading inside ``with torch.device("meta"):`` is refused: build ``cls(config)`` there instead.
         ``from_pretrained(None, config=config, state_dict=tensors)`` loads weights held in memory instead.
         """
+        _refuse_meta_default_device(cls.__name__)
         if "torch_dtype" in kwargs:
             torch_dtype = kwargs.pop("torch_dtype")
             dtype = dtype if dtype is not None else torch_dtype
@@ -652,7 +660,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
                     setattr(resolved, key, value)
                 else:
                     model_kwargs[key] = value
-        if not resolved.name_or_path:
+        if source:
             resolved.name_or_path = source
         if attn_implementation is not None:
             resolved._attn_implementation = attn_implementation
@@ -671,7 +679,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             model = cls(resolved, *model_args, **model_kwargs)
         info = model._load_weights(entries, where, device, target_dtype, ignore_mismatched_sizes)
         if target_dtype is not None:
-            resolved.dtype = target_dtype
+            _record_dtype(resolved, target_dtype)
         model.eval()
         if output_loading_info:
             return model, info
@@ -684,7 +692,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         device: torch.device,
         dtype: torch.dtype | None,
         ignore_mismatched_sizes: bool,
-    ) -> dict[str, list[Any]]:
+    ) -> dict[str, Any]:
         """Assign the checkpoint's ``(key, loader)`` entries; initialise and report what they do not cover."""
         expected = dict(self.state_dict(keep_vars=True))
         tied = self._tied_parameter_names()  # the sharing the model was built with: {alias: canonical}
@@ -692,7 +700,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         has_prefix_module = bool(prefix) and hasattr(self, prefix)
         loaded: set[str] = set()
         unexpected: list[str] = []
-        mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+        mismatched: list[tuple[str, torch.Size, torch.Size]] = []
         for raw_key, get in entries:
             key = type(self)._fix_checkpoint_key(raw_key)
             name = self._match_key(key, expected, prefix, has_prefix_module)
@@ -702,7 +710,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             current = expected[name]
             tensor = get()
             if tuple(tensor.shape) != tuple(current.shape):
-                mismatched.append((name, tuple(tensor.shape), tuple(current.shape)))
+                mismatched.append((name, tensor.shape, current.shape))
                 continue
             if tensor.is_floating_point() and (dtype is not None or current.is_floating_point()):
                 tensor = tensor.to(device=device, dtype=dtype if dtype is not None else current.dtype)
@@ -738,9 +746,9 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         ]
         self._warn_loading(where, missing_report, unexpected_report, mismatched)
         return {
-            "missing_keys": missing_report,
-            "unexpected_keys": unexpected_report,
-            "mismatched_keys": mismatched,
+            "missing_keys": set(missing_report),
+            "unexpected_keys": set(unexpected_report),
+            "mismatched_keys": set(mismatched),
             "error_msgs": [],
         }
 
@@ -826,6 +834,15 @@ def _copy_config(config: PretrainedConfig) -> PretrainedConfig:
     return copy.deepcopy(config)
 
 
+def _record_dtype(config: PretrainedConfig, dtype: torch.dtype) -> None:
+    """Set ``dtype`` on ``config`` and on each of its ``sub_configs``: the whole model's weights are in it."""
+    config.dtype = dtype
+    for key in config.sub_configs:
+        nested = getattr(config, key, None)
+        if isinstance(nested, PretrainedConfig):
+            nested.dtype = dtype
+
+
 def _parse_size(size: int | str) -> int:
     if isinstance(size, int):
         if size <= 0:
@@ -880,6 +897,17 @@ def _first_float_dtype(file: str) -> torch.dtype | None:
             if name in mapping:
                 return mapping[name]
     return None
+
+
+def _refuse_meta_default_device(class_name: str) -> None:
+    """Refuse to load under ``with torch.device("meta"):``: the weights read would be thrown away."""
+    if torch.get_default_device().type == "meta":
+        raise RuntimeError(
+            f"{class_name}.from_pretrained was called while torch's default device is 'meta' (inside "
+            "`with torch.device('meta'):` or after torch.set_default_device('meta')); tensors made there hold no "
+            f"data, so the checkpoint's weights would be lost. Load outside that context, or build an empty model "
+            f"there with {class_name}(config) or _from_config(config)."
+        )
 
 
 def _resolve_device_map(device_map: Any) -> torch.device:

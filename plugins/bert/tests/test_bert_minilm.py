@@ -16,7 +16,7 @@ def test_loads_through_the_auto_classes_with_every_weight():
     tokenizer = plugformers.AutoTokenizer.from_pretrained(folder)
     assert type(model) is BertModel and type(tokenizer) is BertTokenizerFast
     # The file's stale position-id buffer is dropped quietly, as the reference does.
-    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
     config = model.config
     assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (384, 6, 12)
     assert 22_000_000 < model.num_parameters() < 23_000_000

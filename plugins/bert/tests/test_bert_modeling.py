@@ -87,10 +87,17 @@ def test_config_keeps_the_keys_old_checkpoints_carry(tmp_path):
     assert saved["position_embedding_type"] == "absolute" and "transformers_version" not in saved
 
 
+def test_heads_that_do_not_divide_hidden_size_refuse_the_model_not_the_config(tmp_path):
+    config = tiny_config(hidden_size=30, num_attention_heads=4)  # accepted, as the reference accepts it
+    config.save_pretrained(tmp_path)
+    assert BertConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
+    with pytest.raises(ConfigError, match=r"BertConfig\.hidden_size \(30\).*num_attention_heads \(4\)"):
+        BertModel(config)
+
+
 @pytest.mark.parametrize(
     "kwargs,needle",
     [
-        ({"hidden_size": 30, "num_attention_heads": 4}, "must divide hidden_size"),
         ({"num_hidden_layers": 0}, "num_hidden_layers"),
         ({"type_vocab_size": 0}, "type_vocab_size"),
         ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob"),

@@ -83,7 +83,6 @@ def test_config_aliases_and_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "kwargs,needle",
     [
-        ({"dim": 30, "n_heads": 4}, "must divide dim"),
         ({"n_layers": 0}, "n_layers"),
         ({"dropout": 1.5}, "dropout"),
         ({"vocab_size": "many"}, "vocab_size"),
@@ -98,12 +97,20 @@ def test_config_rejects_bad_values(kwargs, needle):
 
 
 def test_overrides_can_repair_what_the_saved_config_alone_fails_on(tmp_path):
-    # Overrides are applied before validation, so n_heads=2 fixes a file whose n_heads does not divide dim.
-    (tmp_path / "config.json").write_text('{"model_type": "distilbert", "dim": 32, "n_heads": 12}')
-    assert AutoConfig.from_pretrained(tmp_path, n_heads=2).n_heads == 2
-    assert DistilBertConfig.from_dict({"dim": 32}, num_attention_heads=2).n_heads == 2
-    with pytest.raises(ConfigError, match="must divide dim"):
+    # Overrides are applied before validation, so pad_token_id=0 fixes a file whose pad id is past the vocabulary.
+    (tmp_path / "config.json").write_text('{"model_type": "distilbert", "vocab_size": 10, "pad_token_id": 12}')
+    assert AutoConfig.from_pretrained(tmp_path, pad_token_id=0).pad_token_id == 0
+    assert DistilBertConfig.from_dict({"pad_token_id": 12}, vocab_size=16).vocab_size == 16
+    with pytest.raises(ConfigError, match="pad_token_id"):
         AutoConfig.from_pretrained(tmp_path)
+
+
+def test_heads_that_do_not_divide_dim_refuse_the_model_not_the_config(tmp_path):
+    config = tiny_config(dim=30, n_heads=4)  # accepted, as the reference accepts it
+    config.save_pretrained(tmp_path)
+    assert DistilBertConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
+    with pytest.raises(ConfigError, match=r"DistilBertConfig\.dim \(30\).*n_heads \(4\)"):
+        DistilBertModel(config)
 
 
 def test_unknown_activation_names_the_choices():

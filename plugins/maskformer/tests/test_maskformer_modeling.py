@@ -258,8 +258,13 @@ def test_bad_decoder_and_sizes_are_refused() -> None:
         MaskFormerConfig(decoder_config={"model_type": "bert"})
     with pytest.raises(ConfigError, match="multiple of 32"):
         tiny_config(fpn_feature_size=48)
-    with pytest.raises(ConfigError, match="divisible"):
-        tiny_config(decoder_config={"model_type": "detr", "d_model": 30, "decoder_attention_heads": 4})
+
+
+def test_decoder_heads_that_do_not_divide_d_model_refuse_the_model_not_the_config() -> None:
+    config = tiny_config(decoder_config={"model_type": "detr", "d_model": 30, "decoder_attention_heads": 4})
+    assert MaskFormerConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
+    with pytest.raises(ConfigError, match=r"\.d_model \(30\).*decoder_attention_heads \(4\)"):
+        MaskFormerModel(config)
 
 
 def test_out_features_naming_a_missing_stage_is_refused() -> None:

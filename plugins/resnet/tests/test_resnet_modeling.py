@@ -97,11 +97,19 @@ def test_config_defaults_are_resnet50() -> None:
     assert config.out_features == ["stage4"] and config.out_indices == [4]
 
 
+@pytest.mark.parametrize("model_class", [ResNetModel, ResNetBackbone])
+def test_stage_lists_of_different_lengths_refuse_the_model_not_the_config(tmp_path, model_class: type) -> None:
+    config = ResNetConfig(hidden_sizes=[8, 16], depths=[1], embedding_size=8)  # accepted, as the reference accepts it
+    config.save_pretrained(tmp_path)
+    assert ResNetConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
+    with pytest.raises(ConfigError, match=r"hidden_sizes \(2 entries\) and depths \(1 entries\)"):
+        model_class(config)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"layer_type": "wide"}, "layer_type"),
-        ({"hidden_sizes": [8, 16], "depths": [1]}, "one entry per stage"),
         ({"depths": []}, "non-empty"),
         ({"depths": [1, 0, 1, 1]}, "positive"),
         ({"embedding_size": 0}, "embedding_size"),

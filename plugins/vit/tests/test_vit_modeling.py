@@ -90,9 +90,12 @@ def test_image_size_pair_loads_from_json(tmp_path: Any) -> None:
     assert model(pixels(1, (32, 48))).last_hidden_state.shape == (1, 1 + 4 * 6, 32)
 
 
-def test_hidden_size_not_divisible_by_heads_is_refused() -> None:
-    with pytest.raises(ConfigError, match="divisible by num_attention_heads"):
-        ViTConfig(hidden_size=30, num_attention_heads=4)
+def test_hidden_size_not_divisible_by_heads_refuses_the_model_not_the_config(tmp_path) -> None:
+    config = tiny_config(hidden_size=30, num_attention_heads=4)  # accepted, as the reference accepts it
+    config.save_pretrained(tmp_path)
+    assert ViTConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
+    with pytest.raises(ConfigError, match=r"ViTConfig\.hidden_size \(30\).*num_attention_heads \(4\)"):
+        ViTModel(config)
 
 
 @pytest.mark.parametrize(
@@ -302,7 +305,7 @@ def test_legacy_checkpoint_layout_loads(tmp_path: Any) -> None:
     assert "vit.encoder.layer.1.output.dense.bias" in legacy
     save_file(legacy, tmp_path / "model.safetensors", metadata={"format": "pt"})
     loaded, info = ViTForImageClassification.from_pretrained(tmp_path, output_loading_info=True)
-    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
     x = pixels()
     assert_close_outputs(model(x), loaded(x), atol=0, rtol=0)
 

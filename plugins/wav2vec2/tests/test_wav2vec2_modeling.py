@@ -103,16 +103,33 @@ def test_config_round_trip_keeps_every_switch(tmp_path: Path) -> None:
         ({"conv_dim": (8, 8), "conv_stride": (5, 2, 2)}, "one entry per feature-encoder layer"),
         ({"feat_extract_norm": "batch"}, "feat_extract_norm"),
         ({"ctc_loss_reduction": "avg"}, "ctc_loss_reduction"),
-        ({"num_attention_heads": 5}, "multiple of num_attention_heads"),
+        ({"num_attention_heads": 0}, "num_attention_heads must be a positive int"),
         ({"conv_kernel": (10, 0, 3)}, "positive ints"),
         ({"tdnn_kernel": (3, 0, 1)}, "tdnn_kernel must be a list of positive ints"),
-        ({"tdnn_dim": (), "tdnn_kernel": (), "tdnn_dilation": ()}, "at least one TDNN layer"),
-        ({"tdnn_kernel": (3, 3)}, "one entry per TDNN layer"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         tiny_config(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "model_class", "message"),
+    [
+        ({"num_attention_heads": 5}, Wav2Vec2Model, r"hidden_size \(\d+\) must be a multiple of num_attention_heads \(5\)"),
+        ({"num_conv_pos_embedding_groups": 5}, Wav2Vec2Model, r"multiple of num_conv_pos_embedding_groups \(5\)"),
+        ({"tdnn_dim": (), "tdnn_kernel": (), "tdnn_dilation": ()}, Wav2Vec2ForXVector, "at least one layer"),
+        ({"tdnn_kernel": (3, 3)}, Wav2Vec2ForXVector, r"one entry per TDNN layer.* 3, 2 and 3 entries"),
+    ],
+)
+def test_configs_the_reference_accepts_load_and_refuse_the_model(
+    tmp_path: Path, overrides: dict[str, Any], model_class: type, message: str
+) -> None:
+    config = tiny_config(**overrides)  # accepted at construction, as the reference accepts it
+    config.save_pretrained(tmp_path)
+    assert Wav2Vec2Config.from_pretrained(tmp_path).to_dict() == config.to_dict()
+    with pytest.raises(ConfigError, match=message):
+        model_class(config)
 
 
 # ----- frame masks and lengths ---------------------------------------------------------------------------

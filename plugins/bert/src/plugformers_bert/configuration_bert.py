@@ -95,11 +95,6 @@ class BertConfig(PretrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"BertConfig.{name} must be a positive int, got {value!r}.")
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ConfigError(
-                f"BertConfig.num_attention_heads ({self.num_attention_heads}) must divide hidden_size "
-                f"({self.hidden_size}) evenly: each head gets hidden_size / num_attention_heads features."
-            )
         for name in _PROBABILITIES:
             value = getattr(self, name)
             if not _is_number(value) or not 0.0 <= value <= 1.0:

@@ -79,8 +79,6 @@ class DistilBertConfig(PretrainedConfig):
         self.n_layers = _positive_int("n_layers", n_layers)
         self.n_heads = _positive_int("n_heads", n_heads)
         self.dim = _positive_int("dim", dim)
-        if dim % n_heads != 0:
-            raise ConfigError(f"DistilBertConfig.n_heads ({n_heads}) must divide dim ({dim}) evenly.")
         self.hidden_dim = _positive_int("hidden_dim", hidden_dim)
         self.dropout = _probability("dropout", dropout)
         self.attention_dropout = _probability("attention_dropout", attention_dropout)

@@ -108,6 +108,7 @@ class DistilBertSelfAttention(MultiHeadAttention):
     """Multi-head self-attention (``q_lin``, ``k_lin``, ``v_lin``, ``out_lin``)."""
 
     projections = {"query": "q_lin", "key": "k_lin", "value": "v_lin", "output": "out_lin"}
+    size_fields = ("dim", "n_heads")
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config, config.dim, config.n_heads, dropout=config.attention_dropout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugformers.auto import AutoConfig
 from plugformers.configuration_utils import ConfigError, PretrainedConfig
 from plugformers.utils.logging import get_logger
 
@@ -120,10 +121,6 @@ class MaskFormerDetrConfig(PretrainedConfig):
             ("d_model", d_model),
         ):
             _check_positive_int(name, value)
-        if d_model % decoder_attention_heads != 0:
-            raise ConfigError(
-                f"d_model ({d_model}) must be divisible by decoder_attention_heads ({decoder_attention_heads})."
-            )
         for name, rate in (
             ("dropout", dropout),
             ("attention_dropout", attention_dropout),
@@ -177,8 +174,6 @@ def _auto_config(model_type: str, what: str, **fields: Any) -> PretrainedConfig:
         from plugformers.backbone_utils import TimmBackboneConfig
 
         return TimmBackboneConfig(**fields)
-    from plugformers.auto import AutoConfig
-
     try:
         return AutoConfig.for_model(model_type, **fields)
     except (KeyError, ValueError, ImportError) as exc:
@@ -208,6 +203,8 @@ class MaskFormerConfig(PretrainedConfig):
 
     model_type = "maskformer"
     attribute_map = {"hidden_size": "mask_feature_size"}
+    # The backbone may be of any registered model type (AutoConfig resolves it); the decoder is always DETR-style.
+    sub_configs = {"backbone_config": AutoConfig, "decoder_config": MaskFormerDetrConfig}
     backbones_supported = ["resnet", "swin"]
     decoders_supported = ["detr"]
 
@@ -306,21 +303,6 @@ class MaskFormerConfig(PretrainedConfig):
                     decoder_config.num_queries,
                 )
             self.num_queries = top_level_queries
-
-    def to_diff_dict(self) -> dict[str, Any]:
-        """Like the base, but nested configs are written in full, as the reference library writes them.
-
-        A nested diff against *this* class's defaults would be read back differently by a library whose
-        default backbone differs (the reference's is Swin), so the nested fields are always spelled out.
-        """
-        diff = super().to_diff_dict()
-        for key in ("backbone_config", "decoder_config"):
-            nested = getattr(self, key, None)
-            if isinstance(nested, PretrainedConfig):
-                full = nested.to_dict()
-                full.pop("plugformers_version", None)
-                diff[key] = full
-        return diff
 
     @property
     def num_queries(self) -> Any:

@@ -80,6 +80,7 @@ class MaskFormerDetrAttention(MultiHeadAttention):
 
     projections = {"key": "k_proj", "value": "v_proj", "query": "q_proj", "output": "out_proj"}
     fast_path_plan = ()  # the decoder is a small share of MaskFormer's time; the fast path leaves it plain
+    size_fields = ("d_model", "decoder_attention_heads")
 
     def __init__(self, config: MaskFormerDetrConfig) -> None:
         super().__init__(config, config.d_model, config.decoder_attention_heads, dropout=config.attention_dropout)

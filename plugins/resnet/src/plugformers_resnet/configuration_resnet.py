@@ -42,11 +42,8 @@ class ResNetConfig(BackboneConfigMixin, PretrainedConfig):
             raise ConfigError(f"layer_type must be one of {list(LAYER_TYPES)}, got {layer_type!r}.")
         hidden_sizes = _positive_ints(hidden_sizes, "hidden_sizes")
         depths = _positive_ints(depths, "depths")
-        if len(hidden_sizes) != len(depths):
-            raise ConfigError(
-                f"hidden_sizes ({len(hidden_sizes)} entries) and depths ({len(depths)} entries) must have one "
-                "entry per stage each."
-            )
+        # hidden_sizes and depths of different lengths are refused when a model is built (ResNetEncoder), not here:
+        # the reference accepts such a config.
         for name, value in (("num_channels", num_channels), ("embedding_size", embedding_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}.")

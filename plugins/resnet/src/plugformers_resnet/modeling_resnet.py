@@ -15,6 +15,7 @@ from torch import nn
 
 from plugformers.activations import get_activation
 from plugformers.backbone_utils import BackboneMixin
+from plugformers.configuration_utils import ConfigError
 from plugformers.fast_path import FoldBatchNorm
 from plugformers.modeling_outputs import (
     BackboneOutput,
@@ -208,6 +209,11 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__()
+        if len(config.hidden_sizes) != len(config.depths):
+            raise ConfigError(
+                f"{type(config).__name__}.hidden_sizes ({len(config.hidden_sizes)} entries) and depths "
+                f"({len(config.depths)} entries) must have one entry per stage each to build a ResNet."
+            )
         in_sizes = [config.embedding_size, *config.hidden_sizes[:-1]]
         self.stages = nn.ModuleList(
             ResNetStage(

@@ -92,11 +92,6 @@ class ViTConfig(PretrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"ViTConfig.{name} must be a positive int, got {value!r}.")
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ConfigError(
-                f"ViTConfig.hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
-                f"({self.num_attention_heads}): each head gets hidden_size / num_attention_heads features."
-            )
         for name in _SIZE_FIELDS:
             _pair(getattr(self, name), name)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from plugformers.activations import ACT2FN
+from plugformers.configuration_utils import ConfigError
 from plugformers.fast_path import PackLinear
 from plugformers.masking_utils import prepare_attention_mask
 from plugformers.modeling_layers import GradientCheckpointingLayer, MultiHeadAttention
@@ -268,6 +269,12 @@ class Wav2Vec2PositionalConvEmbedding(nn.Module):
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
+        if config.hidden_size % config.num_conv_pos_embedding_groups != 0:
+            raise ConfigError(
+                f"{type(config).__name__}.hidden_size ({config.hidden_size}) must be a multiple of "
+                f"num_conv_pos_embedding_groups ({config.num_conv_pos_embedding_groups}): the positional convolution "
+                "splits hidden_size into that many groups."
+            )
         kernel = config.num_conv_pos_embeddings
         conv = nn.Conv1d(
             config.hidden_size,
@@ -1140,6 +1147,12 @@ class Wav2Vec2ForXVector(_Wav2Vec2WeightedLayerSumHead):
     """Speaker embeddings (x-vectors): TDNN layers over the frames, mean+std pooling, trained with AM-softmax."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
+        lengths = (len(config.tdnn_dim), len(config.tdnn_kernel), len(config.tdnn_dilation))
+        if len(set(lengths)) != 1 or not lengths[0]:
+            raise ConfigError(
+                f"{type(config).__name__}.tdnn_dim, tdnn_kernel and tdnn_dilation must have one entry per TDNN layer "
+                f"and at least one layer, got {lengths[0]}, {lengths[1]} and {lengths[2]} entries."
+            )
         super().__init__(config)
         self.projector = nn.Linear(config.hidden_size, config.tdnn_dim[0])
         self.tdnn = nn.ModuleList(Wav2Vec2TDNNLayer(config, i) for i in range(len(config.tdnn_dim)))
