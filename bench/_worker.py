@@ -313,7 +313,10 @@ def task_image(args: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(args["threads"])
     spec = SPECS[args["family"]]
     assert spec.image_processor is not None
-    procs = {k: _class(k, spec.image_processor).from_pretrained(args["checkpoint"]) for k in LIBS}
+    procs = {"reference": _class("reference", spec.image_processor).from_pretrained(args["checkpoint"])}
+    # Ours on the backend the reference runs (its Pillow one without torchvision), so that the numbers compare.
+    backend = getattr(procs["reference"], "backend", "pil")
+    procs["ours"] = _class("ours", spec.image_processor).from_pretrained(args["checkpoint"], backend=backend)
     batch = images(args["images"])
     calls = {k: (lambda p=p: p(batch, return_tensors="pt")) for k, p in procs.items()}
     # Our batched torch path on the same pixels, given as one uint8 (N, C, H, W) tensor as a data loader
@@ -322,7 +325,7 @@ def task_image(args: dict[str, Any]) -> dict[str, Any]:
 
     if spec.torch_image_path:
         tensor_batch = torch.from_numpy(np.stack([np.asarray(im) for im in batch])).permute(0, 3, 1, 2).contiguous()
-        calls["ours_torch"] = lambda: procs["ours"](tensor_batch, return_tensors="pt")
+        calls["ours_torch"] = lambda: procs["ours"](tensor_batch, return_tensors="pt", use_torch=True)
     times, outs = _interleaved(calls, args["reps"])
     b = outs["reference"]["pixel_values"]
     diffs = {}

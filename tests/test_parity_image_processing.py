@@ -1,4 +1,8 @@
-"""Our BaseImageProcessor configured like ViT against the reference ViT processor (Pillow backend)."""
+"""Our BaseImageProcessor configured like ViT against the reference ViT processor, backend by backend.
+
+The reference's default backend ("torchvision") needs torchvision; without it the reference itself falls
+back to Pillow, so the comparisons with its default skip.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from PIL import Image  # noqa: E402
 
 from plugformers.image_processing_utils import BaseImageProcessor  # noqa: E402
 from plugformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, PILImageResampling  # noqa: E402
+from plugformers.testing.preprocessing_tests import reference_on_torchvision  # noqa: E402
 
 
 class ViTImageProcessor(BaseImageProcessor):
@@ -32,6 +37,10 @@ def _reference(**kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return cls(**kwargs)
+
+
+def _reference_default(**kwargs):
+    return reference_on_torchvision(lambda: transformers.ViTImageProcessor(**kwargs))
 
 
 def _photo(h, w, seed=0):
@@ -58,20 +67,45 @@ def test_pixel_values_match_reference(name, resample):
     image = IMAGES[name]()
     ref = _reference(resample=int(resample))(image, return_tensors="np", do_convert_rgb=True)["pixel_values"]
     ours = ViTImageProcessor(resample=resample)
-    pil_path = ours(image, return_tensors="np")["pixel_values"]
-    torch_path = ours(image, return_tensors="np", use_torch=True)["pixel_values"]
-    assert pil_path.shape == ref.shape == torch_path.shape
-    assert np.abs(pil_path - ref).max() <= LEVEL
-    assert np.abs(torch_path - ref).max() <= LEVEL
+    pil_path = ours(image, return_tensors="np", use_torch=False)["pixel_values"]
+    assert np.array_equal(ViTImageProcessor(resample=resample, backend="pil")(image, return_tensors="np")["pixel_values"], pil_path)
+    assert pil_path.shape == ref.shape
+    assert np.abs(pil_path - ref).max() <= EXACT
+    default = ours(image, return_tensors="np")["pixel_values"]
+    assert np.array_equal(ours(image, return_tensors="np", use_torch=True)["pixel_values"], default)
+    if resample == PILImageResampling.BOX:
+        # The reference's torchvision backend has no box filter; ours follows Pillow's there.
+        assert np.abs(default - ref).max() <= LEVEL
+        return
+    ref_default = _reference_default(resample=int(resample))(image, return_tensors="np", do_convert_rgb=True)
+    assert np.abs(default - ref_default["pixel_values"]).max() <= EXACT
 
 
 def test_numpy_and_float_inputs_match_reference():
     arr = _photo(64, 48, 7)
     ref = _reference()(arr, return_tensors="np")["pixel_values"]
-    assert np.abs(ViTImageProcessor()(arr, return_tensors="np")["pixel_values"] - ref).max() <= LEVEL
+    assert np.abs(ViTImageProcessor(backend="pil")(arr, return_tensors="np")["pixel_values"] - ref).max() <= EXACT
     ref_f = _reference()(arr.astype(np.float32) / 255, do_rescale=False, return_tensors="np")["pixel_values"]
-    ours_f = ViTImageProcessor()(arr.astype(np.float32) / 255, do_rescale=False, return_tensors="np")["pixel_values"]
-    assert np.abs(ours_f - ref_f).max() <= LEVEL
+    ours_f = ViTImageProcessor(backend="pil")(arr.astype(np.float32) / 255, do_rescale=False, return_tensors="np")
+    assert np.abs(ours_f["pixel_values"] - ref_f).max() <= EXACT
+
+
+@pytest.mark.parametrize("resample", [PILImageResampling.BILINEAR, PILImageResampling.BICUBIC, PILImageResampling.NEAREST])
+def test_default_backend_matches_the_reference_default_on_pil_and_numpy_inputs(resample):
+    ref, ours = _reference_default(resample=int(resample)), ViTImageProcessor(resample=resample)
+    arr = _photo(61, 83, 16)
+    for image, kwargs in (
+        (Image.fromarray(arr), {}),
+        (arr, {}),
+        (_photo(300, 250, 17), {}),  # shrinking
+        (arr.astype(np.float32), {}),  # float, resized as float by torchvision (not as 8 bits)
+        (arr.astype(np.float64) / 255, {"do_rescale": False}),
+        ([arr, _photo(20, 30, 18)], {}),
+    ):
+        expected = np.asarray(ref(image, return_tensors="np", **kwargs)["pixel_values"])
+        got = ours(image, return_tensors="np", **kwargs)["pixel_values"]
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= EXACT
 
 
 def test_printed_form_and_files_are_interchangeable(tmp_path):
@@ -91,6 +125,7 @@ def test_printed_form_and_files_are_interchangeable(tmp_path):
 
 
 def _pixels(ref_proc, ours_proc, image, use_torch=False, **kwargs):
+    """The reference's and our pixel values (ours on the Pillow path unless use_torch)."""
     ref = np.asarray(ref_proc(image, return_tensors="np", **kwargs)["pixel_values"])
     ours = ours_proc(image, return_tensors="np", use_torch=use_torch, **kwargs)["pixel_values"]
     assert ref.shape == ours.shape
@@ -111,8 +146,11 @@ def test_float_images_are_resized_as_eight_bits_like_the_reference(resample):
     ):
         ref, pil_path = _pixels(ref_proc, ours, image, **kwargs)
         assert np.abs(pil_path - ref).max() <= EXACT
-        _, torch_path = _pixels(ref_proc, ours, torch.from_numpy(image), use_torch=True, **kwargs)
-        assert np.abs(torch_path - ref).max() <= LEVEL  # the torch path: within one grey level, as for uint8
+        # Pillow's numbers on the torch path (the "pil" backend given a device): within one grey level.
+        pillow_torch = ViTImageProcessor(resample=resample, backend="pil")(
+            torch.from_numpy(image), device="cpu", return_tensors="np", **kwargs
+        )["pixel_values"]
+        assert np.abs(pillow_torch - ref).max() <= LEVEL
 
 
 def test_ambiguous_channel_axis_bool_and_16_bit_images_match_the_reference():
@@ -127,9 +165,8 @@ def test_ambiguous_channel_axis_bool_and_16_bit_images_match_the_reference():
         (Image.fromarray(rng.integers(-100, 600, (20, 30), dtype=np.int32)), {"do_convert_rgb": True}),
     ]
     for image, kwargs in cases:
-        for use_torch in (False, True):
-            ref, got = _pixels(ref_proc, ours, image, use_torch=use_torch, **kwargs)
-            assert np.abs(got - ref).max() <= (LEVEL if use_torch else EXACT)
+        ref, got = _pixels(ref_proc, ours, image, **kwargs)
+        assert np.abs(got - ref).max() <= EXACT
 
 
 def test_image_file_paths_and_data_format_none_match_the_reference(tmp_path):
@@ -151,7 +188,8 @@ def test_a_resample_name_is_saved_so_the_reference_uses_that_filter(tmp_path):
     loaded = transformers.AutoImageProcessor.from_pretrained(tmp_path)
     image = _photo(37, 53, 13)
     ref = np.asarray(loaded(image, return_tensors="np")["pixel_values"])
-    assert np.abs(ours(image, return_tensors="np")["pixel_values"] - ref).max() <= EXACT
+    # The reference's Auto class picks its default backend; ours does the same.
+    assert np.abs(ours(image, return_tensors="np", use_torch=loaded.backend == "torchvision")["pixel_values"] - ref).max() <= EXACT
     bilinear = ViTImageProcessor()(image, return_tensors="np")["pixel_values"]
     assert np.abs(bilinear - ref).max() > LEVEL
 
@@ -161,18 +199,20 @@ def test_image_processor_nested_in_processor_config_loads_like_the_reference(tmp
 
     settings = json.loads(_reference(size={"height": 100, "width": 120}, resample=3).to_json_string())
     (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": settings, "processor_class": "X"}))
-    ref = transformers.AutoImageProcessor.from_pretrained(tmp_path)
-    for ours in (AutoImageProcessor.from_pretrained(tmp_path), ViTImageProcessor.from_pretrained(tmp_path)):
+    ref = transformers.AutoImageProcessor.from_pretrained(tmp_path, backend="pil")
+    for ours in (AutoImageProcessor.from_pretrained(tmp_path, backend="pil"), ViTImageProcessor.from_pretrained(tmp_path)):
         assert ours.size == {"height": 100, "width": 120} and ours.resample == 3
         got, expected = _pixels(ref, ours, _photo(50, 70, 14))
         assert np.abs(got - expected).max() <= EXACT
 
 
-def test_uint8_tensors_take_the_torch_path_within_one_grey_level():
-    # Documented in docs/differences.md: the fast path's 8-bit kernels round a few pixels differently.
+def test_uint8_tensors_match_each_backend_of_the_reference():
     t = torch.from_numpy(_photo(137, 153, 15)).permute(2, 0, 1).contiguous()
     for resample in (PILImageResampling.BILINEAR, PILImageResampling.BICUBIC):
         ref_proc, ours = _reference(resample=int(resample)), ViTImageProcessor(resample=resample)
         ref = np.asarray(ref_proc(t, return_tensors="np")["pixel_values"])
-        assert np.abs(ours(t, return_tensors="np")["pixel_values"] - ref).max() <= LEVEL
         assert np.abs(ours(t, use_torch=False, return_tensors="np")["pixel_values"] - ref).max() <= EXACT
+        pillow_on_torch = ViTImageProcessor(resample=resample, backend="pil")(t, device="cpu", return_tensors="np")
+        assert np.abs(pillow_on_torch["pixel_values"] - ref).max() <= LEVEL
+        ref_default = np.asarray(_reference_default(resample=int(resample))(t, return_tensors="np")["pixel_values"])
+        assert np.abs(ours(t, return_tensors="np")["pixel_values"] - ref_default).max() <= EXACT

@@ -13,9 +13,11 @@ A family's image processor is usually just class-level defaults::
 
 ``BaseImageProcessor.__init__`` copies the defaults that are not ``None`` onto the instance (so they are
 what gets saved and printed), lets keyword arguments override them, and ``preprocess`` runs
-convert-to-RGB -> resize -> center crop -> rescale -> normalize -> pad, either image by image with Pillow
-(the reference library's results) or batched with torch on the input's device (faster; same results to
-within one grey level).
+convert-to-RGB -> resize -> center crop -> rescale -> normalize -> pad on one of two backends, as the
+reference library's image processors do: ``"torchvision"`` (the default: batched with torch on the
+input's device, giving the reference's default torchvision-backend numbers without needing torchvision)
+or ``"pil"`` (image by image with Pillow: the reference's Pillow-backend numbers). A ``...Pil`` subclass
+(``ViTImageProcessorPil``) defaults to ``"pil"`` and saves itself under the plain class name.
 """
 
 from __future__ import annotations
@@ -55,12 +57,29 @@ from plugformers.utils.logging import get_logger, warn_once
 logger = get_logger(__name__)
 
 __all__ = [
+    "BACKENDS",
     "BaseImageProcessor",
     "BatchFeature",
     "ImageProcessingMixin",
     "channels_last_output",
+    "check_backend",
     "get_size_dict",
 ]
+
+# What ``backend=`` accepts: the batched torch path (the default) and Pillow image by image.
+BACKENDS = ("torchvision", "pil")
+# The suffix of an image processor class whose default backend is "pil", as the reference library names them.
+PIL_SUFFIX = "Pil"
+
+
+def check_backend(backend: Any) -> str:
+    """``backend`` itself when it is one of :data:`BACKENDS`, else a ValueError naming the accepted values."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(
+            f"backend must be one of {list(BACKENDS)} ('torchvision': batched with torch, the default; "
+            f"'pil': Pillow image by image), got {backend!r}."
+        )
+    return backend
 
 _SIZE_KEY_SETS = (
     {"height", "width"},
@@ -147,6 +166,8 @@ class BaseImageProcessor(ImageProcessingMixin):
     model_input_names: ClassVar[list[str]] = ["pixel_values"]
     # An int ``size`` means a square (True) or the shortest edge (False).
     default_to_square: ClassVar[bool] = True
+    # The backend of an instance made without ``backend=`` (one of BACKENDS).
+    default_backend: ClassVar[str] = "torchvision"
 
     do_convert_rgb: bool | None = None
     do_resize: bool | None = None
@@ -162,11 +183,34 @@ class BaseImageProcessor(ImageProcessingMixin):
     do_pad: bool | None = None
     pad_size: Any = None
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, backend: str | None = None, **kwargs: Any) -> None:
         settings = self._default_settings()
         settings.update(kwargs)
         super().__init__(**settings)
+        self.backend = self.default_backend if backend is None else backend
         self._normalise_settings()
+
+    @property
+    def backend(self) -> str:
+        """Where images go unless a call says otherwise: "torchvision" (batched torch) or "pil" (Pillow).
+
+        Chosen at construction or by ``from_pretrained(..., backend=...)``; like the reference library, it is
+        not written to ``preprocessor_config.json``. ``preprocess(use_torch=True/False)`` overrides it per call.
+        """
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self._backend = check_backend(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        name = out.get(self._type_key)
+        if isinstance(name, str) and name.endswith(PIL_SUFFIX) and name != PIL_SUFFIX:
+            # A ...Pil class is the same processor on the other backend: saved under the plain name, as the
+            # reference library saves its Pillow-backend classes, so the folder loads with either backend.
+            out[self._type_key] = name[: -len(PIL_SUFFIX)]
+        return out
 
     @classmethod
     def _default_settings(cls) -> dict[str, Any]:
@@ -250,22 +294,22 @@ class BaseImageProcessor(ImageProcessingMixin):
     ) -> BatchFeature:
         """Turn images into ``pixel_values`` (channel-first float32), using this processor's settings.
 
-        Any setting (``size=``, ``do_normalize=``...) can be overridden for this call. The torch path is used
-        for torch tensor inputs, or when ``use_torch=True`` or a ``device`` is given; it returns tensors on that
-        device. ``return_tensors`` is "pt", "np" or None (a list of per-image arrays). ``data_format`` is
-        "channels_first" (also what None gives, as in the reference library) or "channels_last".
+        Any setting (``size=``, ``do_normalize=``...) can be overridden for this call. Which path the images
+        take follows :attr:`backend` unless ``use_torch`` says otherwise (see :meth:`_pick_path`); the torch
+        path returns tensors on the input's device (or ``device``). ``return_tensors`` is "pt", "np" or None (a
+        list of per-image arrays or tensors). ``data_format`` is "channels_first" (also what None gives, as in
+        the reference library) or "channels_last".
         """
         channels_last = channels_last_output(data_format)
         params = self._resolve(overrides)
         image_list = make_list_of_images(images)
-        if use_torch is None:
-            use_torch = device is not None or all(is_torch_tensor(im) for im in image_list)
+        use_torch, like = self._pick_path(use_torch, device)
         if use_torch:
             if is_torch_tensor(images) and images.ndim == 4:
                 # Already one batch: process it whole rather than image by image.
-                pixel_values = self._preprocess_torch_batch(images, params, device, input_data_format)
+                pixel_values = self._preprocess_torch_batch(images, params, device, input_data_format, like=like)
             else:
-                pixel_values = self._preprocess_torch(image_list, params, device, input_data_format)
+                pixel_values = self._preprocess_torch(image_list, params, device, input_data_format, like=like)
             if channels_last:
                 pixel_values = [pv.permute(-2, -1, -3) for pv in pixel_values] if isinstance(
                     pixel_values, list) else pixel_values.permute(0, 2, 3, 1)
@@ -281,6 +325,21 @@ class BaseImageProcessor(ImageProcessingMixin):
             if channels_last:
                 pixel_values = [np.moveaxis(pv, 0, -1) for pv in pixel_values]
         return BatchFeature({"pixel_values": pixel_values}, tensor_type=return_tensors)
+
+    def _pick_path(self, use_torch: bool | None, device: Any) -> tuple[bool, str]:
+        """Whether this call takes the torch path, and whose resize numbers it follows there.
+
+        ``use_torch=True`` is the "torchvision" backend and ``use_torch=False`` the "pil" one, for this call
+        only; None follows :attr:`backend`. A ``device`` with the "pil" backend keeps the torch path (the
+        Pillow path cannot run on a GPU) but with Pillow's numbers, to within one grey level.
+        """
+        if use_torch is None:
+            if self.backend == "torchvision":
+                return True, "torchvision"
+            return device is not None, "pillow"
+        if not isinstance(use_torch, bool):
+            raise TypeError(f"use_torch must be True, False or None, got {use_torch!r}.")
+        return use_torch, "torchvision" if use_torch else "pillow"
 
     def _preprocess_one(
         self, image: Any, params: dict[str, Any], input_data_format: Any, *, index: int
@@ -315,14 +374,15 @@ class BaseImageProcessor(ImageProcessingMixin):
                 )
 
     def _preprocess_torch(
-        self, images: list[Any], params: dict[str, Any], device: Any, input_data_format: Any
+        self, images: list[Any], params: dict[str, Any], device: Any, input_data_format: Any, *, like: str
     ) -> Any:
         """The processed images as one ``(N, C, H, W)`` tensor when they share a size, else a list."""
         import torch
 
+        keep_float64 = like == "torchvision"  # torchvision resizes float64 images in float64
         tensors = []
         for i, image in enumerate(images):
-            tensors.append(self._to_chw_tensor(image, input_data_format, device, index=i))
+            tensors.append(self._to_chw_tensor(image, input_data_format, device, index=i, keep_float64=keep_float64))
         # Group equally sized images so that every operation runs once per group on a whole batch.
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, t in enumerate(tensors):
@@ -341,35 +401,42 @@ class BaseImageProcessor(ImageProcessingMixin):
                 # On CPU, resize image by image straight from each buffer (Pillow's height-width-channel
                 # layout is torch's channels_last, which its 8-bit kernel wants): this avoids copying the
                 # full-size images into one large batch first; only the small outputs are stacked.
-                resized = torch.cat([torch_resize(m[None], new_size, params["resample"]) for m in members])
-                batch = self._torch_chain(resized, None, params)
+                resized = torch.cat([torch_resize(m[None], new_size, params["resample"], like=like) for m in members])
+                batch = self._torch_chain(resized, None, params, like=like)
             else:
-                batch = self._torch_chain(torch.stack(members), new_size, params)
+                batch = self._torch_chain(torch.stack(members), new_size, params, like=like)
             if len(groups) == 1:
                 return batch  # one batch tensor: nothing to split and stack again
             for j, i in enumerate(indices):
                 results[i] = batch[j]
         return results
 
-    def _preprocess_torch_batch(self, images: Any, params: dict[str, Any], device: Any, input_data_format: Any) -> Any:
+    def _preprocess_torch_batch(
+        self, images: Any, params: dict[str, Any], device: Any, input_data_format: Any, *, like: str
+    ) -> Any:
         """One ``(N, C, H, W)`` or ``(N, H, W, C)`` tensor processed as a whole (no splitting and restacking)."""
-        batch = self._to_chw_tensor(images, input_data_format, device, index=0)
+        batch = self._to_chw_tensor(images, input_data_format, device, index=0, keep_float64=like == "torchvision")
         if self._wants_rgb(batch.shape[1], params):
             batch = torch_convert_to_rgb(batch)
         new_size = (
             get_resize_output_image_size(batch.shape[2], batch.shape[3], params["size"]) if params["do_resize"] else None
         )
-        return self._torch_chain(batch, new_size, params)
+        return self._torch_chain(batch, new_size, params, like=like)
 
-    def _torch_chain(self, batch: Any, new_size: tuple[int, int] | None, params: dict[str, Any]) -> Any:
-        """Resize, crop, rescale, normalise and pad one ``(N, C, H, W)`` batch on its device."""
+    def _torch_chain(
+        self, batch: Any, new_size: tuple[int, int] | None, params: dict[str, Any], *, like: str
+    ) -> Any:
+        """Resize, crop, rescale, normalise and pad one ``(N, C, H, W)`` batch on its device.
+
+        ``like`` ("torchvision" or "pillow") is whose resize and crop numbers to follow.
+        """
         import torch
 
         if new_size is not None:
-            batch = torch_resize(batch, new_size, params["resample"])
+            batch = torch_resize(batch, new_size, params["resample"], like=like)
         if params["do_center_crop"]:
             crop = params["crop_size"]
-            batch = torch_center_crop(batch, (crop["height"], crop["width"]))
+            batch = torch_center_crop(batch, (crop["height"], crop["width"]), like=like)
         if params["do_rescale"]:
             self._warn_if_already_scaled(batch)
         batch = torch_normalize(
@@ -389,7 +456,9 @@ class BaseImageProcessor(ImageProcessingMixin):
         return batch
 
     @staticmethod
-    def _to_chw_tensor(image: Any, input_data_format: Any, device: Any, *, index: int) -> Any:
+    def _to_chw_tensor(
+        image: Any, input_data_format: Any, device: Any, *, index: int, keep_float64: bool = False
+    ) -> Any:
         import torch
 
         what = f"image {index}"
@@ -422,9 +491,10 @@ class BaseImageProcessor(ImageProcessingMixin):
                     raise ValueError(f"{what} has integer values outside 0-255; convert it to uint8 or float first.")
                 t = t.to(torch.uint8)
             elif t.is_floating_point() and t.dtype != torch.float32:
-                t = t.to(torch.float32)
+                if not (keep_float64 and t.dtype == torch.float64):
+                    t = t.to(torch.float32)
         else:
-            arr = to_channel_first_array(image, input_data_format, index=index)
+            arr = to_channel_first_array(image, input_data_format, index=index, keep_float64=keep_float64)
             if arr.flags.writeable:
                 t = torch.from_numpy(arr)
             else:

@@ -2,14 +2,18 @@
 
 * The PIL/NumPy path works on one channel-first NumPy array at a time and resizes with Pillow, so that
   8-bit images come out exactly as the reference library's Pillow-based processors produce them.
-* The torch path works on a batch tensor ``(N, C, H, W)`` on any device (CPU or CUDA). Resizing uses
-  ``torch.nn.functional.interpolate`` with antialiasing for bilinear/bicubic (which follows Pillow's
-  filters), ``nearest-exact`` for nearest, and an explicit separable weight matrix built the way Pillow
-  builds its filters for box, Hamming and Lanczos. 8-bit inputs are rounded back to 0-255 after resizing,
-  as Pillow does, so both paths agree to within one grey level.
+* The torch path works on a batch tensor ``(N, C, H, W)`` on any device (CPU or CUDA) and comes in two
+  flavours, chosen by ``like=``. ``like="torchvision"`` (what image processors use by default, as the
+  reference library's default backend does) resizes as torchvision's tensor resize does: one antialiased
+  ``torch.nn.functional.interpolate`` call, torch's native 8-bit kernel for uint8 on CPU, float images
+  resized as they are. ``like="pillow"`` follows Pillow instead: antialiased interpolation per axis with
+  8-bit rounding between the passes, ``nearest`` with Pillow's index arithmetic, and an explicit
+  separable weight matrix built the way Pillow builds its filters for box, Hamming and Lanczos, so that it
+  agrees with the Pillow path to within one grey level.
 
-Like the reference library, both paths resize float images as 8 bits when they can be (whole numbers in
-0-255, or values in [0, 1] scaled by 255); see :func:`pil_8bit_scale`.
+Like the reference library's Pillow backend, the PIL/NumPy path (and ``like="pillow"``) resizes float
+images as 8 bits when they can be (whole numbers in 0-255, or values in [0, 1] scaled by 255); see
+:func:`pil_8bit_scale`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "RESIZE_FLAVOURS",
     "center_crop",
     "convert_to_rgb",
     "get_resize_output_image_size",
@@ -43,6 +48,16 @@ __all__ = [
 
 # Filters that can overshoot the input range; Pillow clips their 8-bit results to 0-255.
 _OVERSHOOTING = (PILImageResampling.BICUBIC, PILImageResampling.LANCZOS)
+
+# Whose numbers the torch path reproduces (see the module docstring).
+RESIZE_FLAVOURS = ("torchvision", "pillow")
+
+# torch's interpolate modes for the filters it implements with antialiasing.
+_INTERPOLATE_MODES = {
+    PILImageResampling.BILINEAR: "bilinear",
+    PILImageResampling.BICUBIC: "bicubic",
+    PILImageResampling.LANCZOS: "lanczos",
+}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -296,13 +311,26 @@ def resize_weights(in_size: int, out_size: int, kind: PILImageResampling) -> np.
     return weights
 
 
-def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PILImageResampling.BILINEAR) -> torch.Tensor:
-    """Resize a batch ``(N, C, H, W)`` to ``size=(height, width)`` on its own device, following Pillow.
+def _check_flavour(like: str) -> str:
+    if like not in RESIZE_FLAVOURS:
+        raise ValueError(f"like must be one of {list(RESIZE_FLAVOURS)}, got {like!r}.")
+    return like
 
-    uint8 batches come back as uint8 (rounded and clipped like Pillow's 8-bit resize). Float batches that
-    :func:`resize` turns into 8 bits are resized as 8 bits too and come back as float32 in their own range
-    (the decision is taken for the whole batch, not image by image); other float batches are resized in
-    float, clipped to the input range for overshooting filters.
+
+def torch_resize(
+    images: torch.Tensor,
+    size: tuple[int, int],
+    resample: Any = PILImageResampling.BILINEAR,
+    *,
+    like: str = "pillow",
+) -> torch.Tensor:
+    """Resize a batch ``(N, C, H, W)`` to ``size=(height, width)`` on its own device.
+
+    ``like="pillow"``: uint8 batches come back as uint8 (rounded and clipped like Pillow's 8-bit resize).
+    Float batches that :func:`resize` turns into 8 bits are resized as 8 bits too and come back as float32
+    in their own range (the decision is taken for the whole batch, not image by image); other float batches
+    are resized in float, clipped to the input range for overshooting filters.
+    ``like="torchvision"``: see :func:`_torchvision_like_resize`.
     """
     import torch
     import torch.nn.functional as F
@@ -315,6 +343,8 @@ def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PI
         raise ValueError(f"torch_resize expects a (N, C, H, W) batch, got shape {tuple(images.shape)}.")
     if tuple(images.shape[-2:]) == (height, width):
         return images.clone()
+    if _check_flavour(like) == "torchvision" and (filt == PILImageResampling.NEAREST or filt in _INTERPOLATE_MODES):
+        return _torchvision_like_resize(images, (height, width), filt)
     if images.is_floating_point():
         scale = pil_8bit_scale(images)
         if scale is not None:
@@ -353,6 +383,46 @@ def torch_resize(images: torch.Tensor, size: tuple[int, int], resample: Any = PI
     if filt in _OVERSHOOTING:
         out = out.clamp(images.amin(), images.amax())
     return out
+
+
+def _torchvision_like_resize(images: torch.Tensor, size: tuple[int, int], filt: PILImageResampling) -> torch.Tensor:
+    """Resize as torchvision's tensor resize does (the reference library's default backend).
+
+    One antialiased interpolation over both axes (``nearest-exact`` for nearest). uint8 stays uint8: on CPU
+    through torch's native 8-bit kernel (bilinear only where the CPU has AVX2 or better, as torchvision
+    decides), elsewhere in float32, clipped for bicubic and Lanczos and rounded. float32/float64 batches are
+    resized as they are, without clipping; other dtypes go through float32 and back. Lanczos off the CPU
+    becomes bicubic, as the reference library does there.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if filt == PILImageResampling.NEAREST:
+        mode, antialias, align = "nearest-exact", False, None
+    else:
+        mode, antialias, align = _INTERPOLATE_MODES[filt], True, False
+        if mode == "lanczos" and images.device.type != "cpu":
+            mode = "bicubic"
+    dtype = images.dtype
+    native = dtype in (torch.float32, torch.float64) or (
+        dtype == torch.uint8
+        and (
+            mode == "nearest-exact"
+            or (
+                images.device.type == "cpu"
+                and (mode != "bilinear" or torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"))
+            )
+        )
+    )
+    work = images if native else images.to(torch.float32)
+    out = F.interpolate(work, size=size, mode=mode, align_corners=align, antialias=antialias)
+    if native:
+        return out
+    if dtype == torch.uint8 and mode in ("bicubic", "lanczos"):
+        out = out.clamp_(0, 255)
+    if not dtype.is_floating_point:
+        out = out.round_()
+    return out.to(dtype)
 
 
 @functools.lru_cache(maxsize=256)
@@ -440,8 +510,12 @@ def torch_convert_to_rgb(image: torch.Tensor) -> torch.Tensor:
     return rgb * a + white * (1.0 - a)
 
 
-def torch_center_crop(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Centre crop of a ``(..., C, H, W)`` tensor, zero-padding first when it is smaller (as :func:`center_crop`)."""
+def torch_center_crop(images: torch.Tensor, size: tuple[int, int], *, like: str = "pillow") -> torch.Tensor:
+    """Centre crop of a ``(..., C, H, W)`` tensor, zero-padding first when it is smaller (as :func:`center_crop`).
+
+    An odd amount of padding puts the extra row/column at the top/left with ``like="pillow"`` (as the
+    Pillow path does) and at the bottom/right with ``like="torchvision"``.
+    """
     import torch.nn.functional as F
 
     crop_h, crop_w = int(size[0]), int(size[1])
@@ -450,7 +524,8 @@ def torch_center_crop(images: torch.Tensor, size: tuple[int, int]) -> torch.Tens
     height, width = images.shape[-2], images.shape[-1]
     if crop_h > height or crop_w > width:
         new_h, new_w = max(crop_h, height), max(crop_w, width)
-        top, left = (new_h - height + 1) // 2, (new_w - width + 1) // 2
+        odd = 1 if _check_flavour(like) == "pillow" else 0
+        top, left = (new_h - height + odd) // 2, (new_w - width + odd) // 2
         images = F.pad(images, (left, new_w - width - left, top, new_h - height - top))
         height, width = new_h, new_w
     top, left = (height - crop_h) // 2, (width - crop_w) // 2

@@ -274,9 +274,15 @@ def pil_to_array(image: Any) -> np.ndarray:
 
 
 def to_channel_first_array(
-    image: Any, input_data_format: ChannelDimension | str | None = None, *, index: int | None = None
+    image: Any,
+    input_data_format: ChannelDimension | str | None = None,
+    *,
+    index: int | None = None,
+    keep_float64: bool = False,
 ) -> np.ndarray:
     """One image of any supported type as a checked channel-first NumPy array (uint8 or float32).
+
+    ``keep_float64=True`` leaves float64 images in float64 (torchvision resizes them so).
 
     The result may be a view of the input (for example of a height-width-channel buffer), not a copy.
 
@@ -315,7 +321,8 @@ def to_channel_first_array(
             )
         arr = arr.astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.floating) and arr.dtype != np.float32:
-        arr = arr.astype(np.float32)
+        if not (keep_float64 and arr.dtype == np.float64):
+            arr = arr.astype(np.float32)
     return arr
 
 

@@ -427,7 +427,7 @@ class _AutoPreprocessor:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> Any:
         trust_remote_code = kwargs.pop("trust_remote_code", None)
-        kwargs.pop("use_fast", None)
+        backend = _image_backend(kwargs.pop("backend", None), kwargs.pop("use_fast", None))
         config = kwargs.pop("config", None)
         source = os.fspath(pretrained_model_name_or_path)
         hub = HubOptions.pop_from(dict(kwargs))
@@ -471,12 +471,31 @@ class _AutoPreprocessor:
             if isinstance(wanted, str):
                 raise ValueError(f"{source!r} asks for {wanted!r}: " + registry.missing_name_message(wanted))
             raise ValueError(f"No {cls._auto_name[4:]} is registered for {source!r} (model_type {model_type!r}).")
+        if backend is not None:
+            from plugformers.image_processing_utils import PIL_SUFFIX, BaseImageProcessor
+
+            if isinstance(klass, type) and issubclass(klass, BaseImageProcessor):
+                if backend == "pil" and not klass.__name__.endswith(PIL_SUFFIX):
+                    # The family's ...Pil class when it has one, as the reference library returns.
+                    pil_class = _class_by_name(klass.__name__ + PIL_SUFFIX)
+                    if isinstance(pil_class, type) and issubclass(pil_class, klass):
+                        klass = pil_class
+                kwargs["backend"] = backend
         return klass.from_pretrained(source, **kwargs)
 
     @classmethod
     def register(cls, config_class: type[PretrainedConfig], klass: type, exist_ok: bool = False) -> None:
         registry, model_type = _family_for_registration(config_class)
         registry.register_runtime(model_type, cls._spec_fields[0], klass, exist_ok=exist_ok)
+
+
+def _image_backend(backend: Any, use_fast: Any) -> str | None:
+    """The checked ``backend=`` of an Auto image processor call; the older ``use_fast`` maps onto it."""
+    from plugformers.image_processing_utils import check_backend
+
+    if backend is None and use_fast is not None:
+        backend = "torchvision" if use_fast else "pil"
+    return None if backend is None else check_backend(backend)
 
 
 class AutoImageProcessor(_AutoPreprocessor):

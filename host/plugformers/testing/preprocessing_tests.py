@@ -11,6 +11,8 @@ Usage::
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +32,23 @@ def make_test_images(count: int = 2, height: int = 24, width: int = 32, seed: in
         noisy = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
         images.append(Image.fromarray(noisy, mode="RGB"))
     return images
+
+
+def reference_on_torchvision(make: Callable[[], Any]) -> Any:
+    """The reference image processor ``make()`` builds when it runs on torchvision, else skip the test.
+
+    For parity tests with the reference library's default backend: without torchvision installed, the
+    reference's default classes quietly fall back to its Pillow backend, which is not what is compared.
+    """
+    import pytest
+
+    pytest.importorskip("torchvision", reason="the reference's default backend needs torchvision")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proc = make()
+    if getattr(proc, "backend", None) != "torchvision":
+        pytest.skip("the reference fell back to its Pillow backend")
+    return proc
 
 
 class ImageProcessorTesterMixin:
@@ -81,6 +100,37 @@ class ImageProcessorTesterMixin:
             std = proc.image_std if isinstance(proc.image_std, (int, float)) else min(proc.image_std)
             level /= std
         return float(level)
+
+    def test_default_backend_is_the_torch_path_and_pil_the_pillow_path(self) -> None:
+        proc = self.make_processor()
+        assert proc.backend == "torchvision"
+        images = make_test_images()
+        default = proc(images)["pixel_values"]
+        assert all(type(pv).__name__ == "Tensor" for pv in default)  # the torch path's outputs
+        np.testing.assert_array_equal(
+            proc(images, return_tensors="np")["pixel_values"],
+            proc(images, return_tensors="np", use_torch=True)["pixel_values"],
+        )
+        proc.backend = "pil"
+        assert all(isinstance(pv, np.ndarray) for pv in proc(images)["pixel_values"])
+        np.testing.assert_array_equal(
+            proc(images, return_tensors="np")["pixel_values"],
+            proc(images, return_tensors="np", use_torch=False)["pixel_values"],
+        )
+
+    def test_backend_is_checked_and_not_saved(self, tmp_path: Any) -> None:
+        import pytest
+
+        proc = self.make_processor()
+        with pytest.raises(ValueError, match=r"backend must be one of \['torchvision', 'pil'\].*got 'fast'"):
+            proc.backend = "fast"
+        proc.backend = "pil"
+        proc.save_pretrained(tmp_path)
+        assert "backend" not in json.loads((tmp_path / "preprocessor_config.json").read_text())
+        assert type(proc).from_pretrained(tmp_path).backend == type(proc).default_backend
+        assert type(proc).from_pretrained(tmp_path, backend="pil").backend == "pil"
+        with pytest.raises(ValueError, match="backend must be one of"):
+            type(proc).from_pretrained(tmp_path, backend="torch")
 
     def test_bad_inputs_raise_value_error(self) -> None:
         import pytest

@@ -120,6 +120,27 @@ def test_saved_files_hold_the_same_key_names(tmp_path: Any) -> None:
     assert any(".self_attn.out_proj." in k for k in ref_file) and any(".layers.0.fc1." in k for k in ref_file)
 
 
+def test_default_backend_matches_the_reference_default() -> None:
+    from PIL import Image
+
+    from plugformers.testing.preprocessing_tests import reference_on_torchvision
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (45, 61, 3), dtype=np.uint8), rng.integers(0, 256, (70, 33, 3), dtype=np.uint8)]
+    maps = [rng.integers(0, 5, (45, 61)), rng.integers(0, 5, (70, 33))]
+    settings = {"size": {"shortest_edge": 40, "longest_edge": 64}, "ignore_index": 4, "do_reduce_labels": True}
+    ref_proc = reference_on_torchvision(lambda: transformers.MaskFormerImageProcessor(**settings))
+    ours_proc = plugformers.MaskFormerImageProcessor(**settings)
+    assert ref_proc.backend == ours_proc.backend == "torchvision"
+    for given in (images, [Image.fromarray(im) for im in images]):
+        ref = ref_proc(given, segmentation_maps=maps, return_tensors="pt")
+        ours = ours_proc(given, segmentation_maps=maps, return_tensors="pt")
+        torch.testing.assert_close(ours["pixel_values"], ref["pixel_values"], atol=1e-6, rtol=0)
+        assert torch.equal(ours["pixel_mask"], ref["pixel_mask"])
+        for a, b in zip(ours["mask_labels"] + ours["class_labels"], ref["mask_labels"] + ref["class_labels"]):
+            assert torch.equal(a, b)
+
+
 def test_image_processor_and_post_processing_match() -> None:
     from transformers.models.maskformer.image_processing_pil_maskformer import MaskFormerImageProcessorPil
 
@@ -128,8 +149,8 @@ def test_image_processor_and_post_processing_match() -> None:
     maps = [rng.integers(0, 5, (45, 61)), rng.integers(0, 5, (70, 33))]
     settings = {"size": {"shortest_edge": 40, "longest_edge": 64}, "ignore_index": 4, "do_reduce_labels": True}
     ref = MaskFormerImageProcessorPil(**settings)(images, segmentation_maps=maps, return_tensors="pt")
-    ours = plugformers.MaskFormerImageProcessor(**settings)(images, segmentation_maps=maps, return_tensors="pt")
-    torch.testing.assert_close(ours["pixel_values"], ref["pixel_values"], atol=1e-5, rtol=0)
+    ours = plugformers.MaskFormerImageProcessorPil(**settings)(images, segmentation_maps=maps, return_tensors="pt")
+    torch.testing.assert_close(ours["pixel_values"], ref["pixel_values"], atol=1e-6, rtol=0)
     assert torch.equal(ours["pixel_mask"], ref["pixel_mask"])
     for a, b in zip(ours["mask_labels"] + ours["class_labels"], ref["mask_labels"] + ref["class_labels"]):
         assert torch.equal(a, b)

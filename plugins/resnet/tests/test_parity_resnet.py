@@ -22,6 +22,8 @@ from plugformers_resnet.modeling_resnet import (  # noqa: E402
     ResNetModel,
 )
 
+from plugformers.testing.preprocessing_tests import reference_on_torchvision  # noqa: E402
+
 ATOL = 1e-4
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -184,25 +186,47 @@ def _reference_image_processor(**kwargs: Any) -> Any:
     return cls(**kwargs)
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {},
-        {"size": 32},
-        {"size": {"shortest_edge": 24}, "crop_pct": 0.9, "resample": 2},
-        {"size": 30, "do_center_crop": True, "crop_size": 20},
-        {"size": 40, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]},
-    ],
-)
-def test_image_processor_matches(kwargs: dict[str, Any]) -> None:
+def _reference_default_image_processor(**kwargs: Any) -> Any:
+    return reference_on_torchvision(lambda: transformers.ConvNextImageProcessor(**kwargs))
+
+
+IMAGE_PROCESSOR_SETTINGS = [
+    {},
+    {"size": 32},
+    {"size": {"shortest_edge": 24}, "crop_pct": 0.9, "resample": 2},
+    {"size": 30, "do_center_crop": True, "crop_size": 20},
+    {"size": 40, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]},
+]
+
+
+def _uint8_images() -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(40, 60), (64, 48), (100, 20)]]
-    ours = ConvNextImageProcessor(**kwargs)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(40, 60), (64, 48), (100, 20)]]
+
+
+@pytest.mark.parametrize("kwargs", IMAGE_PROCESSOR_SETTINGS)
+def test_image_processor_matches(kwargs: dict[str, Any]) -> None:
+    images = _uint8_images()
+    ours = ConvNextImageProcessor(**kwargs, backend="pil")
     ref = _reference_image_processor(**kwargs)
     got = ours(images, return_tensors="np")["pixel_values"]
     expected = np.asarray(ref(images, return_tensors="np")["pixel_values"])
     assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kwargs", IMAGE_PROCESSOR_SETTINGS)
+def test_default_backend_matches_the_reference_default(kwargs: dict[str, Any]) -> None:
+    from PIL import Image
+
+    ours, ref = ConvNextImageProcessor(**kwargs), _reference_default_image_processor(**kwargs)
+    assert ours.backend == ref.backend == "torchvision"
+    images = _uint8_images()
+    for given in (images, [Image.fromarray(im) for im in images], images[0].astype(np.float32)):
+        got = ours(given, return_tensors="np")["pixel_values"]
+        expected = np.asarray(ref(given, return_tensors="np")["pixel_values"])
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
 
 
 def test_preprocessor_config_both_ways(tmp_path) -> None:
@@ -223,5 +247,5 @@ def test_float_images_in_0_255_match_the_reference_exactly() -> None:
     # ConvNext resizes bicubically: the reference resizes such floats as 8-bit images, and so do we.
     x = np.random.default_rng(0).integers(0, 256, (137, 153, 3)).astype(np.float32)
     expected = np.asarray(_reference_image_processor(size={"shortest_edge": 224})(x, return_tensors="np")["pixel_values"])
-    got = ConvNextImageProcessor(size={"shortest_edge": 224})(x, return_tensors="np")["pixel_values"]
+    got = ConvNextImageProcessor(size={"shortest_edge": 224}, backend="pil")(x, return_tensors="np")["pixel_values"]
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)

@@ -25,7 +25,7 @@ def test_defaults_match_the_reference_settings() -> None:
 
 
 def test_small_sizes_resize_by_crop_pct_then_center_crop() -> None:
-    processor = ConvNextImageProcessor(size=32, crop_pct=0.5, do_normalize=False)
+    processor = ConvNextImageProcessor(size=32, crop_pct=0.5, do_normalize=False, backend="pil")
     img = image(40, 80)
     out = processor(img, return_tensors="np")["pixel_values"]
     assert out.shape == (1, 3, 32, 32)
@@ -36,7 +36,7 @@ def test_small_sizes_resize_by_crop_pct_then_center_crop() -> None:
 
 
 def test_large_sizes_warp_to_the_square_without_cropping() -> None:
-    processor = ConvNextImageProcessor(size={"shortest_edge": 384}, do_normalize=False)
+    processor = ConvNextImageProcessor(size={"shortest_edge": 384}, do_normalize=False, backend="pil")
     img = image(20, 60)
     out = processor(img, return_tensors="np")["pixel_values"]
     assert out.shape == (1, 3, 384, 384)

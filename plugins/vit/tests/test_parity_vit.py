@@ -21,6 +21,8 @@ from plugformers_vit import modeling_vit as ours  # noqa: E402
 from plugformers_vit.configuration_vit import ViTConfig  # noqa: E402
 from plugformers_vit.image_processing_vit import ViTImageProcessor  # noqa: E402
 
+from plugformers.testing.preprocessing_tests import reference_on_torchvision  # noqa: E402
+
 transformers.logging.set_verbosity_error()
 
 ATOL = 1e-5
@@ -44,6 +46,10 @@ def _reference_pil_processor(**kwargs: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return cls(**kwargs)
+
+
+def _reference_default_processor(**kwargs: Any) -> Any:
+    return reference_on_torchvision(lambda: transformers.ViTImageProcessor(**kwargs))
 
 
 def _compare(a: Any, b: Any, what: str) -> None:
@@ -219,7 +225,7 @@ def test_printed_settings_match(settings: dict[str, Any]) -> None:
 @pytest.mark.parametrize("settings", SETTINGS)
 def test_pil_path_matches_the_reference_within_one_grey_level(settings: dict[str, Any]) -> None:
     ref = _reference_pil_processor(**_reference_settings(settings))
-    mine = ViTImageProcessor(**settings)
+    mine = ViTImageProcessor(**settings, backend="pil")
     std = np.array(mine.image_std if mine.do_normalize else [1.0, 1.0, 1.0], dtype=np.float32)[:, None, None]
     for name, image in _images().items():
         # The reference leaves grey and RGBA images as they are unless asked; ours makes RGB for the model.
@@ -241,6 +247,42 @@ def test_torch_path_matches_the_reference_on_photographs(settings: dict[str, Any
         tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
         got = mine(tensor, input_data_format="channels_first", return_tensors="pt")["pixel_values"][0].numpy()
         assert (np.abs(got - expected) * std).max() <= 1 / 255 + 1e-6, name
+
+
+@pytest.mark.parametrize("settings", [SETTINGS[0], SETTINGS[2]])  # the reference's torchvision has no box filter
+def test_default_backend_matches_the_reference_default_on_pil_and_numpy_images(settings: dict[str, Any]) -> None:
+    ref = _reference_default_processor(**_reference_settings(settings))
+    mine = ViTImageProcessor(**settings)
+    assert mine.backend == ref.backend == "torchvision"
+    images = _images()
+    for name in ("astronaut", "chelsea", "coffee", "tiny", "large"):
+        for image in (images[name], np.array(images[name])):
+            expected = ref(image, return_tensors="np")["pixel_values"]
+            got = mine(image, return_tensors="np")["pixel_values"]
+            assert got.shape == expected.shape, name
+            assert np.abs(got - expected).max() <= 1e-6, name
+
+
+def test_pil_classes_and_auto_backends_match_the_reference(tmp_path: Path) -> None:
+    import plugformers
+
+    image = np.array(_images()["chelsea"])
+    ref_pil = _reference_pil_processor()
+    ours_pil = plugformers.ViTImageProcessorPil()
+    assert ours_pil.backend == "pil" and json.loads(ours_pil.to_json_string()) == json.loads(ref_pil.to_json_string())
+    expected = ref_pil(image, return_tensors="np")["pixel_values"]
+    assert np.abs(ours_pil(image, return_tensors="np")["pixel_values"] - expected).max() <= 1e-6
+    ref_pil.save_pretrained(tmp_path)
+    for backend in ("pil", "torchvision"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = transformers.AutoImageProcessor.from_pretrained(tmp_path, backend=backend)
+        if ref.backend != backend:
+            continue  # the reference without torchvision
+        ours_auto = plugformers.AutoImageProcessor.from_pretrained(tmp_path, backend=backend)
+        assert type(ours_auto).__name__ == type(ref).__name__ and ours_auto.backend == ref.backend
+        got = ours_auto(image, return_tensors="np")["pixel_values"]
+        assert np.abs(got - np.asarray(ref(image, return_tensors="np")["pixel_values"])).max() <= 1e-6
 
 
 @pytest.mark.parametrize("head", ["ViTForImageClassification", "ViTForMaskedImageModeling"])

@@ -32,7 +32,7 @@ from plugformers.image_utils import (
     to_channel_first_array,
 )
 
-__all__ = ["MaskFormerImageProcessor", "convert_segmentation_map_to_binary_masks"]
+__all__ = ["MaskFormerImageProcessor", "MaskFormerImageProcessorPil", "convert_segmentation_map_to_binary_masks"]
 
 
 def _aspect_preserving_size(height: int, width: int, shortest: int, longest: int | None) -> tuple[int, int]:
@@ -204,9 +204,9 @@ class MaskFormerImageProcessor(BaseImageProcessor):
     ) -> BatchFeature:
         """Images (and optionally their segmentation maps) to model inputs; keyword arguments override settings.
 
-        Like the other image processors, torch tensor inputs (or ``use_torch=True``, or a ``device``) take the
-        torch path: images are resized, normalised and padded on their device, and ``pixel_values`` and
-        ``pixel_mask`` come back there. Segmentation maps always take the NumPy path. ``do_convert_rgb=True``
+        Like the other image processors, the "torchvision" backend (the default; or ``use_torch=True``) takes
+        the torch path: images are resized, normalised and padded on their device, and ``pixel_values`` and
+        ``pixel_mask`` come back there; the "pil" backend (or ``use_torch=False``) goes through Pillow. Segmentation maps always take the NumPy path. ``do_convert_rgb=True``
         turns RGBA and grayscale images into RGB first (RGBA is composited over white); without it they keep
         their channels, as in the reference. ``do_pad`` is
         accepted but, as in the reference library, batches are always padded: ``pixel_mask`` describes it.
@@ -226,8 +226,7 @@ class MaskFormerImageProcessor(BaseImageProcessor):
             raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}.")
 
         image_list = make_list_of_images(images)
-        if use_torch is None:
-            use_torch = device is not None or all(is_torch_tensor(im) for im in image_list)
+        use_torch, like = self._pick_path(use_torch, device)
         arrays: list[Any]
         if use_torch:
             arrays = [self._to_chw_tensor(im, input_data_format, device, index=i) for i, im in enumerate(image_list)]
@@ -259,7 +258,11 @@ class MaskFormerImageProcessor(BaseImageProcessor):
             size = dict(p["size"])
             for i, img in enumerate(arrays):
                 new_size = _target_size(img.shape[1], img.shape[2], size, int(p["size_divisor"] or 0))
-                arrays[i] = torch_resize(img[None], new_size, resample)[0] if use_torch else resize(img, new_size, resample)
+                arrays[i] = (
+                    torch_resize(img[None], new_size, resample, like=like)[0]
+                    if use_torch
+                    else resize(img, new_size, resample)
+                )
                 if seg_list is not None:
                     seg_list[i] = self._resize_segmentation_map(seg_list[i], new_size)
 
@@ -565,6 +568,12 @@ class MaskFormerImageProcessor(BaseImageProcessor):
                     stuff_ids[label] = segment_id
             results.append({"segmentation": segmentation, "segments_info": segments})
         return results
+
+
+class MaskFormerImageProcessorPil(MaskFormerImageProcessor):
+    """:class:`MaskFormerImageProcessor` on the "pil" backend by default; saved as a ``MaskFormerImageProcessor``."""
+
+    default_backend = "pil"
 
 
 def _binary_mask_to_rle(mask: Any) -> list[int]:

@@ -27,6 +27,7 @@ def plugformers_register_families(register: RegisterFamily) -> None:
         image_processor=f"{_PKG}.image_processing_maskformer:MaskFormerImageProcessor",
         exports={
             "MaskFormerPreTrainedModel": f"{_MOD}:MaskFormerPreTrainedModel",
+            "MaskFormerImageProcessorPil": f"{_PKG}.image_processing_maskformer:MaskFormerImageProcessorPil",
             "MaskFormerForInstanceSegmentationOutput": f"{_MOD}:MaskFormerForInstanceSegmentationOutput",
             "MaskFormerModelOutput": f"{_MOD}:MaskFormerModelOutput",
         },

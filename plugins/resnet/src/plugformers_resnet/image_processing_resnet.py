@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from plugformers.image_processing_utils import BaseImageProcessor, BatchFeature, get_size_dict
 from plugformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, PILImageResampling
 
-__all__ = ["ConvNextImageProcessor"]
+__all__ = ["ConvNextImageProcessor", "ConvNextImageProcessorPil"]
 
 # At and above this size the image is resized to the square directly, without crop_pct.
 _NO_CROP_FROM = 384
@@ -80,6 +80,12 @@ class ConvNextImageProcessor(BaseImageProcessor):
             return_tensors=return_tensors,
             **kwargs,
         )
+
+
+class ConvNextImageProcessorPil(ConvNextImageProcessor):
+    """:class:`ConvNextImageProcessor` on the "pil" backend by default; saved as a ``ConvNextImageProcessor``."""
+
+    default_backend = "pil"
 
 
 def _check_crop_pct(crop_pct: Any) -> float:

@@ -27,6 +27,7 @@ def plugformers_register_families(register: Any) -> None:
             "ResNetPreTrainedModel": f"{_M}:ResNetPreTrainedModel",
             # The name older ResNet checkpoints write as "feature_extractor_type"; same class.
             "ConvNextFeatureExtractor": f"{_IP}:ConvNextImageProcessor",
+            "ConvNextImageProcessorPil": f"{_IP}:ConvNextImageProcessorPil",
         },
         modality="image",
         tiny_config={"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 2], "num_labels": 3},

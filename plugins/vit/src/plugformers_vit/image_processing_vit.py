@@ -1,9 +1,10 @@
 """`ViTImageProcessor`: resize to 224x224 (bilinear), rescale to [0, 1], normalise with mean = std = 0.5.
 
 Everything is configured through the host base's settings, so every setting can be overridden in the
-constructor (``ViTImageProcessor(resample="PIL.Image.BOX", do_normalize=False)``) or per call, and images
-go either through Pillow one by one (the reference library's numbers) or through the batched torch path
-(``use_torch=True``, a ``device=``, or torch tensor inputs; CUDA tensors stay on the GPU).
+constructor (``ViTImageProcessor(resample="PIL.Image.BOX", do_normalize=False)``) or per call. Images go
+through the batched torch path by default (the reference library's default "torchvision" backend; CUDA
+tensors stay on the GPU) or through Pillow one by one with ``backend="pil"``, which is what
+``ViTImageProcessorPil`` (the reference's name for that backend) starts with.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from plugformers.image_processing_utils import BaseImageProcessor
 from plugformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, PILImageResampling
 from plugformers.utils.logging import warn_once
 
-__all__ = ["ViTFeatureExtractor", "ViTImageProcessor"]
+__all__ = ["ViTFeatureExtractor", "ViTImageProcessor", "ViTImageProcessorPil"]
 
 
 class ViTImageProcessor(BaseImageProcessor):
@@ -30,6 +31,12 @@ class ViTImageProcessor(BaseImageProcessor):
     do_normalize = True
     image_mean = IMAGENET_STANDARD_MEAN
     image_std = IMAGENET_STANDARD_STD
+
+
+class ViTImageProcessorPil(ViTImageProcessor):
+    """:class:`ViTImageProcessor` on the "pil" backend by default; saved as a ``ViTImageProcessor``."""
+
+    default_backend = "pil"
 
 
 class ViTFeatureExtractor(ViTImageProcessor):

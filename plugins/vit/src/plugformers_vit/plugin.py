@@ -28,6 +28,7 @@ def plugformers_register_families(register: Any) -> None:
         exports={
             "ViTPreTrainedModel": f"{_M}:ViTPreTrainedModel",
             "ViTFeatureExtractor": f"{_P}:ViTFeatureExtractor",
+            "ViTImageProcessorPil": f"{_P}:ViTImageProcessorPil",
         },
         modality="image",
         tiny_config={
