@@ -293,7 +293,8 @@ def test_get_text_config_is_the_config_itself_or_its_text_part():
     assert both.get_text_config(decoder=True) is both.decoder
     with pytest.raises(ValueError, match="several text configs"):
         both.get_text_config()
-    assert PretrainedConfig(decoder="not a config").get_text_config() is not None
+    odd = PretrainedConfig(decoder="not a config")  # a field of that name that holds no config is no text part
+    assert odd.get_text_config() is odd
 
 
 # ----- output_hidden_states as indices ----------------------------------------------------------------------
