@@ -75,7 +75,7 @@ def test_the_checks_catch_real_bugs(tmp_path, monkeypatch):
         assert "output_attentions=True returned no attentions" in _outcome("TinyModel", "outputs", tmp_path / "a")
         # A capability declared but not wired: enabling it changes nothing.
         monkeypatch.setattr(TinyModel, "supports_gradient_checkpointing", True)
-        assert "gradient_checkpointing_enable changed nothing" in _outcome("TinyModel", "gradient_checkpointing", tmp_path / "b")
+        assert "activation_checkpointing_enable (gradient_checkpointing_enable) changed nothing" in _outcome("TinyModel", "gradient_checkpointing", tmp_path / "b")
         monkeypatch.undo()
         # A head that drops its labels: no loss to train with.
         original = TinyForMaskedLM.forward

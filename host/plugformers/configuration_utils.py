@@ -211,6 +211,24 @@ class PretrainedConfig(PushToHubMixin):
     def use_return_dict(self) -> bool:
         return bool(self.return_dict)
 
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PretrainedConfig:
+        """The configuration of the model's text part: a nested config held under a text name, else this one.
+
+        ``decoder=True`` looks only at the output side's names (``decoder``, ``generator``, ``text_config``),
+        ``encoder=True`` only at the input side's (``text_encoder``); neither or both look at all of them. Every
+        plugformers family is one config, so this returns ``self``; resizing and generation code asks for it.
+        """
+        output_side = ("decoder", "generator", "text_config")
+        input_side = ("text_encoder",)
+        names = input_side + output_side if decoder == encoder else output_side if decoder else input_side
+        found = [name for name in names if isinstance(self.__dict__.get(name), PretrainedConfig)]
+        if len(found) > 1:
+            raise ValueError(
+                f"{type(self).__name__} holds several text configs ({', '.join(found)}); pick one by name, "
+                f"e.g. config.{found[0]}."
+            )
+        return self.__dict__[found[0]] if found else self
+
     @property
     def dtype(self) -> Any:
         """The weights' ``torch.dtype`` (None when unset), saved as its name (``"float16"``).

@@ -46,7 +46,8 @@ class GradientCheckpointingLayer(nn.Module):
         if first_token_layer() is self and packed_sequences() is None:
             kwargs["first_token_only"] = True
         if self.gradient_checkpointing and self.training:
-            return self._gradient_checkpointing_func(super().__call__, *args, **kwargs)
+            # Keyword arguments bound first: reentrant checkpointing takes positional inputs only.
+            return self._gradient_checkpointing_func(functools.partial(super().__call__, **kwargs), *args)
         return super().__call__(*args, **kwargs)
 
 

@@ -175,8 +175,23 @@ def classification_loss(
     return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
+#: Submodule names ``get_encoder`` looks for, by modality (None: text).
+_ENCODER_NAMES: dict[str | None, tuple[str, ...]] = {
+    None: ("text_encoder", "encoder"),
+    "image": ("vision_tower", "visual", "vision_model", "vision_encoder", "image_tower"),
+    "video": ("vision_tower", "visual", "vision_model", "vision_encoder", "image_tower"),
+    "audio": ("audio_tower", "audio_encoder", "speech_encoder"),
+}
+
+
 def _output_requires_grad(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
     output.requires_grad_(True)
+
+
+def _offloaded_checkpoint(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``torch.utils.checkpoint.checkpoint`` with the tensors it saves held in host memory (pinned where CUDA is)."""
+    with torch.autograd.graph.save_on_cpu(pin_memory=torch.cuda.is_available()):
+        return torch.utils.checkpoint.checkpoint(function, *args, **kwargs)
 
 
 # ----- the base class -----------------------------------------------------------------------------------
@@ -215,6 +230,18 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
     _keys_to_ignore_on_load_missing: ClassVar[list[str] | None] = None
     _keys_to_ignore_on_load_unexpected: ClassVar[list[str] | None] = None
     _auto_class: ClassVar[str | None] = None
+
+    # ----- declarations adapter and training libraries read (PEFT, accelerate), in the reference's formats ----
+    #: ``{target: source}`` parameter names: the target is the source's tensor while ``tie_word_embeddings`` holds.
+    _tied_weights_keys: ClassVar[dict[str, str] | None] = None
+    #: Exact state-dict names (of this model, or of a model inside it, relative to that one) ``save_pretrained`` leaves out.
+    _keys_to_ignore_on_save: ClassVar[list[str] | None] = None
+    #: Submodule names (dotted path segments, e.g. ``"wo"`` or ``"encoder.norm"``) whose weights stay float32 when the
+    #: model is loaded or built in float16; the ``_strict`` list also in bfloat16.
+    _keep_in_fp32_modules: ClassVar[list[str] | None] = None
+    _keep_in_fp32_modules_strict: ClassVar[list[str] | None] = None
+    #: Tags ``add_model_tags`` collects; ``save_pretrained`` writes them into the folder's model card (README.md).
+    model_tags: list[str] | None = None
 
     def __init__(self, config: PretrainedConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -423,25 +450,62 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
                 raise ValueError(f"Cannot prune heads of layer {layer}: the model has layers 0..{len(attentions) - 1}.")
             attentions[layer].prune_heads(heads)
 
-    # ----- gradient checkpointing ------------------------------------------------------------------------
+    # ----- activation (gradient) checkpointing -----------------------------------------------------------
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
-        """Recompute layer activations in the backward pass instead of storing them (less memory)."""
+    def activation_checkpointing_enable(
+        self,
+        activation_checkpointing_kwargs: dict[str, Any] | None = None,
+        every_n_layers: int = 1,
+        offload: bool = False,
+    ) -> None:
+        """Recompute layer activations in the backward pass instead of storing them (less memory).
+
+        ``activation_checkpointing_kwargs`` go to ``torch.utils.checkpoint.checkpoint`` (non-reentrant unless they
+        say ``use_reentrant=True``). ``every_n_layers=k`` checkpoints layers 0, k, 2k, ... and lets the others keep
+        their activations. ``offload=True`` keeps what checkpointing saves (each layer's inputs) in host memory.
+        Reentrant checkpointing gives no gradient to layers whose inputs do not require grad (frozen embeddings),
+        so it also turns on :meth:`enable_input_require_grads`; :meth:`activation_checkpointing_disable` turns it
+        off again.
+        """
         if not self.supports_gradient_checkpointing:
-            raise ValueError(f"{type(self).__name__} does not support gradient checkpointing.")
-        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
-        fn = functools.partial(torch.utils.checkpoint.checkpoint, **kwargs)
-        for layer in self._checkpointing_layers():
+            raise ValueError(f"{type(self).__name__} does not support gradient checkpointing (activation checkpointing).")
+        if isinstance(every_n_layers, bool) or not isinstance(every_n_layers, int) or every_n_layers < 1:
+            raise ValueError(f"every_n_layers must be a positive int, got {every_n_layers!r}.")
+        kwargs = {"use_reentrant": False, **(activation_checkpointing_kwargs or {})}
+        fn = functools.partial(_offloaded_checkpoint if offload else torch.utils.checkpoint.checkpoint, **kwargs)
+        for index, layer in enumerate(self._checkpointing_layers()):
             layer._gradient_checkpointing_func = fn
-            layer.gradient_checkpointing = True
+            layer.gradient_checkpointing = index % every_n_layers == 0
+        if kwargs["use_reentrant"] and "_require_grads_hooks" not in self.__dict__:
+            self.enable_input_require_grads()
+            self.__dict__["_checkpointing_input_grads"] = True
 
-    def gradient_checkpointing_disable(self) -> None:
+    def activation_checkpointing_disable(self) -> None:
+        """Store activations again (and drop the input-grad hooks that reentrant checkpointing turned on)."""
         for layer in self._checkpointing_layers():
             layer.gradient_checkpointing = False
+        if self.__dict__.pop("_checkpointing_input_grads", False):
+            self.disable_input_require_grads()
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        """Whether some layer recomputes its activations in the backward pass."""
+        return any(layer.gradient_checkpointing for layer in self._checkpointing_layers())
+
+    def gradient_checkpointing_enable(
+        self, gradient_checkpointing_kwargs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        """The older name of :meth:`activation_checkpointing_enable` (same arguments)."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def gradient_checkpointing_disable(self) -> None:
+        """The older name of :meth:`activation_checkpointing_disable`."""
+        self.activation_checkpointing_disable()
 
     @property
     def is_gradient_checkpointing(self) -> bool:
-        return any(layer.gradient_checkpointing for layer in self._checkpointing_layers())
+        """The older name of :attr:`is_activation_checkpointing`."""
+        return self.is_activation_checkpointing
 
     def _checkpointing_layers(self) -> list[GradientCheckpointingLayer]:
         return [m for m in self.modules() if isinstance(m, GradientCheckpointingLayer)]
@@ -450,20 +514,121 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         """Make the input embeddings' output require grad (adapter libraries call this with checkpointing on).
 
         With frozen embeddings and *reentrant* checkpointing, the checkpointed blocks would otherwise get
-        no gradient. The default non-reentrant checkpointing needs none of it, and models without input
-        embeddings (audio, some vision encoders) get no hook rather than an error.
+        no gradient. Every distinct input embedding module of this model and of the models inside it gets one
+        hook; models without input embeddings (audio, convolutional encoders) get none rather than an error.
         """
-        try:
-            embeddings = self.get_input_embeddings()
-        except NotImplementedError:
-            return
         self.disable_input_require_grads()
-        self._require_grads_hook = embeddings.register_forward_hook(_output_requires_grad)
+        hooks = []
+        seen: set[int] = set()
+        for module in self.modules():
+            if not isinstance(module, PreTrainedModel):
+                continue
+            try:
+                embeddings = module.get_input_embeddings()
+            except NotImplementedError:
+                continue
+            if isinstance(embeddings, nn.Module) and id(embeddings) not in seen:
+                seen.add(id(embeddings))
+                hooks.append(embeddings.register_forward_hook(_output_requires_grad))
+        if hooks:
+            self.__dict__["_require_grads_hooks"] = hooks
+            self.__dict__["_require_grads_hook"] = hooks[0]  # the single-hook name older callers look for
 
     def disable_input_require_grads(self) -> None:
-        hook = self.__dict__.pop("_require_grads_hook", None)
-        if hook is not None:
+        """Remove the hooks :meth:`enable_input_require_grads` installed (nothing to do if none)."""
+        for hook in self.__dict__.pop("_require_grads_hooks", []):
             hook.remove()
+        self.__dict__.pop("_require_grads_hook", None)
+
+    # ----- the rest of the reference's model API that porting code and adapter libraries call -------------
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        """The encoder stack, found by name as the reference finds it.
+
+        A submodule named like an encoder (``encoder``, ``text_encoder``; for ``modality="image"`` or ``"video"``
+        ``vision_model`` and the like; for ``"audio"`` ``audio_encoder`` and the like), else the base model's,
+        else the model itself (DistilBERT keeps its layers in ``transformer``, ViT in ``layers``).
+        """
+        if modality not in _ENCODER_NAMES:
+            raise ValueError(f"modality must be None, 'image', 'video' or 'audio', got {modality!r}.")
+        for name in _ENCODER_NAMES[modality]:
+            module = self._modules.get(name)
+            if module is not None:
+                return module
+        base = self.base_model
+        if base is not self and isinstance(base, PreTrainedModel):
+            found = base.get_encoder(modality)
+            if found is not base:
+                return found
+        return self
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """Whether the class generates sequences (defines ``generate``); False for the encoders plugformers ships."""
+        return callable(getattr(cls, "generate", None))
+
+    def add_model_tags(self, tags: list[str] | str) -> None:
+        """Add tags (once each, in order) that ``save_pretrained`` and ``push_to_hub`` write into the model card.
+
+        The reference writes them into the card only when pushing; plugformers has no card generator beyond
+        this, so every save writes them into ``README.md`` (created with a short card, or merged into the one
+        the folder already has), and a push uploads that file.
+        """
+        tags = [tags] if isinstance(tags, str) else list(tags)
+        bad = [t for t in tags if not isinstance(t, str) or not t.strip()]
+        if bad:
+            raise ValueError(f"Model tags must be non-empty strings, got {bad!r}.")
+        current = list(self.model_tags or [])
+        current.extend(t for t in dict.fromkeys(tags) if t not in current)
+        self.model_tags = current
+
+    def _keys_ignored_on_save(self) -> set[str]:
+        """Every ``_keys_to_ignore_on_save`` of this model and the models inside it, as names in this state dict."""
+        names: set[str] = set()
+        for prefix, module in self.named_modules():
+            if isinstance(module, PreTrainedModel):
+                names.update(f"{prefix}.{k}" if prefix else k for k in module._keys_to_ignore_on_save or ())
+        return names
+
+    def _keep_modules_in_fp32(self, dtype: torch.dtype | None) -> bool:
+        """Cast the submodules that ``_keep_in_fp32_modules`` names (for float16; ``_strict``: also for bfloat16)
+        back to float32. Returns whether there were any."""
+        patterns: set[str] = set()
+        for module in self.modules():
+            if isinstance(module, PreTrainedModel):
+                if dtype == torch.float16:
+                    patterns.update(module._keep_in_fp32_modules or ())
+                if dtype in (torch.float16, torch.bfloat16):
+                    patterns.update(module._keep_in_fp32_modules_strict or ())
+        kept = [
+            module
+            for name, module in self.named_modules()
+            if name and any(f".{pattern}." in f".{name}." for pattern in patterns)
+        ]
+        for module in kept:
+            module.float()
+        return bool(kept)
+
+    def _write_model_card(self, folder: Path, extra_tags: list[str] | str | None) -> None:
+        """Write :attr:`model_tags` (and ``extra_tags``) into ``folder/README.md``'s metadata; nothing without tags."""
+        extra = [extra_tags] if isinstance(extra_tags, str) else list(extra_tags or [])
+        tags = list(dict.fromkeys([*(self.model_tags or []), *extra]))
+        if not tags:
+            return
+        from huggingface_hub import ModelCard, ModelCardData
+
+        path = folder / "README.md"
+        if path.is_file():
+            card = ModelCard.load(path)
+        else:
+            data = ModelCardData(library_name="transformers")
+            card = ModelCard(
+                f"---\n{data.to_yaml()}\n---\n\n# {_own_class(self).__name__}\n\n"
+                "Saved with plugformers, in the reference library's checkpoint layout (it loads in either).\n"
+            )
+        card.data.tags = list(dict.fromkeys([*(card.data.tags or []), *tags]))
+        path.unlink(missing_ok=True)  # the staging folder may hold a hard link to the saved folder's file
+        card.save(str(path))
 
     # ----- opt-in inference fast path (see plugformers.fast_path) ---------------------------------------
 
@@ -553,6 +718,8 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         limit = _parse_size(max_shard_size)
         if state_dict is None:
             state_dict = self.state_dict()
+        ignored = self._keys_ignored_on_save()
+        state_dict = {k: v for k, v in state_dict.items() if k not in ignored}
         _refuse_sharded(state_dict)
         tensors = _dedupe_shared(state_dict, self)
         config = self.config
@@ -569,6 +736,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
 
                 custom_object_save(self, staging, config=config)
             config.save_pretrained(staging)
+            self._write_model_card(staging, kwargs.pop("tags", None))
             if safe_serialization:
                 _write_safetensors(tensors, staging, limit)
             else:
@@ -598,6 +766,7 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         model = cls(config, **kwargs)
         if dtype is not None:
             model.to(dtype)
+            model._keep_modules_in_fp32(dtype)
             _record_dtype(config, dtype)
         return model
 
@@ -677,7 +846,9 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
             target_dtype = _parse_dtype(dtype, resolved, files if is_safetensors else None)
         with no_init_weights(), torch.device(device), _default_float_dtype(target_dtype):
             model = cls(resolved, *model_args, **model_kwargs)
-        info = model._load_weights(entries, where, device, target_dtype, ignore_mismatched_sizes)
+        # With modules kept in float32 each weight takes the dtype its module was built in, not one dtype for all.
+        load_dtype = None if model._keep_modules_in_fp32(target_dtype) else target_dtype
+        info = model._load_weights(entries, where, device, load_dtype, ignore_mismatched_sizes)
         if target_dtype is not None:
             _record_dtype(resolved, target_dtype)
         model.eval()

@@ -167,6 +167,7 @@ CONFORMANCE_CHECKS: dict[str, str] = {
     "dtypes": "from_pretrained(dtype=torch.bfloat16) and float16 give models of that dtype",
     "base_head_loading": "a base checkpoint loads into every head and a head checkpoint into the base",
     "gradient_checkpointing": "training with gradient checkpointing gives the same gradients",
+    "model_api": "declared tied weights share a tensor; get_encoder, get_text_config and the input-grad hooks work",
     "compile": "torch.compile(fullgraph=True) gives the eager outputs",
     "export": "torch.export.export gives the eager outputs",
     "onnx": "ONNX export runs in onnxruntime with the eager outputs",

@@ -249,6 +249,7 @@ def check_outputs(case: Case, folder: Path) -> None:
         assert found, f"{case.class_name}: output_hidden_states=True returned no hidden states"
         for name, value in found.items():
             assert isinstance(value, tuple) and value, f"{case.class_name}: {name} is not a tuple of tensors"
+        _check_hidden_state_selection(case, model, inputs, states)
         # Attention weights from the classes that declare an attention backend (a CNN may take the flag).
         if "output_attentions" in accepted and getattr(case.model_class, "_supports_sdpa", False):
             out = model(**inputs, output_attentions=True)
@@ -265,6 +266,34 @@ def check_outputs(case: Case, folder: Path) -> None:
     assert_close_outputs(plain.to_tuple(), as_tuple, atol=0, rtol=0)
 
 
+def _check_hidden_state_selection(case: Case, model: Any, inputs: dict[str, Any], full: Any) -> None:
+    """``output_hidden_states=[0, -1]`` gives the full-length tuple with only the first and last states in it,
+    for the hidden-state fields the host records (``recorded_outputs``)."""
+    recorded = [k for k in type(model.base_model).recorded_outputs if not k.endswith("attentions")]
+    if not recorded:
+        return
+    picked = model(**inputs, output_hidden_states=[0, -1])
+    for name in recorded:
+        expected, got = full.get(name), picked.get(name)
+        if expected is None:
+            continue
+        assert isinstance(got, tuple) and len(got) == len(expected), (
+            f"{case.class_name}: output_hidden_states=[0, -1] gave {name} of length "
+            f"{None if got is None else len(got)}, not {len(expected)}"
+        )
+        for i, (a, b) in enumerate(zip(expected, got)):
+            if i in (0, len(expected) - 1):
+                assert b is not None and _equal(a, b), f"{case.class_name}: {name}[{i}] differs when selected"
+            else:
+                assert b is None, f"{case.class_name}: {name}[{i}] was returned although not selected"
+
+
+def _equal(a: Any, b: Any) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
 def check_dtypes(case: Case, folder: Path) -> None:
     import torch
 
@@ -276,8 +305,11 @@ def check_dtypes(case: Case, folder: Path) -> None:
     inputs = case.inputs(config)
     for dtype in (torch.bfloat16, torch.float16):
         loaded = auto_class.from_pretrained(folder, dtype=dtype)
-        kinds = {p.dtype for p in loaded.parameters() if p.is_floating_point()}
+        kept = _kept_in_fp32(loaded, dtype)
+        kinds = {p.dtype for n, p in loaded.named_parameters() if p.is_floating_point() and n not in kept}
         assert kinds == {dtype}, f"{case.class_name}: from_pretrained(dtype={dtype}) gave parameters of {kinds}"
+        wrong = {n: p.dtype for n, p in loaded.named_parameters() if n in kept and p.dtype != torch.float32}
+        assert not wrong, f"{case.class_name}: _keep_in_fp32_modules names them, yet in {dtype} they are {wrong}"
         assert loaded.config.dtype is dtype, f"{case.class_name}: config.dtype is {loaded.config.dtype}"
         if dtype is torch.bfloat16:  # CPUs run bfloat16 everywhere; float16 kernels are patchy there
             cast = {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
@@ -285,6 +317,16 @@ def check_dtypes(case: Case, folder: Path) -> None:
                 out = loaded(**cast)
             for i, t in enumerate(output_tensors(out)):
                 assert not t.is_floating_point() or torch.isfinite(t.float()).all(), f"output {i} is not finite"
+
+
+def _kept_in_fp32(model: Any, dtype: Any) -> set[str]:
+    """Names of the parameters ``_keep_in_fp32_modules`` (float16) / ``_keep_in_fp32_modules_strict`` keep in float32."""
+    import torch
+
+    patterns = set(model._keep_in_fp32_modules_strict or ())
+    if dtype == torch.float16:
+        patterns |= set(model._keep_in_fp32_modules or ())
+    return {n for n, _ in model.named_parameters() if any(f".{p}." in f".{n}" for p in patterns)}
 
 
 def _file_keys(folder: Path) -> set[str]:
@@ -366,8 +408,10 @@ def _gradients(case: Case, checkpointing: bool) -> dict[str, Any]:
     model.train()
     calls = []
     if checkpointing:
-        model.gradient_checkpointing_enable()
-        assert model.is_gradient_checkpointing, f"{case.class_name}: gradient_checkpointing_enable changed nothing"
+        model.activation_checkpointing_enable()
+        assert model.is_activation_checkpointing and model.is_gradient_checkpointing, (
+            f"{case.class_name}: activation_checkpointing_enable (gradient_checkpointing_enable) changed nothing"
+        )
         for module in model.modules():
             function = getattr(module, "_gradient_checkpointing_func", None)
             if function is not None:
@@ -383,6 +427,9 @@ def _gradients(case: Case, checkpointing: bool) -> dict[str, Any]:
     loss = _loss(output)
     (loss if loss is not None else _sum_of_outputs(output)).backward()
     assert calls or not checkpointing, f"{case.class_name}: checkpointing is on but no layer was checkpointed"
+    if checkpointing:
+        model.activation_checkpointing_disable()
+        assert not model.is_activation_checkpointing, f"{case.class_name}: activation_checkpointing_disable left it on"
     return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
 
@@ -393,6 +440,50 @@ def check_gradient_checkpointing(case: Case, folder: Path) -> None:
     assert plain.keys() == checkpointed.keys(), f"{case.class_name}: gradients reached other weights with checkpointing"
     for name, grad in plain.items():
         torch.testing.assert_close(checkpointed[name], grad, atol=1e-6, rtol=1e-5, msg=f"{case.class_name}: {name}")
+
+
+def check_model_api(case: Case, folder: Path) -> None:
+    """The declarations adapter libraries read name real weights, and the model API they call answers."""
+    from torch import nn
+
+    from plugformers.configuration_utils import PretrainedConfig
+
+    model, config = case.build()
+    params = dict(model.named_parameters(remove_duplicate=False))
+    tied = model._tied_weights_keys
+    assert tied is None or isinstance(tied, dict), (
+        f"{case.class_name}._tied_weights_keys must be a {{target: source}} dict (what PEFT and the reference "
+        f"read), got {type(tied).__name__}"
+    )
+    for target, source in (tied or {}).items():
+        assert target in params and source in params, f"{case.class_name}: tied {target} -> {source} names no parameter"
+        if getattr(config, "tie_word_embeddings", False):
+            assert params[target] is params[source], f"{case.class_name}: {target} is not tied to {source}"
+    names = [n for n, _ in model.named_modules()]
+    for pattern in [*(model._keep_in_fp32_modules or ()), *(model._keep_in_fp32_modules_strict or ())]:
+        assert any(f".{pattern}." in f".{n}." for n in names), f"{case.class_name}: keeps {pattern!r} in fp32, no such module"
+    state = model.state_dict()
+    for key in model._keys_to_ignore_on_save or ():
+        assert key in state, f"{case.class_name}._keys_to_ignore_on_save names {key!r}, which is not in its state dict"
+    encoder = model.get_encoder()
+    assert encoder is model or any(encoder is m for m in model.modules()), f"{case.class_name}: get_encoder() is foreign"
+    assert isinstance(type(model).can_generate(), bool), f"{case.class_name}.can_generate() is not a bool"
+    assert isinstance(config.get_text_config(), PretrainedConfig), f"{case.class_name}: get_text_config() is no config"
+    try:
+        embeddings: nn.Module | None = model.get_input_embeddings()
+    except NotImplementedError:
+        embeddings = None
+    model.enable_input_require_grads()
+    assert embeddings is None or _has_grad_hook(embeddings), f"{case.class_name}: enable_input_require_grads hooked nothing"
+    model.disable_input_require_grads()
+    left = [n for n, m in model.named_modules() if _has_grad_hook(m)]
+    assert not left, f"{case.class_name}: disable_input_require_grads left hooks on {left}"
+
+
+def _has_grad_hook(module: Any) -> bool:
+    from plugformers.modeling_utils import _output_requires_grad
+
+    return any(hook is _output_requires_grad for hook in module._forward_hooks.values())
 
 
 @contextmanager
@@ -462,6 +553,7 @@ CHECKS: dict[str, Callable[[Case, Path], None]] = {
     "dtypes": check_dtypes,
     "base_head_loading": check_base_head_loading,
     "gradient_checkpointing": check_gradient_checkpointing,
+    "model_api": check_model_api,
     "compile": check_compile,
     "export": check_export,
     "onnx": check_onnx,

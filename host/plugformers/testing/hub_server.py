@@ -8,7 +8,7 @@ of the Hub API that huggingface_hub 2.4 uses to resolve, download and upload fil
 * ``GET /api/models/{repo_id}[/revision/{rev}]`` (model info), ``/tree/{rev}``, ``/refs``, ``POST /paths-info/{rev}``;
 * ``POST /api/repos/create``, ``/api/models/{repo_id}/branch/{name}``, ``/preupload/{rev}`` (every file is
   ``"regular"``, so no LFS or Xet transfer is needed) and ``/commit/{rev}`` (the NDJSON commit payload);
-* ``GET /api/whoami-v2``.
+* ``GET /api/whoami-v2``, ``POST /api/validate-yaml`` (a model card's metadata, checked before its upload).
 
 Repositories are in memory: each commit is an immutable snapshot named by a real 40-hex hash, branches are
 movable pointers, so ``revision=<commit>`` pins a snapshot while ``main`` moves on. Private repositories need
@@ -442,6 +442,9 @@ class _HubHandler(BaseHTTPRequestHandler):
         if path == "/api/repos/create" and method == "POST":
             self._create_repo()
             return
+        if path == "/api/validate-yaml" and method == "POST":  # asked before a README.md is uploaded
+            self._validate_yaml()
+            return
         match = self._API_REPO.match(path)
         if match:
             self._api(method, match.group("repo"), match.group("rest") or "", query)
@@ -455,6 +458,20 @@ class _HubHandler(BaseHTTPRequestHandler):
             )
             return
         raise _Reply(404, f"The local hub does not implement {method} {path}")
+
+    def _validate_yaml(self) -> None:
+        """Accept a model card whose metadata block (between ``---`` lines) is a YAML mapping, as the Hub does."""
+        import yaml
+
+        content = json.loads(self._body() or b"{}").get("content", "")
+        match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", content, re.DOTALL)
+        try:
+            data = yaml.safe_load(match.group(1)) if match else {}
+        except yaml.YAMLError as exc:
+            raise _Reply(400, f"Invalid metadata in README.md: {exc}") from None
+        if data is not None and not isinstance(data, dict):
+            raise _Reply(400, "The metadata of README.md must be a YAML mapping")
+        self._json({"errors": [], "warnings": []})
 
     def _create_repo(self) -> None:
         if not self._authorised():

@@ -545,7 +545,10 @@ class _MaskedLMTying(_BertHead):
     """The heads with ``cls.predictions``: its decoder is the output embedding, tied to the word embeddings."""
 
     cls: nn.Module
-    _tied_weights_keys = ["cls.predictions.decoder.weight", "cls.predictions.decoder.bias"]
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
 
     def _predictions(self) -> BertLMPredictionHead:
         head = self.cls.predictions

@@ -314,7 +314,7 @@ class DistilBertModel(DistilBertPreTrainedModel):
 class DistilBertForMaskedLM(DistilBertPreTrainedModel):
     """DistilBERT with a masked-language-modelling head whose decoder is tied to the word embeddings."""
 
-    _tied_weights_keys = ["vocab_projector.weight"]
+    _tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)

@@ -29,7 +29,7 @@ from plugformers.modeling_outputs import (
     XVectorOutput,
 )
 from plugformers.modeling_utils import PreTrainedModel, classification_loss
-from plugformers.output_capturing import Record, model_forward
+from plugformers.output_capturing import Record, model_forward, select_hidden_states
 
 from .configuration_wav2vec2 import Wav2Vec2Config
 
@@ -822,15 +822,15 @@ class _Wav2Vec2WeightedLayerSumHead(_Wav2Vec2FineTuningHead):
         """Run the base model: its output, the head's input ``(batch, frames, hidden)`` (the weighted sum, or the
         last layer's output) and the hidden states to return (None unless asked for: the weighted sum needs them
         computed either way)."""
-        wants_hidden = bool(self.config.output_hidden_states if output_hidden_states is None else output_hidden_states)
+        wanted = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         outputs = self.wav2vec2(
             input_values,
             attention_mask=attention_mask,
             output_attentions=output_attentions,
-            output_hidden_states=wants_hidden or self.layer_weights is not None,
+            output_hidden_states=True if self.layer_weights is not None else wanted,
             return_dict=True,
         )
-        hidden_states = outputs.hidden_states if wants_hidden else None
+        hidden_states = select_hidden_states(outputs.hidden_states, wanted)
         if self.layer_weights is None:
             return outputs, outputs.last_hidden_state, hidden_states
         # (layers + 1) x (batch, frames, hidden) -> (batch, layers + 1, frames, hidden) -> (batch, frames, hidden)
