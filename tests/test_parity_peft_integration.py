@@ -248,3 +248,24 @@ def test_parity_peft_is_not_imported_by_plugformers(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_parity_peft_adapter_from_a_hub_repo(tmp_path):
+    """An adapter repo on the (local) Hub, read through huggingface_hub like every other checkpoint."""
+    from plugformers.testing.hub_server import LocalHub
+
+    cls, base_dir, inputs, model = _loaded_base(tmp_path, "distilbert")
+    model.add_adapter(_lora("distilbert"))
+    want = _logits(model, inputs)
+    model.save_pretrained(tmp_path / "adapter")
+    with LocalHub() as hub, hub.patched(tmp_path / "hf_cache"):
+        hub.create_repo("tester/tiny-lora", tmp_path / "adapter")
+        _same(_logits(plugformers.AutoModelForSequenceClassification.from_pretrained("tester/tiny-lora"), inputs), want)
+        fresh = cls.from_pretrained(base_dir)
+        fresh.load_adapter("tester/tiny-lora", adapter_name="hub")
+        _same(_logits(fresh, inputs), want)
+        with pytest.raises(OSError, match=r"no file named 'elsewhere/adapter_config\.json'"):
+            cls.from_pretrained(base_dir).load_adapter("tester/tiny-lora", subfolder="elsewhere")
+        model.save_pretrained(tmp_path / "to-push", push_to_hub=True, repo_id="tester/pushed-lora")
+        assert set(hub.files("tester/pushed-lora")) - {".gitattributes"} == {"adapter_config.json", "adapter_model.safetensors"}
+        _same(_logits(cls.from_pretrained("tester/pushed-lora"), inputs), want)
