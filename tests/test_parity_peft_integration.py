@@ -111,7 +111,7 @@ def test_parity_peft_adapter_round_trip_and_reference_outputs(tmp_path, family):
         _same(_logits(loaded, inputs), adapted)
     fresh = cls.from_pretrained(base_dir)
     info = fresh.load_adapter(tmp_path / "adapter", adapter_name="again", is_trainable=True)
-    assert info == {"missing_keys": set(), "unexpected_keys": set()}
+    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
     assert any(p.requires_grad for n, p in fresh.named_parameters() if ".lora_" in n)
     _same(_logits(fresh.eval(), inputs), adapted)
 
@@ -212,9 +212,19 @@ def test_parity_peft_adapter_folders_beside_a_model_pickled_and_without_a_base(t
     model.save_pretrained(beside)
     config = json.loads((beside / "adapter_config.json").read_text())
     (beside / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "no/such-model"}))
-    loaded = cls.from_pretrained(beside, adapter_name="named")
-    assert loaded.active_adapters() == ["named"]
+    loaded, info = cls.from_pretrained(beside, adapter_name="named", output_loading_info=True)
+    assert loaded.active_adapters() == ["named"] and not info["missing_keys"] and not info["unexpected_keys"]
     _same(_logits(loaded, inputs), want)
+
+    # peft_config= with adapter_state_dict=: what the weights leave out or add is reported, not silently dropped.
+    state = load_file(beside / "adapter_model.safetensors")
+    dropped = sorted(state)[0]
+    partial = {k: v for k, v in state.items() if k != dropped} | {"base_model.model.nowhere.lora_A.weight": torch.zeros(4, 4)}
+    info = cls.from_pretrained(base_dir).load_adapter(
+        peft_config=peft.PeftConfig.from_pretrained(beside), adapter_state_dict=partial, adapter_name="part"
+    )
+    assert info["missing_keys"] == {dropped.removeprefix("base_model.model.").replace(".weight", ".part.weight")}
+    assert [k for k in info["unexpected_keys"] if "nowhere" in k] == list(info["unexpected_keys"]) != []
 
     model.save_pretrained(tmp_path / "pickled", safe_serialization=False)
     assert (tmp_path / "pickled" / "adapter_model.bin").is_file()

@@ -148,8 +148,9 @@ class PeftAdapterMixin:
         The adapter is frozen and the model put in eval mode unless ``is_trainable=True``. Hub keywords
         (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``subfolder``, ...) work as in
         ``from_pretrained``. Pickled ``adapter_model.bin`` weights are read only with ``use_safetensors=False``
-        (with ``torch.load(weights_only=True)``). Returns the adapter keys that were not filled
-        (``missing_keys``) and the file's keys that fit no adapter weight (``unexpected_keys``).
+        (with ``torch.load(weights_only=True)``). Returns the loading report: the adapter weights the file did not
+        fill (``missing_keys``) and the file's keys that fit no adapter weight (``unexpected_keys``); a shape that
+        does not fit raises.
         """
         functional = require_peft()
         from peft import PeftConfig
@@ -177,10 +178,12 @@ class PeftAdapterMixin:
             adapter_state_dict = _read_adapter_weights(os.fspath(peft_model_id), hub, use_safetensors)
         state = {key.removeprefix(_FILE_KEY_PREFIX): value for key, value in adapter_state_dict.items()}
         peft_config.inference_mode = not is_trainable
+        before = set(self.state_dict())  # type: ignore[attr-defined]
         functional.inject_adapter_in_model(peft_config, self, name, low_cpu_mem_usage=low_cpu_mem_usage)
         self._hf_peft_config_loaded = True
         result = functional.set_peft_model_state_dict(self, state, adapter_name=name, low_cpu_mem_usage=low_cpu_mem_usage)
-        missing = {key for key in result.missing_keys if f".{name}." in f".{key}."}
+        added = set(self.state_dict()) - before  # type: ignore[attr-defined]
+        missing = {key for key in result.missing_keys if key in added and f".{name}." in f".{key}."}
         unexpected = set(result.unexpected_keys)
         if missing or unexpected:
             where = peft_model_id if peft_model_id is not None else "adapter_state_dict"
@@ -191,7 +194,7 @@ class PeftAdapterMixin:
         if not is_trainable:
             self.eval()  # type: ignore[attr-defined]
             functional.set_requires_grad(self, name, requires_grad=False)
-        return {"missing_keys": missing, "unexpected_keys": unexpected}
+        return {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": set(), "error_msgs": []}
 
     def set_adapter(self, adapter_name: str | list[str]) -> None:
         """Make ``adapter_name`` (or several names) the active adapter(s); the others stop contributing."""
