@@ -29,7 +29,7 @@ from plugformers.vocabulary import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["AdapterCheckpoint", "PeftAdapterMixin", "find_adapter_checkpoint", "require_peft"]
+__all__ = ["AdapterCheckpoint", "PeftAdapterMixin", "adapter_base_model", "find_adapter_checkpoint", "require_peft"]
 
 logger = get_logger(__name__)
 
