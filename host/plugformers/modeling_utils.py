@@ -27,6 +27,7 @@ from torch import nn
 from plugformers.configuration_utils import PretrainedConfig
 from plugformers.modeling_layers import GradientCheckpointingLayer, MultiHeadAttention
 from plugformers.output_capturing import Record, install_first_token_layer, install_recorders
+from plugformers.peft_integration import PeftAdapterMixin, find_adapter_checkpoint
 from plugformers.utils.hub import (
     HubOptions,
     PlugformersFileNotFoundError,
@@ -197,7 +198,7 @@ def _offloaded_checkpoint(function: Callable[..., Any], *args: Any, **kwargs: An
 # ----- the base class -----------------------------------------------------------------------------------
 
 
-class PreTrainedModel(nn.Module, PushToHubMixin):
+class PreTrainedModel(nn.Module, PushToHubMixin, PeftAdapterMixin):
     """Base of every model: holds the config, loads and saves checkpoints in the reference layout."""
 
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
@@ -708,6 +709,8 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         """Write ``config.json`` and the weights (safetensors, sharded past ``max_shard_size``) atomically."""
         if not is_main_process:
             return
+        if self._hf_peft_config_loaded:  # as the reference does: the adapter alone (plugformers.peft_integration)
+            return self._save_adapter(save_directory, state_dict, safe_serialization, push_to_hub, kwargs)
         from plugformers.precision import inference_settings
 
         if inference_settings(self)["quantize"] is not None:
@@ -813,6 +816,8 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
                 "or Hub repo id."
             )
         source = "" if pretrained_model_name_or_path is None else os.fspath(pretrained_model_name_or_path)
+        adapter = find_adapter_checkpoint(source, hub, kwargs)  # a PEFT adapter folder: load its base model first
+        source = source if adapter is None else adapter.base
         if config is None or isinstance(config, (str, os.PathLike)):
             loaded = cls.config_class.from_pretrained(
                 config if config is not None else source, return_unused_kwargs=True, **hub.as_kwargs(), **kwargs
@@ -852,6 +857,8 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         if target_dtype is not None:
             _record_dtype(resolved, target_dtype)
         model.eval()
+        if adapter is not None:
+            info = adapter.load_into(model, hub)
         if output_loading_info:
             return model, info
         return model

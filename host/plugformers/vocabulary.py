@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "ADAPTER_CONFIG_NAME",
+    "ADAPTER_SAFE_WEIGHTS_NAME",
+    "ADAPTER_WEIGHTS_NAME",
     "ADDED_TOKENS_FILE",
     "AUTO_MODEL_CLASSES",
     "AUTO_PREPROCESSING_CLASSES",
@@ -50,6 +53,10 @@ SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 ADDED_TOKENS_FILE = "added_tokens.json"
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 PROCESSOR_CONFIG_NAME = "processor_config.json"
+# A PEFT adapter saved alone (peft's own names): its config, which names the base model, and its weights.
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+ADAPTER_SAFE_WEIGHTS_NAME = "adapter_model.safetensors"
+ADAPTER_WEIGHTS_NAME = "adapter_model.bin"
 
 #: ``plugformers export`` formats and the file each writes.
 EXPORT_FORMATS: dict[str, str] = {"onnx": "model.onnx", "torch-export": "model.pt2"}

@@ -11,6 +11,7 @@ import os
 from typing import Any, ClassVar, TypeGuard
 
 from plugformers.configuration_utils import ConfigError, PretrainedConfig, load_json_file
+from plugformers.peft_integration import adapter_base_model
 from plugformers.plugins import _ref_name, get_registry, import_object
 from plugformers.utils.hub import HUB_KWARGS, HubOptions, resolve_file
 from plugformers.vocabulary import (
@@ -230,7 +231,7 @@ class _BaseAutoModelClass:
         hub_kwargs: dict[str, Any] = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
         if not isinstance(config, PretrainedConfig):
             result = AutoConfig.from_pretrained(
-                config if config is not None else source,
+                config if config is not None else adapter_base_model(source, HubOptions.pop_from(dict(hub_kwargs))),
                 trust_remote_code=trust_remote_code,
                 return_unused_kwargs=True,
                 **kwargs,
