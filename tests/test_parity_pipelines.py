@@ -42,6 +42,20 @@ def reference(task: str, folder: Path, **kwargs: Any) -> Any:
     return transformers.pipeline(task, model=str(folder), **kwargs)
 
 
+def reference_backend() -> str:
+    """The image-processing backend the reference picks by default here: torchvision where installed, else Pillow."""
+    import importlib.util
+
+    return "torchvision" if importlib.util.find_spec("torchvision") else "pil"
+
+
+def processor_like_reference(folder: Path) -> Any:
+    """Our image processor on the reference's default backend, so the two pipelines preprocess alike."""
+    from plugformers import AutoImageProcessor
+
+    return AutoImageProcessor.from_pretrained(folder, backend=reference_backend())
+
+
 def same(ours: Any, theirs: Any, tol: float = 1e-5) -> None:
     if isinstance(theirs, dict):
         assert list(ours) == list(theirs)  # same keys, same order
@@ -179,8 +193,10 @@ def test_image_classification_and_features_parity(tmp_path):
     pytest.importorskip("plugformers_vit")
     folder = vit_checkpoint(tmp_path / "vit")
     images = [str(photo(tmp_path / f"{i}.png", size=s, seed=i)) for i, s in enumerate([(40, 30), (64, 64), (31, 50)])]
-    same(pipeline("image-classification", model=folder)(images, top_k=3), reference("image-classification", folder)(images, top_k=3))
-    ours, theirs = pipeline("image-feature-extraction", model=folder), reference("image-feature-extraction", folder)
+    ours = pipeline("image-classification", model=folder, image_processor=processor_like_reference(folder))
+    same(ours(images, top_k=3), reference("image-classification", folder)(images, top_k=3))
+    ours = pipeline("image-feature-extraction", model=folder, image_processor=processor_like_reference(folder))
+    theirs = reference("image-feature-extraction", folder)
     same(ours(images[0]), theirs(images[0]), tol=1e-4)
 
 
@@ -189,7 +205,9 @@ def test_image_segmentation_parity(tmp_path, subtask):
     pytest.importorskip("plugformers_maskformer")
     folder = maskformer_checkpoint(tmp_path / "mf")
     images = [str(photo(tmp_path / f"{i}.png", size=s, seed=i)) for i, s in enumerate([(50, 36), (40, 60)])]
-    ours = pipeline("image-segmentation", model=folder)(images, subtask=subtask, threshold=0.5)
+    ours = pipeline("image-segmentation", model=folder, image_processor=processor_like_reference(folder))(
+        images, subtask=subtask, threshold=0.5
+    )
     theirs = reference("image-segmentation", folder)(images, subtask=subtask, threshold=0.5)
     assert any(theirs)
     same(ours, theirs, tol=1e-4)

@@ -554,6 +554,7 @@ def test_model_with_code_from_the_hub_pinned_in_fresh_process(resnet_checkpoint,
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert any(line.startswith("MAIN") and "main was changed" in line for line in lines), proc.stdout
-    assert "PINNED 0.0" in lines
+    pinned = [float(line.split()[1]) for line in lines if line.startswith("PINNED")]
+    assert pinned and pinned[0] < 1e-6, proc.stdout  # the same weights; a fresh process may pick other kernels
     cached = {p.parent.name: p.read_text() for p in modules_home.rglob("modeling_resnet.py")}
     assert len(cached) == 2 and "main was changed" not in cached[first]
