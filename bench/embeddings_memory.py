@@ -4,7 +4,7 @@
 the user guides (lengths varied: one to three guide sentences each), runs ``predict`` on it in a subprocess and
 samples its resident memory (``VmRSS``) while the rows are written: the RSS when 10% of the rows are on disk, at
 100% (before the final copy into the ``.npy``) and the peak (``VmHWM``). ``--model minilm`` uses the real
-all-MiniLM-L6-v2 folder; ``--model tiny`` a 2-layer random BERT with its tokenizer (the same job, faster).
+all-MiniLM-L6-v2 folder; ``--model tiny`` a 1-layer random BERT with its tokenizer (the same job, faster).
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ def corpus(folder: Path, count: int, seed: int = 0) -> list[str]:
 
 
 def tiny_bert(folder: Path, source: str) -> str:
-    """A 2-layer BERT with random weights, MiniLM's tokenizer and sentence-transformers files (mean, normalised)."""
+    """A 1-layer BERT (hidden size 32) with random weights, MiniLM's tokenizer and sentence-transformers files (mean, normalised)."""
     import shutil
 
     from plugformers import AutoTokenizer, BertConfig, BertModel
 
     tokenizer = AutoTokenizer.from_pretrained(source)
-    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                          num_attention_heads=4)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     for name in ("modules.json", "sentence_bert_config.json", "1_Pooling"):
