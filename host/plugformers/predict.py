@@ -357,6 +357,11 @@ def run(args: argparse.Namespace) -> int:
     if args.num_workers < 0:
         raise PredictError(f"--num-workers must be 0 or more, got {args.num_workers}")
     rank, world = _world(args)
+    if args.task is None or TASKS[args.task].modality == "text":
+        # Padding-free text batches differ in shape from one batch to the next, and oneDNN keeps compiled kernels
+        # per shape (1,024 by default): over 100,000 texts that held 170 MiB and grew all along. 16 keeps memory
+        # flat (each packed shape is new anyway); read when oneDNN builds its first kernel, so set it before.
+        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
     from plugformers.pipelines import pipeline
     from plugformers.predict_vectors import VECTOR_SUFFIXES, VectorSink
 
