@@ -362,6 +362,7 @@ def run(args: argparse.Namespace) -> int:
         # per shape (1,024 by default): over 100,000 texts that held 170 MiB and grew all along. 16 keeps memory
         # flat (each packed shape is new anyway); read when oneDNN builds its first kernel, so set it before.
         os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
+    _fixed_mmap_threshold()
     from plugformers.pipelines import pipeline
     from plugformers.predict_vectors import VECTOR_SUFFIXES, VectorSink
 
@@ -455,6 +456,25 @@ def run(args: argparse.Namespace) -> int:
         stopped = "; stopped (--fail-fast)" if args.fail_fast else ""
         raise PredictError(f"{len(failures)} of {len(todo)} input(s) failed{stopped}: {first['input']}: {first['error']}{more}")
     return 0
+
+
+def _fixed_mmap_threshold(threshold: int = 64 * 1024) -> None:
+    """Serve large blocks from mmap for the whole job (glibc only; elsewhere nothing happens).
+
+    glibc raises its mmap threshold each time a large block is freed, after which activations of varying sizes
+    come from the heap and fragment it: embedding 10,000 texts with all-MiniLM-L6-v2 grew RSS from 565 to 745
+    MiB; with a fixed threshold (``MALLOC_MMAP_THRESHOLD_=65536``) it stayed at 373-380 MiB throughout.
+    """
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return
 
 
 def _progress(total: int, what: str, *, enabled: bool) -> Any:
