@@ -74,8 +74,9 @@ def parity(session: nox.Session) -> None:
     """Outputs and files against the reference library, installed here as a test-only oracle."""
     install_base(session, *FAMILIES)
     install_test_data(session, *FAMILIES)
-    # peft and datasets import the reference library, so their tests (tests/test_parity_peft.py) live here.
-    session.install("transformers>=5,<6", "peft", "datasets")
+    # peft and datasets import the reference library, so their tests (tests/test_parity_peft.py) live here;
+    # sentence-transformers is the oracle of the embedding tests (it keeps the torch installed above).
+    session.install("transformers>=5,<6", "peft", "datasets", "sentence-transformers")
     session.run(*PYTEST, "-k", "parity", "tests", *[f"plugins/{f}/tests" for f in FAMILIES], *session.posargs)
 
 

@@ -410,7 +410,8 @@ def test_quantize_and_fast_path_switches(text_models):
     _close(fast(texts, pooling="mean", return_tensors=True), reference)
     int8 = pipeline("feature-extraction", model=folder, quantize="int8")
     assert any(isinstance(m, Int8Linear) for m in int8.model.modules())
-    assert not any(type(m) is torch.nn.Linear for m in int8.model.modules())
+    floats = [n for n, m in int8.model.named_modules() if type(m) is torch.nn.Linear]
+    assert floats and all(n.endswith("v_lin") for n in floats)  # value projections stay float32 (precision.py)
     got = int8(texts, pooling="mean", return_tensors=True)
     for a, b in zip(got, reference):
         assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.99

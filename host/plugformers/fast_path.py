@@ -446,6 +446,13 @@ def _fused_project_qkv(
             # (batch, length, 3 * heads * head_dim) -> 3 x (batch, heads, length, head_dim)
             q, k, v = qkv.view(batch, length, 3, module.num_heads, module.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
             return q, k, v
+        # int8 query and key with a float32 value (what to_inference(quantize="int8") leaves): q|k in one matmul.
+        qk = _fast_int8(module, hidden_states, layers[:2], None)
+        if qk is not None:
+            batch, length, _ = hidden_states.shape
+            q, k = qk.view(batch, length, 2, module.num_heads, module.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            value = _fast(module, hidden_states, layers[2:], None)
+            return q, k, module._heads(layers[2](hidden_states) if value is None else value)
     return type(module).project_qkv(module, hidden_states, query_states, key_states)  # type: ignore[no-any-return]
 
 

@@ -110,6 +110,7 @@ TASKS: dict[str, Task] = {
         Task("image-segmentation", "image", "Masks with labels: semantic, instance or panoptic."),
         Task("automatic-speech-recognition", "audio", "The transcription of spoken audio."),
         Task("audio-classification", "audio", "A label for a clip of audio."),
+        Task("audio-feature-extraction", "audio", "Per-frame hidden states, or pooled clip embeddings."),
     )
 }
 
@@ -120,7 +121,7 @@ AUTO_MODEL_CLASSES: dict[str, AutoModelClass] = {
             "AutoModel",
             "The bare model (hidden states out) of any registered family.",
             None,
-            ("feature-extraction", "image-feature-extraction"),
+            ("feature-extraction", "image-feature-extraction", "audio-feature-extraction"),
         ),
         AutoModelClass("AutoModelForPreTraining", "The head a family was pretrained with.", None),
         AutoModelClass(

@@ -37,6 +37,7 @@ PIPELINES: dict[str, str] = {
     "image-segmentation": "plugformers.pipelines.vision:ImageSegmentationPipeline",
     "automatic-speech-recognition": "plugformers.pipelines.audio:AutomaticSpeechRecognitionPipeline",
     "audio-classification": "plugformers.pipelines.audio:AudioClassificationPipeline",
+    "audio-feature-extraction": "plugformers.pipelines.audio:AudioFeatureExtractionPipeline",
 }
 
 #: Other names the reference library accepts for a task.
@@ -80,7 +81,8 @@ def pipeline(
     dtype or its name (``"bfloat16"``, ``"auto"``); on the CPU a half-precision dtype and ``quantize="int8"`` go
     through :func:`plugformers.precision.to_inference` (inputs cast on each call; int8 linear layers), and
     ``fast_path=True`` turns on the model's inference fast path. ``batch_size`` inputs run per forward pass (inputs are
-    sorted by length first, results come back in input order). Other keywords are the task's call parameters
+    sorted by length first, results come back in input order). For ``feature-extraction`` on a folder written
+    by sentence-transformers, its pooling, normalisation and maximum length are the defaults. Other keywords are the task's call parameters
     (their defaults for every call, e.g. ``top_k=3``) or the pipeline's options (``padding_free`` for text).
     """
     if model is None:
@@ -138,11 +140,30 @@ def pipeline(
         to_inference(model, torch_dtype if half else None, quantize)
     if fast_path:
         model.enable_fast_path()
+    if task == "feature-extraction" and source is not None and os.path.isdir(source):
+        for key, value in _sentence_defaults(source, explicit="pooling" in kwargs).items():
+            kwargs.setdefault(key, value)
     preprocessors = _preprocessors(
         modality, task, source, hub, tokenizer=tokenizer, image_processor=image_processor,
         feature_extractor=feature_extractor, processor=processor,
     )
     return klass(model, device=target, batch_size=batch_size, num_workers=num_workers, **preprocessors, **kwargs)
+
+
+def _sentence_defaults(folder: str, *, explicit: bool) -> dict[str, Any]:
+    """Pooling, normalisation and maximum length of a sentence-transformers folder (``{}`` for other folders).
+
+    A folder whose embedding cannot be reproduced (say, a dense layer after pooling) is an error, unless the
+    caller chose ``pooling=`` and so asks for the encoder's output pooled their way.
+    """
+    from plugformers.pipelines.pooling import sentence_folder_defaults
+
+    try:
+        return sentence_folder_defaults(folder)
+    except ValueError:
+        if explicit:
+            return {}
+        raise
 
 
 def _infer_task(model: Any, config: Any, registry: Any) -> str:

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from plugformers.pipelines.base import Feature, Pipeline, ranked, scores
+from plugformers.pipelines.pooling import check_pooling, pool
 
-__all__ = ["AudioClassificationPipeline", "AutomaticSpeechRecognitionPipeline", "load_audio"]
+__all__ = ["AudioClassificationPipeline", "AudioFeatureExtractionPipeline", "AutomaticSpeechRecognitionPipeline", "load_audio"]
 
 
 def load_audio(audio: Any, sampling_rate: int) -> np.ndarray:
@@ -102,6 +103,53 @@ class AudioClassificationPipeline(_AudioPipeline):
     def postprocess(self, item: Any, outputs: list[tuple[Feature, Any]], params: dict[str, Any]) -> Any:
         ((_, logits),) = outputs
         return ranked(scores(logits, params["function_to_apply"]), params["top_k"], self._label, score_first=True)
+
+
+class AudioFeatureExtractionPipeline(_AudioPipeline):
+    """The last hidden state per clip (``[[...] per frame]]``), or one vector per clip with ``pooling="mean"``.
+
+    Only a clip's own frames count: in a padded batch the frames its samples give (the model's frame count
+    for that many samples) are averaged, so a clip's vector does not depend on its batch. ``normalize=True``
+    scales the vector to unit length; ``return_tensors=True`` gives tensors instead of nested lists.
+    """
+
+    task = "audio-feature-extraction"
+    parameters = {"pooling": None, "normalize": False, "return_tensors": False}
+
+    def __init__(self, model: Any, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        if self._frames is None:
+            self.masked = False  # frames of padding could not be told from a clip's own: equal lengths only
+
+    def _check_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        checked = super()._check_params(params)
+        check_pooling(checked.get("pooling"), ("mean", "max"))
+        return checked
+
+    def preprocess(self, item: Any, params: dict[str, Any]) -> list[Feature]:
+        samples = load_audio(item, self.sampling_rate)
+        return [Feature({"audio": samples}, samples.shape[0])]
+
+    def forward(self, features: list[Feature], params: dict[str, Any]) -> list[Any]:
+        hidden = self.model(**self.featurise(features), return_dict=True).last_hidden_state
+        total = hidden.shape[1]
+        if self.masked and self._frames is not None:
+            counts = self._frames(torch.tensor([f.size for f in features])).tolist()
+            frames = [min(int(n), total) for n in counts]
+        else:
+            frames = [total] * len(features)
+        if params["pooling"] is None:
+            return [hidden[b, :n].float().cpu() for b, n in enumerate(frames)]
+        mask = torch.arange(total, device=hidden.device)[None, :] < torch.tensor(frames, device=hidden.device)[:, None]
+        return list(pool(hidden, mask, params["pooling"], params["normalize"]).cpu())
+
+    def postprocess(self, item: Any, outputs: list[tuple[Feature, Any]], params: dict[str, Any]) -> Any:
+        ((_, values),) = outputs
+        if params["pooling"] is None:
+            if params["normalize"]:
+                values = torch.nn.functional.normalize(values, p=2, dim=-1)
+            values = values[None]
+        return values if params["return_tensors"] else values.tolist()
 
 
 class AutomaticSpeechRecognitionPipeline(_AudioPipeline):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from plugformers.pipelines.base import Feature, Pipeline, ranked, scores
+from plugformers.pipelines.pooling import check_pooling, pool
 from plugformers.pipelines.text import _default_function
 
 __all__ = ["ImageClassificationPipeline", "ImageFeatureExtractionPipeline", "ImageSegmentationPipeline", "load_image"]
@@ -101,13 +102,34 @@ class ImageClassificationPipeline(_ImagePipeline):
 
 
 class ImageFeatureExtractionPipeline(_ImagePipeline):
-    """The last hidden state per image as nested lists (``[[...]]``), or the pooled output with ``pool=True``."""
+    """The last hidden state per image as nested lists (``[[...]]``), the model's pooled output with ``pool=True``,
+    or one vector per image with ``pooling``.
+
+    ``pooling="cls"`` takes the first position of the last hidden state (a ViT's [CLS] token, before any pooler
+    head), ``"mean"`` averages every position it holds ([CLS] included, as text mean pooling includes
+    [CLS]/[SEP]; a convolutional feature map ``(channels, height, width)`` is averaged over height and width);
+    ``normalize=True`` scales the vector to unit length.
+    """
 
     task = "image-feature-extraction"
-    parameters = {"pool": False, "return_tensors": False}
+    parameters = {"pool": False, "return_tensors": False, "pooling": None, "normalize": False}
+
+    def _check_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        checked = super()._check_params(params)
+        check_pooling(checked.get("pooling"), ("cls", "mean"))
+        return checked
 
     def forward(self, features: list[Feature], params: dict[str, Any]) -> list[Any]:
         output = self.run(features)
+        if params["pooling"] is not None:
+            if params["pool"]:
+                raise ValueError("pass either pool=True (the model's pooler) or pooling=, not both.")
+            hidden = output.last_hidden_state
+            if hidden.dim() == 4:  # (batch, channels, height, width): positions are the pixels of the map
+                if params["pooling"] == "cls":
+                    raise ValueError(f"{type(self.model).__name__} outputs a feature map without a [CLS] position; use pooling='mean'.")
+                hidden = hidden.flatten(2).transpose(1, 2)
+            return list(pool(hidden, None, params["pooling"], params["normalize"]).cpu())
         if params["pool"]:
             pooled = getattr(output, "pooler_output", None)
             if pooled is None:
@@ -117,7 +139,8 @@ class ImageFeatureExtractionPipeline(_ImagePipeline):
 
     def postprocess(self, item: Any, outputs: list[tuple[Feature, Any]], params: dict[str, Any]) -> Any:
         ((_, values),) = outputs
-        values = values[None]
+        if params["pooling"] is None:
+            values = values[None]
         return values if params["return_tensors"] else values.tolist()
 
 
