@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from plugformers import fast_path, precision
+from plugformers import cpu_kernels, fast_path, precision
 from plugformers.exporting import _named_outputs
 from plugformers.plugins import FamilySpec, get_registry, import_object
 from plugformers.precision import Int8Linear, cpu_support, to_inference
@@ -127,7 +127,7 @@ def test_int8_kernels_agree_and_follow_the_cpu(monkeypatch: pytest.MonkeyPatch) 
     assert torch.allclose(first(x, "relu"), torch.relu(got), atol=1e-5)
     assert torch.allclose(first(x, "gelu"), nn.functional.gelu(got), atol=1e-4)
     assert torch.allclose(first.weight, linear.weight, atol=float(first.weight_scale.max()) / 2 + 1e-7)
-    monkeypatch.setattr(precision, "_onednn_int8_available", lambda: False)
+    monkeypatch.setattr(cpu_kernels, "_onednn_int8_available", lambda: False)
     other = Int8Linear(linear)
     assert other.kernel.kind == "quantized"
     assert float((other(x) - want).abs().max()) < 0.05 * float(want.abs().max())
@@ -145,7 +145,7 @@ def test_int8_kernels_agree_and_follow_the_cpu(monkeypatch: pytest.MonkeyPatch) 
 def test_cpu_detection_reads_the_instruction_set_flags(
     flags: str, bf16: bool, dot: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: ("Test CPU", flags))
+    monkeypatch.setattr(cpu_kernels, "_cpuinfo_flags", lambda: ("Test CPU", flags))
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
     precision.cpu_support.cache_clear()
     try:

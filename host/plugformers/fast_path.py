@@ -215,7 +215,7 @@ def _fast(owner: nn.Module, x: torch.Tensor, layers: tuple[nn.Linear, ...], acti
 
 def _fast_int8(owner: nn.Module, x: torch.Tensor, layers: tuple[Any, ...], activation: str | None) -> Any:
     """Int8 layers (``to_inference(quantize="int8")``): one int8 matmul for several layers; None for other layers."""
-    from plugformers.precision import Int8Linear, fuse_int8
+    from plugformers.cpu_kernels import Int8Linear, fuse_int8
 
     state = owner.__dict__.get(_STATE)
     if state is None or torch.compiler.is_compiling() or not all(isinstance(layer, Int8Linear) for layer in layers):

@@ -32,6 +32,7 @@ from plugformers.utils.hub import (
     HubOptions,
     PlugformersFileNotFoundError,
     PushToHubMixin,
+    WeightsLoadingError,
     folder_state,
     resolve_file,
 )
@@ -57,13 +58,6 @@ logger = get_logger(__name__)
 M = TypeVar("M", bound="PreTrainedModel")
 
 
-class WeightsLoadingError(OSError, RuntimeError):
-    """A weights file is missing, corrupt, of the wrong format or does not fit the model; names the file.
-
-    Both an ``OSError`` (a file that cannot be used, like the missing-file errors beside it) and a
-    ``RuntimeError`` (what the reference raises for weights whose shapes do not fit), so code written
-    against either library catches it.
-    """
 
 
 # ----- skipping initialisation while loading ----------------------------------------------------------

@@ -16,7 +16,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from plugformers.configuration_utils import load_json_file
-from plugformers.utils.hub import HubOptions, folder_state, push_folder_to_hub, resolve_file
+from plugformers.utils.hub import (
+    HubOptions,
+    WeightsLoadingError,
+    folder_state,
+    push_folder_to_hub,
+    resolve_file,
+)
 from plugformers.utils.io import atomic_directory
 from plugformers.utils.logging import get_logger
 from plugformers.vocabulary import (
@@ -337,8 +343,6 @@ class PeftAdapterMixin:
 
 def _read_adapter_weights(source: str, hub: HubOptions, use_safetensors: bool | None) -> dict[str, torch.Tensor]:
     """The tensors of ``adapter_model.safetensors`` (or, allowed with ``use_safetensors=False``, ``adapter_model.bin``)."""
-    from plugformers.modeling_utils import WeightsLoadingError
-
     safe = None if use_safetensors is False else resolve_file(source, ADAPTER_SAFE_WEIGHTS_NAME, required=False, **hub.as_kwargs())
     if safe is not None:
         from safetensors import SafetensorError

@@ -19,6 +19,7 @@ __all__ = [
     "HubDownloadError",
     "HubOptions",
     "PlugformersFileNotFoundError",
+    "WeightsLoadingError",
     "is_offline",
     "looks_like_repo_id",
     "push_folder_to_hub",
@@ -32,6 +33,15 @@ HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "force_downl
 
 class PlugformersFileNotFoundError(OSError):
     """A checkpoint file could not be found locally or on the Hub; the message says where we looked."""
+
+
+class WeightsLoadingError(OSError, RuntimeError):
+    """A weights file is missing, corrupt, of the wrong format or does not fit the model; names the file.
+
+    Both an ``OSError`` (a file that cannot be used, like the missing-file errors beside it) and a
+    ``RuntimeError`` (what the reference raises for weights whose shapes do not fit), so code written
+    against either library catches it.
+    """
 
 
 class HubDownloadError(OSError):
