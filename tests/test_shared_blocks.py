@@ -315,3 +315,48 @@ def test_a_plugin_backend_that_overrides_a_resolved_name_takes_effect() -> None:
             model(_ids())
         assert len(calls) == 2  # one per layer
     assert get_attention_function("eager") is eager_attention
+
+
+# ----- helpers the text families share (modeling_utils) ------------------------------------------------------
+
+
+def test_span_loss_ignores_answers_cut_off_by_truncation():
+    from plugformers.modeling_utils import span_loss
+
+    torch.manual_seed(0)
+    start, end = torch.randn(3, 7), torch.randn(3, 7)
+    inside = span_loss(start[:2], end[:2], torch.tensor([1, 4]), torch.tensor([2, 6]))
+    expected = (nn.functional.cross_entropy(start[:2], torch.tensor([1, 4]))
+                + nn.functional.cross_entropy(end[:2], torch.tensor([2, 6]))) / 2
+    assert torch.allclose(inside, expected)
+    # The third answer lies past the 7 positions (clamped, then ignored): the loss is the first two's.
+    assert torch.allclose(span_loss(start, end, torch.tensor([1, 4, 30]), torch.tensor([2, 6, 31])), inside)
+
+
+def test_text_input_shape_takes_ids_or_embeddings_and_names_a_wrong_one():
+    from plugformers.modeling_utils import text_input_shape
+
+    assert text_input_shape(torch.zeros(2, 5, dtype=torch.long), None, 8) == (2, 5)
+    assert text_input_shape(None, torch.zeros(3, 4, 8), 8) == (3, 4)
+    with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
+        text_input_shape(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 5, 8), 8)
+    with pytest.raises(ValueError, match="exactly one"):
+        text_input_shape(None, None, 8)
+    with pytest.raises(ValueError, match=r"input_ids must have shape \(batch, seq_len\), got \(5,\)"):
+        text_input_shape(torch.zeros(5, dtype=torch.long), None, 8)
+    with pytest.raises(ValueError, match=r"inputs_embeds must have shape \(batch, seq_len, dim=8\), got \(2, 5, 6\)"):
+        text_input_shape(None, torch.zeros(2, 5, 6), 8, "dim")
+
+
+def test_init_normal_weights_draws_linear_and_embeddings_and_resets_norms():
+    from plugformers.modeling_utils import init_normal_weights
+
+    torch.manual_seed(0)
+    linear, embedding, norm = nn.Linear(64, 512), nn.Embedding(512, 64, padding_idx=3), nn.LayerNorm(64)
+    nn.init.constant_(norm.weight, 5.0)
+    nn.init.constant_(norm.bias, 5.0)
+    for module in (linear, embedding, norm):
+        init_normal_weights(module, 0.02)
+    assert abs(float(linear.weight.std()) - 0.02) < 0.002 and not linear.bias.any()
+    assert abs(float(embedding.weight.std()) - 0.02) < 0.002 and not embedding.weight[3].any()
+    assert bool((norm.weight == 1).all()) and not norm.bias.any()

@@ -49,7 +49,10 @@ __all__ = [
     "PreTrainedModel",
     "WeightsLoadingError",
     "classification_loss",
+    "init_normal_weights",
     "no_init_weights",
+    "span_loss",
+    "text_input_shape",
 ]
 
 logger = get_logger(__name__)
@@ -168,6 +171,68 @@ def classification_loss(
     if config.problem_type == "single_label_classification":
         return nn.functional.cross_entropy(logits.view(-1, n), labels.view(-1))
     return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def span_loss(
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    start_positions: torch.Tensor,
+    end_positions: torch.Tensor,
+) -> torch.Tensor:
+    """Extractive question answering's loss: the mean of the start and end positions' cross-entropies.
+
+    ``*_logits`` are ``(batch, seq)``. Positions outside the sequence (an answer cut off by truncation) are
+    clamped to ``seq`` and ignored, so such examples add nothing to the loss.
+    """
+    outside = start_logits.shape[1]
+    start = start_positions.reshape(-1).clamp(0, outside).to(start_logits.device)
+    end = end_positions.reshape(-1).clamp(0, outside).to(end_logits.device)
+    return (
+        nn.functional.cross_entropy(start_logits, start, ignore_index=outside)
+        + nn.functional.cross_entropy(end_logits, end, ignore_index=outside)
+    ) / 2
+
+
+def text_input_shape(
+    input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, hidden_size: int, size_name: str = "hidden_size"
+) -> tuple[int, int]:
+    """``(batch, seq_len)`` of a text encoder's input, given as token ids or as embeddings (exactly one of them).
+
+    Raises a ValueError naming the argument whose shape is wrong, so a misshapen input fails here and not
+    deep inside attention; ``size_name`` is the config field that ``hidden_size`` comes from.
+    """
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of input_ids or inputs_embeds (got both or neither).")
+    if input_ids is not None:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}.")
+        return input_ids.shape[0], input_ids.shape[1]
+    assert inputs_embeds is not None
+    if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != hidden_size:
+        raise ValueError(
+            f"inputs_embeds must have shape (batch, seq_len, {size_name}={hidden_size}), got {tuple(inputs_embeds.shape)}."
+        )
+    return inputs_embeds.shape[0], inputs_embeds.shape[1]
+
+
+def init_normal_weights(module: nn.Module, std: float) -> None:
+    """The usual initialisation of a BERT-style transformer, for a family's ``_init_weights``.
+
+    Linear and embedding weights are drawn from Normal(0, ``std``), biases and an embedding's padding row are
+    zero, LayerNorms are the identity; other modules are left to the caller.
+    """
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
 
 
 #: Submodule names ``get_encoder`` looks for, by modality (None: text).

@@ -28,7 +28,13 @@ from plugformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from plugformers.modeling_utils import PreTrainedModel, classification_loss
+from plugformers.modeling_utils import (
+    PreTrainedModel,
+    classification_loss,
+    init_normal_weights,
+    span_loss,
+    text_input_shape,
+)
 from plugformers.output_capturing import Record, model_forward
 from plugformers.pytorch_utils import find_pruneable_heads_and_indices, prune_linear_layer
 
@@ -397,20 +403,8 @@ class BertPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         """Normal(0, initializer_range) for linear and embedding weights, zero biases, unit LayerNorms."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, BertLMPredictionHead):
+        init_normal_weights(module, self.config.initializer_range)
+        if isinstance(module, BertLMPredictionHead):
             nn.init.zeros_(module.bias)
 
 
@@ -487,20 +481,7 @@ class BertModel(BertPreTrainedModel):
         0 silences) applies per head, ``(heads,)`` or ``(layers, heads)``.
         """
         config = self.config
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds (got both or neither).")
-        if input_ids is not None:
-            if input_ids.dim() != 2:
-                raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}.")
-            batch, seq_len = input_ids.shape
-        else:
-            assert inputs_embeds is not None
-            if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != config.hidden_size:
-                raise ValueError(
-                    f"inputs_embeds must have shape (batch, seq_len, hidden_size={config.hidden_size}), "
-                    f"got {tuple(inputs_embeds.shape)}."
-                )
-            batch, seq_len = inputs_embeds.shape[:2]
+        batch, seq_len = text_input_shape(input_ids, inputs_embeds, config.hidden_size)
         if token_type_ids is not None and tuple(token_type_ids.shape) != (batch, seq_len):
             raise ValueError(
                 f"token_type_ids has shape {tuple(token_type_ids.shape)} but the inputs are (batch={batch}, seq_len={seq_len})."
@@ -879,13 +860,7 @@ class BertForQuestionAnswering(_BertHead):
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
         if start_positions is not None and end_positions is not None:
-            ignored = start_logits.shape[1]
-            start = start_positions.reshape(-1).clamp(0, ignored).to(start_logits.device)
-            end = end_positions.reshape(-1).clamp(0, ignored).to(end_logits.device)
-            loss = (
-                nn.functional.cross_entropy(start_logits, start, ignore_index=ignored)
-                + nn.functional.cross_entropy(end_logits, end, ignore_index=ignored)
-            ) / 2
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
         return QuestionAnsweringModelOutput(
             loss=loss, start_logits=start_logits, end_logits=end_logits,
             hidden_states=out.hidden_states, attentions=out.attentions,

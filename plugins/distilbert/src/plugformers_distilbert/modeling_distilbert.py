@@ -23,7 +23,13 @@ from plugformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from plugformers.modeling_utils import PreTrainedModel, classification_loss
+from plugformers.modeling_utils import (
+    PreTrainedModel,
+    classification_loss,
+    init_normal_weights,
+    span_loss,
+    text_input_shape,
+)
 from plugformers.output_capturing import Record, model_forward
 
 from .configuration_distilbert import DistilBertConfig
@@ -203,19 +209,7 @@ class DistilBertPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         """Normal(0, initializer_range) for linear and embedding weights, zero biases, unit LayerNorms."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        init_normal_weights(module, self.config.initializer_range)
         if isinstance(module, DistilBertEmbeddings):
             with torch.no_grad():
                 if self.config.sinusoidal_pos_embds:
@@ -291,19 +285,7 @@ class DistilBertModel(DistilBertPreTrainedModel):
     ) -> BaseModelOutput:
         """Encode ``input_ids`` (or ``inputs_embeds``) of shape ``(batch, seq)``; ``attention_mask`` is 1 for real tokens."""
         config = self.config
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds (got both or neither).")
-        if input_ids is not None:
-            if input_ids.dim() != 2:
-                raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}.")
-            batch, seq_len = input_ids.shape
-        else:
-            assert inputs_embeds is not None
-            if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != config.dim:
-                raise ValueError(
-                    f"inputs_embeds must have shape (batch, seq_len, dim={config.dim}), got {tuple(inputs_embeds.shape)}."
-                )
-            batch, seq_len = inputs_embeds.shape[:2]
+        batch, seq_len = text_input_shape(input_ids, inputs_embeds, config.dim, "dim")
 
         embeddings = self.embeddings(input_ids, inputs_embeds, position_ids)  # (batch, seq, dim)
         mask = prepare_attention_mask(attention_mask, batch, seq_len, embeddings.dtype)
@@ -466,13 +448,7 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
         if start_positions is not None and end_positions is not None:
-            ignored = start_logits.shape[1]
-            start = start_positions.reshape(-1).clamp(0, ignored).to(start_logits.device)
-            end = end_positions.reshape(-1).clamp(0, ignored).to(end_logits.device)
-            loss = (
-                nn.functional.cross_entropy(start_logits, start, ignore_index=ignored)
-                + nn.functional.cross_entropy(end_logits, end, ignore_index=ignored)
-            ) / 2
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
         return QuestionAnsweringModelOutput(
             loss=loss, start_logits=start_logits, end_logits=end_logits,
             hidden_states=out.hidden_states, attentions=out.attentions,
