@@ -82,7 +82,7 @@ def test_text_classification_ranks_the_configured_labels(distilbert_folder, caps
 def test_quantized_and_fast_path_runs_score_like_float32(distilbert_folder, capsys):
     folder = distilbert_folder("DistilBertForSequenceClassification", id2label=LABELS)
     plain = _predict(capsys, str(folder), *SENTENCES, "--top-k", "3")["results"]
-    for flags in (["--fast-path"], ["--quantize", "int8"], ["--quantize", "int8", "--fast-path"]):
+    for flags in (["--fast-path"], ["--no-fast-path"], ["--quantize", "int8"], ["--quantize", "int8", "--fast-path"]):
         got = _predict(capsys, str(folder), *SENTENCES, "--top-k", "3", *flags)["results"]
         for a, b in zip(got, plain):
             scores = {t["label"]: t["score"] for t in b["output"]}

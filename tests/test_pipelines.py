@@ -427,7 +427,7 @@ def test_quantize_and_fast_path_switches(text_models):
 
     folder = text_models["feature-extraction"]
     texts = ["the lazy dog", "john smith lives in paris and works at acme"]
-    reference = pipeline("feature-extraction", model=folder)(texts, pooling="mean", return_tensors=True)
+    reference = pipeline("feature-extraction", model=folder, fast_path=False)(texts, pooling="mean", return_tensors=True)
     fast = pipeline("feature-extraction", model=folder, fast_path=True)
     _close(fast(texts, pooling="mean", return_tensors=True), reference)
     int8 = pipeline("feature-extraction", model=folder, quantize="int8")
@@ -439,6 +439,28 @@ def test_quantize_and_fast_path_switches(text_models):
         assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.99
     with pytest.raises(ValueError, match="quantize"):
         pipeline("feature-extraction", model=folder, quantize="int4")
+
+
+def test_fast_path_is_on_by_default_only_where_it_pays_off(text_models, monkeypatch):
+    """Default: on for a float32 model the pipeline loaded itself, where oneDNN's packed matmuls are faster
+    (forced both ways here through the switch that says so); never for a model passed in, nor when asked off."""
+    from plugformers import AutoModel, fast_path
+
+    folder = text_models["feature-extraction"]
+
+    def on(pipe: Any) -> bool:
+        return any(fast_path.is_enabled(m) for m in pipe.model.modules())
+
+    monkeypatch.setenv(fast_path.ONEDNN_ENV, "1")
+    if not fast_path.onednn_preferred():
+        pytest.skip("this torch build has no oneDNN packed linear")
+    assert on(pipeline("feature-extraction", model=folder))
+    assert not on(pipeline("feature-extraction", model=folder, fast_path=False))
+    assert not on(pipeline("feature-extraction", model=folder, quantize="int8"))
+    assert not on(pipeline("feature-extraction", model=AutoModel.from_pretrained(folder)))
+    assert on(pipeline("feature-extraction", model=AutoModel.from_pretrained(folder), fast_path=True))
+    monkeypatch.setenv(fast_path.ONEDNN_ENV, "0")  # a CPU where the packed matmuls are no faster (AVX2)
+    assert not on(pipeline("feature-extraction", model=folder))
 
 
 # ----- images -----------------------------------------------------------------------------------------------

@@ -74,7 +74,10 @@ def add_arguments(p: argparse.ArgumentParser, positive_int: Any) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun, cuda means one GPU per rank)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--quantize", choices=QUANTIZE_MODES, help="int8: int8 linear layers (CPU; see docs/deployment.md)")
-    p.add_argument("--fast-path", action="store_true", help="the model's inference fast path (fused projections)")
+    p.add_argument(
+        "--fast-path", action=argparse.BooleanOptionalAction, default=None,
+        help="the model's inference fast path (fused projections); default: on where it is faster (see pipeline())",
+    )
     p.add_argument("--num-workers", type=int, default=0, help="threads decoding images and audio (default: none)")
     p.add_argument("--top-k", type=positive_int, default=3, help="how many labels or fills to show (default 3)")
     p.add_argument("--candidate-labels", help="zero-shot-classification: the labels, comma-separated")
@@ -371,8 +374,8 @@ def run(args: argparse.Namespace) -> int:
         options["dtype"] = args.dtype
     if args.quantize:
         options["quantize"] = args.quantize
-    if args.fast_path:
-        options["fast_path"] = True
+    if args.fast_path is not None:
+        options["fast_path"] = args.fast_path
     if args.revision:
         options["revision"] = args.revision
     pipe = pipeline(args.task, model=args.checkpoint, **options)
