@@ -360,3 +360,30 @@ def test_init_normal_weights_draws_linear_and_embeddings_and_resets_norms():
     assert abs(float(linear.weight.std()) - 0.02) < 0.002 and not linear.bias.any()
     assert abs(float(embedding.weight.std()) - 0.02) < 0.002 and not embedding.weight[3].any()
     assert bool((norm.weight == 1).all()) and not norm.bias.any()
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[6, 6, 6], [5, 6, 7, 7, 3], [2, 30, 3], [1]],
+    ids=["one-length", "similar-lengths-padded", "far-apart-per-length", "single"],
+)
+@pytest.mark.parametrize("backend", ["sdpa", "eager"])
+def test_packed_attention_equals_each_sequence_alone(lengths, backend):
+    """Packed sequences attend within themselves: one masked call over the sequences padded to the longest
+    (similar lengths) or one call per length (far apart); either way each equals the sequence alone."""
+    from plugformers.attention import get_attention_function
+    from plugformers.masking_utils import PackedSequences
+
+    torch.manual_seed(0)
+    sequences = PackedSequences.from_lengths(lengths)
+    query, key, value = (torch.randn(1, 2, sequences.total, 4) for _ in range(3))
+    attend = get_attention_function(backend)
+    module = nn.Module().eval()
+    packed = sequences.attend(attend, module, query, key, value, scaling=0.5)
+    alone = torch.cat(
+        [attend(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None, scaling=0.5)[0]
+         for a, b in zip(sequences.cu_seqlens, sequences.cu_seqlens[1:])],
+        dim=2,
+    )
+    assert packed.shape == (1, 2, sequences.total, 4)
+    torch.testing.assert_close(packed, alone, atol=1e-6, rtol=1e-6)

@@ -44,6 +44,7 @@ class PackedSequences:
         self.lengths = [b - a for a, b in itertools.pairwise(bounds)]
         self.total = bounds[-1]
         self._groups: dict[torch.device, list[torch.Tensor]] = {}
+        self._padded: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
     def from_lengths(cls, lengths: Sequence[int]) -> PackedSequences:
@@ -77,7 +78,22 @@ class PackedSequences:
         value: torch.Tensor,
         **kwargs: Any,
     ) -> torch.Tensor:
-        """``backend`` applied within each sequence of ``(1, heads, total, head_dim)`` tensors; same shape out."""
+        """``backend`` applied within each sequence of ``(1, heads, total, head_dim)`` tensors; same shape out.
+
+        Sequences of one length share one call. Sequences of several lengths also do when padding them to the
+        longest at most doubles the attention's work (length-sorted batches), with the padding keys masked:
+        one call instead of one per length. Only the attention sees that padding; the layers around it still
+        run on the real tokens alone.
+        """
+        longest, square = max(self.lengths), sum(n * n for n in self.lengths)
+        if len(self.groups(query.device)) > 1 and len(self.lengths) * longest * longest <= 2 * square:
+            gather, scatter, mask = self.padded(query.device, query.dtype)
+            # (1, heads, total, dim) -> (heads, sequences, longest, dim) -> (sequences, heads, longest, dim)
+            q, k, v = (t[0].index_select(1, gather).unflatten(1, (len(self.lengths), longest)).transpose(0, 1) for t in (query, key, value))
+            part, _ = backend(module, q, k, v, mask, **{**kwargs, "output_attentions": False})
+            # (sequences, heads, longest, dim) -> (heads, sequences * longest, dim) -> (1, heads, total, dim)
+            flat = part.transpose(0, 1).reshape(part.shape[1], -1, part.shape[-1])
+            return flat.index_select(1, scatter)[None].to(query.dtype)
         out = query.new_empty((*query.shape[:3], value.shape[-1]))
         for index in self.groups(query.device):
             # (heads, sequences, length, dim) -> (sequences, heads, length, dim)
@@ -85,6 +101,20 @@ class PackedSequences:
             part, _ = backend(module, q, k, v, None, **{**kwargs, "output_attentions": False})
             out[0][:, index] = part.transpose(0, 1).to(out.dtype)
         return out
+
+    def padded(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sequences padded to the longest: which packed token each slot reads ``(sequences * longest,)``
+        (padding slots read token 0, masked out), where each packed token sits among the
+        ``sequences * longest`` slots ``(total,)``, and the additive key mask ``(sequences, 1, 1, longest)``."""
+        if (device, dtype) not in self._padded:
+            lengths = torch.tensor(self.lengths, device=device)
+            slots = torch.arange(max(self.lengths), device=device)
+            keep = slots[None, :] < lengths[:, None]
+            starts = torch.tensor(self.cu_seqlens[:-1], device=device)
+            gather = torch.where(keep, starts[:, None] + slots[None, :], 0).flatten()
+            scatter = torch.arange(keep.numel(), device=device).reshape(keep.shape)[keep]
+            self._padded[(device, dtype)] = gather, scatter, _additive(keep[:, None, None, :], dtype)
+        return self._padded[(device, dtype)]
 
     def block_mask(self, dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:
         """The equivalent additive mask ``(1, 1, total, total)``: each sequence sees only itself."""
