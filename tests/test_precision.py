@@ -133,6 +133,20 @@ def test_int8_kernels_agree_and_follow_the_cpu(monkeypatch: pytest.MonkeyPatch) 
     assert float((other(x) - want).abs().max()) < 0.05 * float(want.abs().max())
 
 
+def test_activations_are_rounded_to_the_nearest_code_of_their_token() -> None:
+    """Each token's codes span its own range (0 included) and round to the nearest step; dequantized they are
+    within half a step of the input."""
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(5, 300) * torch.tensor([[0.01], [1.0], [50.0], [3.0], [0.5]]), torch.rand(1, 300) + 1])
+    codes, scale, zero = cpu_kernels._quantize_rows(x, 255)
+    assert codes.dtype == torch.uint8 and codes.shape == x.shape
+    exact = x / scale + zero
+    assert bool((codes.float() - exact).abs().le(0.5 + 1e-3).all())  # nearest code (ties either way)
+    assert bool(((codes.float() - zero) * scale - x).abs().le(scale * (0.5 + 1e-3)).all())
+    assert int(codes[:5].max()) >= 250 and int(codes[:5].min()) <= 5  # each token uses its whole range
+    assert bool((zero[5] == 0).all()) and int(codes[5].max()) >= 250  # all-positive token: 0 is its low end
+
+
 @pytest.mark.parametrize(
     ("flags", "bf16", "dot"),
     [
