@@ -11,6 +11,7 @@ float32 on the file ``plugformers export`` wrote (verified against eager) and in
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -27,6 +28,10 @@ PRECISIONS = {
     "bfloat16": ("ours", "reference"),
     "int8": ("ours", "reference", "onnxruntime"),
 }
+
+
+#: Seconds between two timed calls (see the loop in :func:`run_shape`).
+PAUSE_S = 0.05
 
 
 def shape_name(family: str, batch: int, length: int) -> str:
@@ -110,7 +115,10 @@ def run_shape(args: dict[str, Any]) -> dict[str, Any]:
     order = list(calls)
     begin = time.perf_counter()
     for rep in range(args["max_reps"]):
-        for name in order[rep % len(order):] + order[: rep % len(order)]:
+        # A new order every round, and a pause before each call: onnxruntime's thread pool spins on for a while
+        # after its call and would slow down whichever call came next (always the same one in a fixed order).
+        for name in random.Random(rep).sample(order, len(order)):
+            time.sleep(PAUSE_S)
             start = time.perf_counter()
             calls[name]()
             times[name].append(time.perf_counter() - start)
