@@ -213,8 +213,8 @@ def test_mlm_refuses_bad_settings(tokenizer):
     ]:
         with pytest.raises(ValueError, match=match):
             DataCollatorForLanguageModeling(tokenizer, **kwargs)
-    with pytest.raises(NotImplementedError, match="whole_word_mask"):
-        DataCollatorForLanguageModeling(tokenizer, whole_word_mask=True)
+    with pytest.raises(ValueError, match="needs mlm=True"):
+        DataCollatorForLanguageModeling(tokenizer, whole_word_mask=True, mlm=False)
     with pytest.raises(TypeError, match="tokenizer"):
         DataCollatorWithPadding(None)  # type: ignore[arg-type]
     mask = tokenizer.mask_token
@@ -255,3 +255,73 @@ def test_works_on_torch_formatted_rows(tokenizer, tmp_path: Path):
     rows = [{k: torch.tensor(v) for k, v in r.items()} | {"labels": torch.tensor(1)} for r in _examples(tokenizer)]
     batch = DataCollatorWithPadding(tokenizer)(rows)
     assert batch["labels"].tolist() == [1, 1, 1] and batch["input_ids"].dtype == torch.long
+
+
+# ----- whole-word masking -------------------------------------------------------------------------------------
+
+
+def _words_of(tokenizer, text):
+    """``(encoding with offsets, token positions of each word)``: a word is a run of touching character spans."""
+    encoding = tokenizer(text, return_offsets_mapping=True)
+    words: list[list[int]] = []
+    end = -1
+    for i, (a, b) in enumerate(encoding["offset_mapping"]):
+        if b > a:
+            if a != end:
+                words.append([])
+            words[-1].append(i)
+        end = b if b > a else -1
+    return dict(encoding), words
+
+
+def test_whole_word_mask_masks_every_piece_of_a_picked_word_and_nothing_else(tokenizer):
+    example, words = _words_of(tokenizer, "jumps quickly over xylophones")
+    assert any(len(w) > 1 for w in words)  # spelled in pieces by the letter vocabulary
+    collator = DataCollatorForLanguageModeling(
+        tokenizer, whole_word_mask=True, mlm_probability=0.3, mask_replace_prob=1.0, random_replace_prob=0.0, seed=0
+    )
+    batch = collator([example] * 3000)
+    assert "offset_mapping" not in batch
+    picked = batch["labels"] != -100
+    assert torch.equal(picked, batch["input_ids"] == tokenizer.mask_token_id)  # picked pieces: all [MASK]
+    ids = torch.tensor(example["input_ids"])
+    assert torch.equal(batch["labels"][picked], ids.expand_as(picked)[picked])  # labels: the original ids
+    inside = [i for w in words for i in w]
+    assert not picked[:, [i for i in range(len(ids)) if i not in inside]].any()  # [CLS] and [SEP] never
+    for word in words:
+        assert bool((picked[:, word] == picked[:, word[:1]]).all())  # a word is masked whole or not at all
+        assert abs(float(picked[:, word[0]].float().mean()) - 0.3) < 0.04  # each word with mlm_probability
+    first, second = (picked[:, w[0]].float() for w in words[:2])
+    assert abs(float(torch.corrcoef(torch.stack([first, second]))[0, 1])) < 0.08  # words drawn independently
+
+
+def test_whole_word_mask_pads_offsets_forces_mask_tokens_and_repeats_with_a_seed(tokenizer):
+    (short, _), (long, words) = _words_of(tokenizer, "a dog"), _words_of(tokenizer, "xylophones jump over the fox")
+    with pytest.warns(UserWarning, match="mask_replace_prob=0.8 and random_replace_prob=0.1 become 1 and 0"):
+        collator = DataCollatorForLanguageModeling(tokenizer, whole_word_mask=True, mlm_probability=0.5, seed=3)
+    assert (collator.mask_replace_prob, collator.random_replace_prob) == (1.0, 0.0)
+    batch = collator([short, long] * 50)
+    assert batch["input_ids"].shape == (100, len(long["input_ids"]))
+    assert not (batch["labels"][0::2, len(short["input_ids"]):] != -100).any()  # padding is never masked
+    picked = batch["labels"][1::2] != -100
+    for word in words:
+        assert bool((picked[:, word] == picked[:, word[:1]]).all())
+    again = DataCollatorForLanguageModeling(tokenizer, whole_word_mask=True, mlm_probability=0.5, seed=3,
+                                            mask_replace_prob=1.0, random_replace_prob=0.0)
+    assert torch.equal(again([short, long] * 50)["labels"], batch["labels"])
+    tokenizer.padding_side = "left"
+    try:  # the short example's tokens, and so its words, move right by the padding
+        (short, short_words) = _words_of(tokenizer, "jumps xylophones")
+        left = collator([short, long] * 200)
+    finally:
+        tokenizer.padding_side = "right"
+    shift = len(long["input_ids"]) - len(short["input_ids"])
+    picked = left["labels"][0::2] != -100
+    assert not picked[:, :shift + 1].any() and picked.any()  # padding and [CLS]
+    for word in short_words:
+        assert bool((picked[:, [shift + i for i in word]] == picked[:, [shift + word[0]]]).all())
+    with pytest.raises(ValueError, match="return_offsets_mapping=True"):
+        collator([dict(tokenizer("a dog"))])
+    with pytest.raises(ValueError, match="one \\(start, end\\) pair per token"):
+        collator([{**short, "offset_mapping": short["offset_mapping"][:-1]}])
+

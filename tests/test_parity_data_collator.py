@@ -130,3 +130,28 @@ def test_parity_seeded_masking_in_dataloader_workers(tokenizers):
         collator = module.DataCollatorForLanguageModeling(tok, mlm_probability=0.5, seed=5)
         batches.append(list(torch.utils.data.DataLoader(rows, batch_size=2, num_workers=2, collate_fn=collator)))
     _assert_same(*batches)
+
+
+def test_parity_whole_word_mask_picks_the_same_words_as_often(tokenizers):
+    """Both collators mask whole words (the same word boundaries, from the offsets), each word with
+    ``mlm_probability``, always with the mask token."""
+    import warnings
+
+    ours_tok, ref_tok = tokenizers
+    text = "xylophones jump quickly over the lazy dog"
+    example = dict(ours_tok(text, return_offsets_mapping=True))
+    assert example["offset_mapping"] == list(map(tuple, ref_tok(text, return_offsets_mapping=True)["offset_mapping"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # both say the replacement probabilities become 1 and 0
+        ours = plugformers.DataCollatorForLanguageModeling(ours_tok, whole_word_mask=True, mlm_probability=0.4, seed=0)
+        ref = transformers.DataCollatorForLanguageModeling(ref_tok, whole_word_mask=True, mlm_probability=0.4, seed=0)
+    ours_batch = ours([dict(example) for _ in range(3000)])
+    ref_batch = ref([dict(example) for _ in range(3000)])
+    ours_picked, ref_picked = ours_batch["labels"] != -100, ref_batch["labels"] != -100
+    for batch, picked in ((ours_batch, ours_picked), (ref_batch, ref_picked)):
+        assert torch.equal(picked, batch["input_ids"] == ours_tok.mask_token_id)
+    # The same partition into words: two positions are always masked together in one iff in the other.
+    same_ours = (ours_picked[:, :, None] == ours_picked[:, None, :]).all(0)
+    same_ref = (ref_picked[:, :, None] == ref_picked[:, None, :]).all(0)
+    assert torch.equal(same_ours, same_ref)
+    assert torch.allclose(ours_picked.float().mean(0), ref_picked.float().mean(0), atol=0.05)

@@ -8,6 +8,7 @@ Batches come back as torch tensors (``return_tensors="pt"``) or NumPy arrays (``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,7 +207,12 @@ class DataCollatorForLanguageModeling:
     With ``mlm=True`` each token that is neither special nor padding is picked with probability
     ``mlm_probability``; a picked token becomes the mask token with probability ``mask_replace_prob``,
     a random token with probability ``random_replace_prob``, and stays as it is otherwise (the usual
-    80/10/10 rule). ``labels`` hold the original ids at picked positions and -100 elsewhere. With
+    80/10/10 rule). ``labels`` hold the original ids at picked positions and -100 elsewhere.
+    ``whole_word_mask=True`` picks words instead, each with probability ``mlm_probability``, and masks
+    every token of a picked word, always with the mask token (as the reference does: a word half replaced by
+    random pieces would tell the model where it ends). Words come from the examples' ``offset_mapping``
+    (tokenize with ``return_offsets_mapping=True``): a token whose text starts where the previous one's ends
+    continues its word. With
     ``mlm=False``, ``labels`` are the inputs with -100 at padding (the model shifts them itself).
     ``seed`` makes the masking reproducible: a collator with the same seed gives the same batches
     in the same order (each DataLoader worker adds its worker id to the seed).
@@ -227,10 +233,17 @@ class DataCollatorForLanguageModeling:
         _check_tokenizer(self.tokenizer, type(self).__name__)
         _check_return_tensors(self.return_tensors)
         if self.whole_word_mask:
-            raise NotImplementedError(
-                "whole_word_mask=True is not supported by plugformers' DataCollatorForLanguageModeling; "
-                "use whole_word_mask=False (token-level masking)."
-            )
+            if not self.mlm:
+                raise ValueError("whole_word_mask=True masks words for masked language modelling; it needs mlm=True.")
+            if self.mask_replace_prob != 1 or self.random_replace_prob != 0:
+                warnings.warn(
+                    "whole_word_mask=True replaces every token of a picked word with the mask token: "
+                    f"mask_replace_prob={self.mask_replace_prob} and random_replace_prob={self.random_replace_prob} "
+                    "become 1 and 0.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                self.mask_replace_prob, self.random_replace_prob = 1.0, 0.0
         if self.mlm and self.tokenizer.mask_token is None:
             raise ValueError(
                 "mlm=True needs a tokenizer with a mask token, and this one has none; "
@@ -260,14 +273,16 @@ class DataCollatorForLanguageModeling:
     def __call__(self, examples: Sequence[Any]) -> dict[str, Any]:
         if not isinstance(examples, Sequence) or not examples:
             raise ValueError(f"{type(self).__name__} needs a non-empty list of examples, got {examples!r}.")
+        offsets = self._offsets(examples) if self.whole_word_mask else None
         if isinstance(examples[0], Mapping):
-            batch = dict(
-                self.tokenizer.pad(list(examples), pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt")
-            )
+            rows = [{k: v for k, v in e.items() if k != "offset_mapping"} for e in examples]
+            batch = dict(self.tokenizer.pad(rows, pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt"))
         else:
             batch = {"input_ids": self._pad_ids(examples)}
         special = batch.pop("special_tokens_mask", None)
-        if self.mlm:
+        if offsets is not None:
+            batch["input_ids"], batch["labels"] = self._mask_words(batch["input_ids"], special, offsets)
+        elif self.mlm:
             batch["input_ids"], batch["labels"] = self.torch_mask_tokens(batch["input_ids"], special)
         else:
             labels = batch["input_ids"].clone()
@@ -275,6 +290,63 @@ class DataCollatorForLanguageModeling:
                 labels[labels == self.tokenizer.pad_token_id] = IGNORE_INDEX
             batch["labels"] = labels
         return batch if self.return_tensors == "pt" else _to_numpy(batch)
+
+    def _offsets(self, examples: Sequence[Any]) -> list[list[tuple[int, int]]]:
+        """Each example's ``(start, end)`` character span per token, for whole-word masking."""
+        if not all(isinstance(e, Mapping) and "offset_mapping" in e for e in examples):
+            raise ValueError(
+                "whole_word_mask=True finds words from each example's offset_mapping, and these examples have "
+                "none: tokenize them with return_offsets_mapping=True (a fast tokenizer)."
+            )
+        spans = []
+        for e in examples:
+            offsets = _to_list(e["offset_mapping"])
+            if len(offsets) != len(_to_list(e["input_ids"])):
+                raise ValueError(
+                    f"An example has {len(offsets)} offsets for {len(_to_list(e['input_ids']))} tokens; "
+                    "offset_mapping must hold one (start, end) pair per token."
+                )
+            spans.append([(int(a), int(b)) for a, b in offsets])
+        return spans
+
+    def _mask_words(
+        self, inputs: torch.Tensor, special_tokens_mask: Any, offsets: list[list[tuple[int, int]]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked copies of ``inputs`` and their labels, whole words at a time (see the class docstring)."""
+        probability = self.mlm_probability if self.mlm_probability is not None else 0.15
+        labels = inputs.clone()
+        words = torch.full(inputs.shape, -1, dtype=torch.long)  # each token's word number in its row; -1: none
+        for row, spans in enumerate(offsets):
+            shift = inputs.shape[1] - len(spans) if self.tokenizer.padding_side == "left" else 0
+            count, end = -1, -1
+            for i, (start, stop) in enumerate(spans):
+                if stop <= start:  # a special token (empty span): the next token starts a new word
+                    end = -1
+                    continue
+                if start != end:
+                    count += 1
+                words[row, shift + i] = count
+                end = stop
+        words[self._special(labels, special_tokens_mask)] = -1
+        draws = torch.bernoulli(torch.full(inputs.shape, float(probability)), generator=self._rng()).bool()
+        picked = (words >= 0) & draws.gather(1, words.clamp(min=0))  # one draw per word
+        labels[~picked] = IGNORE_INDEX
+        inputs = inputs.clone()
+        inputs[picked] = self.tokenizer.mask_token_id
+        return inputs, labels
+
+    def _special(self, labels: torch.Tensor, special_tokens_mask: Any) -> torch.Tensor:
+        """Special tokens and padding: never masked."""
+        if special_tokens_mask is None:
+            special = torch.tensor(
+                [self.tokenizer.get_special_tokens_mask(row, already_has_special_tokens=True) for row in labels.tolist()],
+                dtype=torch.bool,
+            )
+        else:
+            special = torch.as_tensor(special_tokens_mask).bool()
+        if self.tokenizer.pad_token_id is not None:
+            special |= labels == self.tokenizer.pad_token_id
+        return special
 
     def _pad_ids(self, examples: Sequence[Any]) -> torch.Tensor:
         rows = [_to_list(e) for e in examples]
@@ -300,15 +372,7 @@ class DataCollatorForLanguageModeling:
         generator = self._rng()
         inputs = inputs.clone()
         labels = inputs.clone()
-        if special_tokens_mask is None:
-            special = torch.tensor(
-                [self.tokenizer.get_special_tokens_mask(row, already_has_special_tokens=True) for row in labels.tolist()],
-                dtype=torch.bool,
-            )
-        else:
-            special = torch.as_tensor(special_tokens_mask).bool()
-        if self.tokenizer.pad_token_id is not None:
-            special |= labels == self.tokenizer.pad_token_id
+        special = self._special(labels, special_tokens_mask)
         chance = torch.full(labels.shape, float(probability)).masked_fill_(special, 0.0)
         picked = torch.bernoulli(chance, generator=generator).bool()
         labels[~picked] = IGNORE_INDEX
