@@ -282,7 +282,8 @@ class Registry:
         self.families: dict[str, FamilySpec] = {}
         self.names: dict[str, tuple[Any, str]] = {}  # public name -> (ref, plugin)
         # AutoModel*.register(config_class, ...) for a config class that is not its model_type's family
-        # config (say a custom config reusing "resnet"): looked up by class, like the reference does.
+        # config (say a custom config reusing an installed family's model_type): looked up by class, like the
+        # reference does.
         self.class_models: dict[type, dict[str, Any]] = {}
         self._attention: dict[str, tuple[Any, str]] = {}
         self.overrides: list[str] = []
@@ -675,8 +676,8 @@ class Registry:
     def family_for_config_class(self, config_class: type) -> FamilySpec | None:
         """The family whose config ``config_class`` is (or subclasses); None for an unrelated class.
 
-        Sharing a ``model_type`` string is not enough: a custom config named "resnet" must not get the
-        installed ResNet's models.
+        Sharing a ``model_type`` string is not enough: a custom config that reuses an installed family's
+        ``model_type`` must not get that family's models.
         """
         self.ensure_loaded()
         model_type = getattr(config_class, "model_type", None)

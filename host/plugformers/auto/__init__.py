@@ -99,7 +99,7 @@ class AutoConfig:
 
     @classmethod
     def for_model(cls, model_type: str, *args: Any, **kwargs: Any) -> PretrainedConfig:
-        """A default config of ``model_type`` with ``kwargs`` applied: ``AutoConfig.for_model("distilbert", dim=64)``."""
+        """A default config of ``model_type`` with ``kwargs`` applied: ``AutoConfig.for_model("my-family", hidden_size=64)``."""
         try:
             config_class = cls.config_class_for(model_type)
         except KeyError as exc:
