@@ -77,10 +77,7 @@ def sdpa_attention(
     if attention_mask is not None and attention_mask.dtype != query.dtype:
         attention_mask = attention_mask.to(query.dtype)
     if _short_cpu_inference(query, key):
-        scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (b, h, q, k)
-        if attention_mask is not None:
-            scores = scores + attention_mask
-        return torch.matmul(nn.functional.softmax(scores, dim=-1), value), None
+        return eager_attention(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout)
     output = nn.functional.scaled_dot_product_attention(
         query,
         key,

@@ -275,7 +275,9 @@ class DataCollatorForLanguageModeling:
             raise ValueError(f"{type(self).__name__} needs a non-empty list of examples, got {examples!r}.")
         offsets = self._offsets(examples) if self.whole_word_mask else None
         if isinstance(examples[0], Mapping):
-            rows = [{k: v for k, v in e.items() if k != "offset_mapping"} for e in examples]
+            rows = list(examples)
+            if offsets is not None:  # offsets are read above; the tokenizer pads only what the model takes
+                rows = [{k: v for k, v in e.items() if k != "offset_mapping"} for e in rows]
             batch = dict(self.tokenizer.pad(rows, pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt"))
         else:
             batch = {"input_ids": self._pad_ids(examples)}
@@ -313,7 +315,7 @@ class DataCollatorForLanguageModeling:
         self, inputs: torch.Tensor, special_tokens_mask: Any, offsets: list[list[tuple[int, int]]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked copies of ``inputs`` and their labels, whole words at a time (see the class docstring)."""
-        probability = self.mlm_probability if self.mlm_probability is not None else 0.15
+        probability = self._probability()
         labels = inputs.clone()
         words = torch.full(inputs.shape, -1, dtype=torch.long)  # each token's word number in its row; -1: none
         for row, spans in enumerate(offsets):
@@ -328,12 +330,16 @@ class DataCollatorForLanguageModeling:
                 words[row, shift + i] = count
                 end = stop
         words[self._special(labels, special_tokens_mask)] = -1
-        draws = torch.bernoulli(torch.full(inputs.shape, float(probability)), generator=self._rng()).bool()
+        draws = torch.bernoulli(torch.full(inputs.shape, probability), generator=self._rng()).bool()
         picked = (words >= 0) & draws.gather(1, words.clamp(min=0))  # one draw per word
         labels[~picked] = IGNORE_INDEX
         inputs = inputs.clone()
         inputs[picked] = self.tokenizer.mask_token_id
         return inputs, labels
+
+    def _probability(self) -> float:
+        """How often a token (or a word) is picked: ``mlm_probability``, 0.15 when it is None."""
+        return float(self.mlm_probability) if self.mlm_probability is not None else 0.15
 
     def _special(self, labels: torch.Tensor, special_tokens_mask: Any) -> torch.Tensor:
         """Special tokens and padding: never masked."""
@@ -368,12 +374,12 @@ class DataCollatorForLanguageModeling:
         self, inputs: torch.Tensor, special_tokens_mask: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked copies of ``inputs`` and their labels, by the rule in the class docstring."""
-        probability = self.mlm_probability if self.mlm_probability is not None else 0.15
+        probability = self._probability()
         generator = self._rng()
         inputs = inputs.clone()
         labels = inputs.clone()
         special = self._special(labels, special_tokens_mask)
-        chance = torch.full(labels.shape, float(probability)).masked_fill_(special, 0.0)
+        chance = torch.full(labels.shape, probability).masked_fill_(special, 0.0)
         picked = torch.bernoulli(chance, generator=generator).bool()
         labels[~picked] = IGNORE_INDEX
         to_mask = torch.bernoulli(torch.full(labels.shape, self.mask_replace_prob), generator=generator).bool() & picked

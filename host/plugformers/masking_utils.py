@@ -45,6 +45,9 @@ class PackedSequences:
         self.total = bounds[-1]
         self._groups: dict[torch.device, list[torch.Tensor]] = {}
         self._padded: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        # Several lengths share one attention call when padding them to the longest at most doubles its work.
+        self.longest, work = max(self.lengths), sum(n * n for n in self.lengths)
+        self.pad_attention = len(set(self.lengths)) > 1 and len(self.lengths) * self.longest**2 <= 2 * work
 
     @classmethod
     def from_lengths(cls, lengths: Sequence[int]) -> PackedSequences:
@@ -85,11 +88,13 @@ class PackedSequences:
         one call instead of one per length. Only the attention sees that padding; the layers around it still
         run on the real tokens alone.
         """
-        longest, square = max(self.lengths), sum(n * n for n in self.lengths)
-        if len(self.groups(query.device)) > 1 and len(self.lengths) * longest * longest <= 2 * square:
+        if self.pad_attention:
             gather, scatter, mask = self.padded(query.device, query.dtype)
             # (1, heads, total, dim) -> (heads, sequences, longest, dim) -> (sequences, heads, longest, dim)
-            q, k, v = (t[0].index_select(1, gather).unflatten(1, (len(self.lengths), longest)).transpose(0, 1) for t in (query, key, value))
+            q, k, v = (
+                t[0].index_select(1, gather).unflatten(1, (len(self.lengths), self.longest)).transpose(0, 1)
+                for t in (query, key, value)
+            )
             part, _ = backend(module, q, k, v, mask, **{**kwargs, "output_attentions": False})
             # (sequences, heads, longest, dim) -> (heads, sequences * longest, dim) -> (1, heads, total, dim)
             flat = part.transpose(0, 1).reshape(part.shape[1], -1, part.shape[-1])
@@ -108,7 +113,7 @@ class PackedSequences:
         ``sequences * longest`` slots ``(total,)``, and the additive key mask ``(sequences, 1, 1, longest)``."""
         if (device, dtype) not in self._padded:
             lengths = torch.tensor(self.lengths, device=device)
-            slots = torch.arange(max(self.lengths), device=device)
+            slots = torch.arange(self.longest, device=device)
             keep = slots[None, :] < lengths[:, None]
             starts = torch.tensor(self.cu_seqlens[:-1], device=device)
             gather = torch.where(keep, starts[:, None] + slots[None, :], 0).flatten()

@@ -82,8 +82,9 @@ def pipeline(
     through :func:`plugformers.precision.to_inference` (inputs cast on each call; int8 linear layers).
     ``fast_path=True`` turns on the model's inference fast path, ``False`` leaves it off; by default (None) it is
     on where it pays off: a float32 model that the pipeline loaded itself, on a CPU whose matmuls it makes faster
-    (:func:`plugformers.fast_path.onednn_preferred`). A model passed in is never changed unasked. ``batch_size`` inputs run per forward pass (inputs are
-    sorted by length first, results come back in input order). For ``feature-extraction`` on a folder written
+    (:func:`plugformers.fast_path.onednn_preferred`). A model passed in is never changed unasked.
+    ``batch_size`` inputs run per forward pass (inputs are sorted by length first, results come back in input
+    order). For ``feature-extraction`` on a folder written
     by sentence-transformers, its pooling, normalisation and maximum length are the defaults. Other keywords are the task's call parameters
     (their defaults for every call, e.g. ``top_k=3``) or the pipeline's options (``padding_free`` for text).
     """
@@ -125,7 +126,7 @@ def pipeline(
     torch_dtype = _dtype(dtype, torch)
     target = resolve_device(device)
     loaded_here = isinstance(model, (str, os.PathLike))
-    if isinstance(model, (str, os.PathLike)):
+    if loaded_here:
         auto = _auto_class(task, config, registry)
         load: dict[str, Any] = dict(model_kwargs or {})
         if torch_dtype is not None:
